@@ -1,0 +1,57 @@
+"""The raw OCPP message log: every frame in and out, written in batches, purged by age."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.tables import OCPP_MESSAGE
+from gateway.writer import Unit, Writer
+from schema.enums import MessageDirection
+from schema.events import Event
+from schema.timeutil import utcnow
+
+# A frame longer than this is cut in the log (the charger's data still lands in its tables);
+# it bounds the memory the buffer can hold between flushes.
+MAX_LOGGED_FRAME_CHARS = 16_384
+# Above this many buffered frames the oldest are dropped rather than growing without bound
+# while the database is slow: the log is for debugging, not a record anything depends on.
+MAX_BUFFERED_FRAMES = 200_000
+
+
+class MessageLog:
+    def __init__(self, writer: Writer, *, enabled: bool = True) -> None:
+        self._writer = writer
+        self._rows: list[dict[str, Any]] = []
+        self.enabled = enabled
+        self.dropped = 0
+
+    def append(self, charge_point_id: str, direction: MessageDirection, message_type: int,
+               message_id: str, action: str | None, text: str) -> None:
+        if not self.enabled:
+            return
+        if len(self._rows) >= MAX_BUFFERED_FRAMES:
+            self.dropped += 1
+            return
+        self._rows.append({
+            "charge_point_id": charge_point_id, "direction": direction.value,
+            "message_type": message_type, "message_id": message_id[:64],
+            "action": action, "payload": text[:MAX_LOGGED_FRAME_CHARS], "logged_at": utcnow(),
+        })
+
+    def flush(self) -> None:
+        if self._rows:
+            rows, self._rows = self._rows, []
+            self._writer.submit_nowait(Unit(inserts=[(OCPP_MESSAGE, rows)]))
+
+    async def purge(self, retention_days: int) -> int:
+        cutoff = utcnow() - timedelta(days=retention_days)
+
+        async def fn(conn: AsyncConnection, _events: list[Event]) -> int:
+            result = await conn.execute(delete(OCPP_MESSAGE).where(OCPP_MESSAGE.c.logged_at < cutoff))
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+        return int(await self._writer.submit(Unit(fn=fn)))

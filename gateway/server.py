@@ -1,0 +1,250 @@
+"""The charger-facing WebSocket server: handshake checks, one OCPP session per station,
+and the command path from the bus to the station's socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import unquote
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from gateway import validation
+from gateway.message_log import MessageLog
+from gateway.ocppj import OcppJSession
+from gateway.stations import (
+    StationRecord,
+    find_station,
+    flush_last_seen,
+    load_context,
+    register_station,
+    set_online,
+)
+from gateway.v16 import commands as v16_commands
+from gateway.v16.handlers import ACTIONS as V16_ACTIONS
+from gateway.v16.handlers import NOT_SUPPORTED as V16_NOT_SUPPORTED
+from gateway.v16.handlers import ChargePoint16
+from gateway.writer import Writer
+from schema.bus import Bus
+from schema.commands import Command, CommandReply
+from schema.enums import MessageDirection, OcppVersion
+from schema.secrets import fingerprint, verify_secret
+from schema.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+SUBPROTOCOLS = [OcppVersion.V16.value]
+PATH_PREFIX = "/ocpp/"
+# OCPP 2.0.1 bounds the charging station identity to 48 characters; 1.6 leaves it open.
+MAX_CHARGE_POINT_ID_LENGTH = 48
+# Largest frame accepted: big enough for a StopTransaction with a long transactionData,
+# small enough that one bad charger cannot make the gateway buffer megabytes.
+MAX_FRAME_BYTES = 256 * 1024
+# Keepalive pings hold NAT mappings open between heartbeats.
+PING_INTERVAL_S = 30.0
+LIVENESS_FLUSH_S = 5.0
+MESSAGE_LOG_FLUSH_S = 1.0
+RETENTION_PURGE_S = 3600.0
+# Close code a replaced connection gets when the same station connects again.
+CLOSE_REPLACED = 4000
+
+
+@dataclass(slots=True)
+class Connected:
+    connection: ServerConnection
+    session: OcppJSession
+
+
+class Gateway:
+    def __init__(
+        self, engine: AsyncEngine, bus: Bus, *, host: str = "127.0.0.1", port: int = 9000,
+        auto_register: bool = False, heartbeat_interval_s: int = 300,
+        command_timeout_s: float = 30.0, message_log_retention_days: int = 14,
+        message_log: bool = True,
+    ) -> None:
+        self.engine = engine
+        self.bus = bus
+        self.host = host
+        self.port = port
+        self.auto_register = auto_register
+        self.heartbeat_interval_s = heartbeat_interval_s
+        self.command_timeout_s = command_timeout_s
+        self.retention_days = message_log_retention_days
+        self.writer = Writer(engine, bus)
+        self.message_log = MessageLog(self.writer, enabled=message_log)
+        self.connections: dict[str, Connected] = {}
+        self._handshakes: dict[ServerConnection, StationRecord] = {}
+        self._verified: set[str] = set()
+        self._seen: dict[int, datetime] = {}
+        self._server: Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def bound_port(self) -> int:
+        assert self._server is not None
+        return int(next(iter(self._server.sockets)).getsockname()[1])
+
+    async def start(self) -> None:
+        validation.warm("v16", [*V16_ACTIONS, *(f"{a}Response" for a in (
+            "RemoteStartTransaction", "RemoteStopTransaction", "Reset", "TriggerMessage"))])
+        self.writer.start()
+        self._server = await serve(
+            self._handle, self.host, self.port, subprotocols=SUBPROTOCOLS,  # type: ignore[arg-type]
+            process_request=self._process_request,
+            # Per-message deflate triples memory per connection; OCPP frames are small.
+            compression=None, max_size=MAX_FRAME_BYTES, ping_interval=PING_INTERVAL_S,
+            max_queue=4, server_header="ChargeNet",
+        )
+        self._tasks = [
+            asyncio.create_task(self._every(LIVENESS_FLUSH_S, self._flush_liveness)),
+            asyncio.create_task(self._every(MESSAGE_LOG_FLUSH_S, self.message_log.flush)),
+            asyncio.create_task(self._every(RETENTION_PURGE_S, self._purge_log, now=True)),
+        ]
+
+    async def stop(self) -> None:
+        """Close charger sockets with 1001 going away (they reconnect), flush, stop writing."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._flush_liveness()
+        self.message_log.flush()
+        await self.writer.stop()
+
+    async def _every(self, seconds: float, fn: Any, *, now: bool = False) -> None:
+        if not now:
+            await asyncio.sleep(seconds)
+        while True:
+            try:
+                result = fn()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                log.exception("periodic task %s failed", getattr(fn, "__name__", fn))
+            await asyncio.sleep(seconds)
+
+    def _flush_liveness(self) -> None:
+        seen, self._seen = self._seen, {}
+        flush_last_seen(self.writer, seen)
+
+    async def _purge_log(self) -> None:
+        removed = await self.message_log.purge(self.retention_days)
+        if removed:
+            log.info("purged %d OCPP log rows older than %d days", removed, self.retention_days)
+
+    # -- handshake -------------------------------------------------------------------------
+
+    async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if not path.startswith(PATH_PREFIX):
+            return connection.respond(HTTPStatus.NOT_FOUND, "OCPP endpoint is /ocpp/{chargePointId}\n")
+        cpid = unquote(path[len(PATH_PREFIX):]).strip("/")
+        if not cpid or "/" in cpid or len(cpid) > MAX_CHARGE_POINT_ID_LENGTH:
+            return connection.respond(HTTPStatus.BAD_REQUEST, "invalid charge point id\n")
+        record = await find_station(self.engine, cpid)
+        if record is None:
+            if not self.auto_register:
+                log.info("refused unknown station %s", cpid)
+                return connection.respond(HTTPStatus.NOT_FOUND, "unknown charge point\n")
+            record = await register_station(self.writer, cpid,
+                                            heartbeat_interval_s=self.heartbeat_interval_s)
+            log.info("auto-registered station %s", cpid)
+        if record.password_hash is not None and not await self._authenticate(record, request.headers):
+            response = connection.respond(HTTPStatus.UNAUTHORIZED, "authentication required\n")
+            response.headers["WWW-Authenticate"] = 'Basic realm="ChargeNet OCPP"'
+            return response
+        self._handshakes[connection] = record
+        return None
+
+    async def _authenticate(self, record: StationRecord, headers: Headers) -> bool:
+        """OCPP security profile 1: Basic auth, user name = charge point id."""
+        header = headers.get("Authorization", "")
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        if user != record.charge_point_id or record.password_hash is None:
+            return False
+        # Argon2 is slow on purpose; a reconnect storm must not cost 50 ms per charger, so a
+        # verified (password, hash) pair is remembered as a salted digest for this process.
+        key = fingerprint(password, record.password_hash)
+        if key in self._verified:
+            return True
+        ok = await asyncio.to_thread(verify_secret, password, record.password_hash)
+        if ok:
+            self._verified.add(key)
+        return ok
+
+    # -- connection ------------------------------------------------------------------------
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        record = self._handshakes.pop(connection, None)
+        if record is None:
+            await connection.close(1011, "handshake state lost")
+            return
+        if connection.subprotocol is None:
+            await connection.close(1002, "OCPP subprotocol required: offer ocpp1.6")
+            return
+        ctx = await load_context(self.engine, record)
+        handler = ChargePoint16(ctx, self.engine, self.writer)
+        cpid = record.charge_point_id
+        msg_log = self.message_log
+
+        def log_frame(direction: MessageDirection, kind: int, mid: str, action: str | None,
+                      text: str) -> None:
+            msg_log.append(cpid, direction, kind, mid, action, text)
+
+        session = OcppJSession(
+            cpid, connection.send, handlers=handler.handlers(), not_supported=V16_NOT_SUPPORTED,
+            schema_package=handler.schema_package, log_frame=log_frame,
+        )
+
+        async def execute(command: Command, timeout: float) -> CommandReply:
+            return await v16_commands.execute(session, command, timeout)
+
+        previous = self.connections.get(cpid)
+        self.connections[cpid] = Connected(connection, session)
+        if previous is not None:
+            # A second connection for the same id usually means the first one is dead.
+            log.info("station %s reconnected; closing its previous socket", cpid)
+            previous.session.connection_lost()
+            asyncio.create_task(previous.connection.close(CLOSE_REPLACED, "replaced by a new connection"))
+        self.bus.serve_station(cpid, execute)
+        await set_online(self.writer, ctx, True)
+        seen = self._seen
+        station_id = ctx.station_id
+        try:
+            async for message in connection:
+                seen[station_id] = utcnow()
+                await session.on_frame(message)
+        except ConnectionClosed:
+            pass
+        finally:
+            session.connection_lost()
+            self.bus.release_station(cpid, execute)
+            current = self.connections.get(cpid)
+            if current is not None and current.connection is connection:
+                del self.connections[cpid]
+                try:
+                    await set_online(self.writer, ctx, False)
+                except Exception:
+                    log.exception("could not mark %s offline", cpid)

@@ -1,0 +1,150 @@
+"""Typed domain events. They are published on the bus only after the transaction that
+recorded them commits, and carry enough state that subscribers need no database read.
+
+Each event names the topics it belongs to; `to_dict`/`from_dict` make them transport-neutral
+so an out-of-process bus can carry them unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+
+def station_topic(station_id: int) -> str:
+    return f"station:{station_id}"
+
+
+def location_topic(location_id: int) -> str:
+    return f"location:{location_id}"
+
+
+def transaction_topic(transaction_id: int) -> str:
+    return f"transaction:{transaction_id}"
+
+
+ALL_STATIONS_TOPIC = "stations"
+ALL_TRANSACTIONS_TOPIC = "transactions"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorState:
+    connector_id: int
+    status: str
+    error_code: str
+    status_since: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    kind: ClassVar[str] = "event"
+    station_id: int
+    charge_point_id: str
+    location_id: int | None
+    at: datetime
+
+    def topics(self) -> tuple[str, ...]:
+        topics = [station_topic(self.station_id), ALL_STATIONS_TOPIC]
+        if self.location_id is not None:
+            topics.append(location_topic(self.location_id))
+        return tuple(topics)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **dataclasses.asdict(self)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StationStatusChanged(Event):
+    """A station came online, went offline, booted, or one of its connectors changed status.
+
+    `connectors` is the full current view, so a subscriber never has to merge partial updates.
+    """
+
+    kind: ClassVar[str] = "station.status_changed"
+    online: bool
+    station_status: str
+    station_error_code: str
+    connectors: tuple[ConnectorState, ...]
+    changed_connector_id: int | None = None
+    reason: str = "status"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransactionEvent(Event):
+    kind: ClassVar[str] = "transaction"
+    transaction_id: int
+    connector_id: int
+    state: str
+    id_tag: str | None
+    started_at: datetime
+    stopped_at: datetime | None
+    meter_start_wh: int
+    energy_wh: int
+    power_w: int | None
+    soc_percent: int | None
+    last_sample_at: datetime | None
+    stop_reason: str | None
+
+    def topics(self) -> tuple[str, ...]:
+        return (
+            transaction_topic(self.transaction_id),
+            ALL_TRANSACTIONS_TOPIC,
+            *Event.topics(self),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransactionStarted(TransactionEvent):
+    kind: ClassVar[str] = "transaction.started"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransactionUpdated(TransactionEvent):
+    kind: ClassVar[str] = "transaction.updated"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransactionEnded(TransactionEvent):
+    kind: ClassVar[str] = "transaction.ended"
+    start_missing: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StationReported(Event):
+    """A fact a station reported that later capabilities react to (firmware, diagnostics, data)."""
+
+    kind: ClassVar[str] = "station.reported"
+    action: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.kind: cls
+    for cls in (
+        StationStatusChanged,
+        TransactionStarted,
+        TransactionUpdated,
+        TransactionEnded,
+        StationReported,
+    )
+}
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """Rebuild an event from `to_dict` output (datetimes as datetime or ISO text)."""
+    data = dict(data)
+    cls = EVENT_TYPES[data.pop("kind")]
+    for f in dataclasses.fields(cls):
+        value = data.get(f.name)
+        if isinstance(value, str) and f.name.endswith("_at") or f.name == "at":
+            data[f.name] = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if "connectors" in data:
+        data["connectors"] = tuple(
+            ConnectorState(**{**c, "status_since": datetime.fromisoformat(c["status_since"])
+                              if isinstance(c.get("status_since"), str) else c.get("status_since")})
+            if isinstance(c, dict) else c
+            for c in data["connectors"]
+        )
+    return cls(**data)

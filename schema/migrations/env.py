@@ -1,0 +1,42 @@
+"""Alembic environment: runs migrations over the async engine ChargeNet uses."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from schema import models  # noqa: F401  (registers the tables on the metadata)
+from schema.db import create_engine
+from sqlmodel import SQLModel
+
+target_metadata = SQLModel.metadata
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_async() -> None:
+    engine = create_engine(context.config.get_main_option("sqlalchemy.url") or "")
+    async with engine.connect() as conn:
+        await conn.run_sync(_run)
+        await conn.commit()
+    await engine.dispose()
+
+
+def run_migrations_online() -> None:
+    asyncio.run(_run_async())
+
+
+if context.is_offline_mode():
+    raise SystemExit("offline migrations are not supported; run `chargenet migrate`")
+run_migrations_online()

@@ -1,0 +1,196 @@
+"""ChargeNet's tables. Money is integer minor units, energy integer Wh, time aware UTC.
+
+Hot paths (the gateway's batched writes) use these tables through SQLAlchemy Core
+(`Model.__table__`); the API reads them through SQLModel sessions.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Column, Index, Integer, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from schema.timeutil import UTCDateTime, utcnow
+
+
+def _ts(*, nullable: bool = False, index: bool = False) -> Column[datetime]:
+    return Column(UTCDateTime(), nullable=nullable, index=index)
+
+
+class Organization(SQLModel, table=True):
+    __tablename__ = "organization"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    slug: str = Field(max_length=80, unique=True)
+    currency: str = Field(default="EUR", max_length=3)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class Location(SQLModel, table=True):
+    __tablename__ = "location"
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = Field(foreign_key="organization.id", index=True)
+    name: str = Field(max_length=200)
+    address: str = Field(default="", max_length=300)
+    city: str = Field(default="", max_length=120)
+    country: str = Field(default="", max_length=2)
+    latitude: float
+    longitude: float
+    time_zone: str = Field(max_length=64, description="IANA zone for local-time rules")
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class ChargingStation(SQLModel, table=True):
+    __tablename__ = "charging_station"
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int | None = Field(default=None, foreign_key="organization.id", index=True)
+    location_id: int | None = Field(default=None, foreign_key="location.id", index=True)
+    charge_point_id: str = Field(max_length=64, unique=True)
+    vendor: str | None = Field(default=None, max_length=50)
+    model: str | None = Field(default=None, max_length=50)
+    serial_number: str | None = Field(default=None, max_length=50)
+    firmware_version: str | None = Field(default=None, max_length=50)
+    ocpp_version: str | None = Field(default=None, max_length=16)
+    registration_status: str = Field(default="Accepted", max_length=16)
+    # Argon2 hash of the station's Basic-auth password (OCPP security profile 1); never plain.
+    password_hash: str | None = Field(default=None, max_length=200)
+    online: bool = Field(default=False, index=True)
+    last_seen_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    last_boot_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    heartbeat_interval_s: int = Field(default=300)
+    # Connector 0 in OCPP: the status of the station as a whole.
+    status: str = Field(default="Unknown", max_length=20)
+    error_code: str = Field(default="NoError", max_length=30)
+    firmware_status: str | None = Field(default=None, max_length=30)
+    firmware_status_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    diagnostics_status: str | None = Field(default=None, max_length=30)
+    diagnostics_status_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class Connector(SQLModel, table=True):
+    __tablename__ = "connector"
+    __table_args__ = (UniqueConstraint("station_id", "connector_id", name="uq_connector_station_num"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    station_id: int = Field(foreign_key="charging_station.id", index=True)
+    connector_id: int = Field(description="OCPP connector number, 1-based")
+    connector_type: str = Field(default="Type2", max_length=16)
+    current_type: str = Field(default="AC", max_length=2)
+    max_power_w: int = Field(default=22_000)
+    status: str = Field(default="Unknown", max_length=20, index=True)
+    error_code: str = Field(default="NoError", max_length=30)
+    vendor_error_code: str | None = Field(default=None, max_length=50)
+    info: str | None = Field(default=None, max_length=50)
+    status_since: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class IdToken(SQLModel, table=True):
+    __tablename__ = "id_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token: str = Field(max_length=36, unique=True)
+    token_type: str = Field(default="RFID", max_length=20)
+    status: str = Field(default="Accepted", max_length=20)
+    organization_id: int | None = Field(default=None, foreign_key="organization.id", index=True)
+    parent_token: str | None = Field(default=None, max_length=36)
+    expires_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class Transaction(SQLModel, table=True):
+    """A charging session on one connector. Its integer id is the OCPP 1.6 transactionId."""
+
+    __tablename__ = "charging_transaction"
+    __table_args__ = (
+        # A repeated StartTransaction (same station, connector and start time) maps here.
+        UniqueConstraint("station_id", "start_key", name="uq_transaction_start_key"),
+        Index("ix_transaction_station_started", "station_id", "started_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    station_id: int = Field(foreign_key="charging_station.id")
+    connector_id: int
+    id_tag: str | None = Field(default=None, max_length=36)
+    start_key: str = Field(max_length=120)
+    state: str = Field(default="Active", max_length=16, index=True)
+    started_at: datetime = Field(sa_column=_ts())
+    stopped_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    meter_start_wh: int = 0
+    meter_stop_wh: int | None = None
+    energy_wh: int = 0
+    power_w: int | None = None
+    soc_percent: int | None = None
+    last_sample_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    stop_reason: str | None = Field(default=None, max_length=30)
+    reservation_id: int | None = None
+    # The charger stopped a transaction whose start ChargeNet never saw (OCPP 1.6 offline queue).
+    start_missing: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class MeterSample(SQLModel, table=True):
+    __tablename__ = "meter_sample"
+    __table_args__ = (
+        Index("ix_meter_sample_tx_time", "transaction_id", "sampled_at"),
+        Index("ix_meter_sample_station_time", "station_id", "sampled_at"),
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    )
+    station_id: int = Field(foreign_key="charging_station.id")
+    connector_id: int
+    transaction_id: int | None = Field(default=None, foreign_key="charging_transaction.id")
+    sampled_at: datetime = Field(sa_column=_ts())
+    measurand: str = Field(default="Energy.Active.Import.Register", max_length=40)
+    phase: str | None = Field(default=None, max_length=8)
+    location: str | None = Field(default=None, max_length=8)
+    context: str | None = Field(default=None, max_length=24)
+    unit: str | None = Field(default=None, max_length=12)
+    value: float
+
+
+class ConnectorStatusEvent(SQLModel, table=True):
+    """Every status change with the time it happened: uptime and utilization are computed here."""
+
+    __tablename__ = "connector_status_event"
+    __table_args__ = (
+        Index("ix_status_event_station_conn_time", "station_id", "connector_id", "received_at"),
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    )
+    station_id: int = Field(foreign_key="charging_station.id")
+    connector_id: int = Field(description="0 = the station as a whole")
+    status: str = Field(max_length=20)
+    error_code: str = Field(default="NoError", max_length=30)
+    vendor_error_code: str | None = Field(default=None, max_length=50)
+    info: str | None = Field(default=None, max_length=50)
+    reported_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    received_at: datetime = Field(sa_column=_ts())
+
+
+class OcppMessage(SQLModel, table=True):
+    """The raw OCPP log, kept for `message_log_retention_days` to debug chargers."""
+
+    __tablename__ = "ocpp_message"
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    )
+    charge_point_id: str = Field(max_length=64, index=True)
+    direction: str = Field(max_length=3)
+    message_type: int
+    message_id: str = Field(max_length=64)
+    action: str | None = Field(default=None, max_length=50)
+    payload: str = Field(sa_column=Column(Text(), nullable=False))
+    logged_at: datetime = Field(sa_column=_ts(index=True))

@@ -29,18 +29,31 @@ class MessageLog:
         self.enabled = enabled
         self.dropped = 0
 
-    def append(self, charge_point_id: str, direction: MessageDirection, message_type: int,
-               message_id: str, action: str | None, text: str) -> None:
+    def append(
+        self,
+        charge_point_id: str,
+        direction: MessageDirection,
+        message_type: int,
+        message_id: str,
+        action: str | None,
+        text: str,
+    ) -> None:
         if not self.enabled:
             return
         if len(self._rows) >= MAX_BUFFERED_FRAMES:
             self.dropped += 1
             return
-        self._rows.append({
-            "charge_point_id": charge_point_id, "direction": direction.value,
-            "message_type": message_type, "message_id": message_id[:64],
-            "action": action, "payload": text[:MAX_LOGGED_FRAME_CHARS], "logged_at": utcnow(),
-        })
+        self._rows.append(
+            {
+                "charge_point_id": charge_point_id,
+                "direction": direction.value,
+                "message_type": message_type,
+                "message_id": message_id[:64],
+                "action": action,
+                "payload": text[:MAX_LOGGED_FRAME_CHARS],
+                "logged_at": utcnow(),
+            }
+        )
 
     def flush(self) -> None:
         if self._rows:

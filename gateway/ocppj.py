@@ -41,21 +41,33 @@ class OcppError(Exception):
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
-def _error_frame(message_id: str, code: str, description: str,
-                 details: dict[str, Any] | None = None) -> str:
-    return json.dumps([CALLERROR, message_id, code, description[:255], details or {}],
-                      separators=(",", ":"))
+def _error_frame(message_id: str, code: str, description: str, details: dict[str, Any] | None = None) -> str:
+    return json.dumps([CALLERROR, message_id, code, description[:255], details or {}], separators=(",", ":"))
 
 
 class OcppJSession:
     """One station's OCPP-J conversation, independent of the WebSocket library."""
 
-    __slots__ = ("_log", "_lock", "_pending", "_send", "charge_point_id", "handlers",
-                 "not_supported", "schema_package")
+    __slots__ = (
+        "_lock",
+        "_log",
+        "_pending",
+        "_send",
+        "charge_point_id",
+        "handlers",
+        "not_supported",
+        "schema_package",
+    )
 
     def __init__(
-        self, charge_point_id: str, send: Send, *, handlers: dict[str, Handler],
-        not_supported: frozenset[str], schema_package: str, log_frame: LogFrame,
+        self,
+        charge_point_id: str,
+        send: Send,
+        *,
+        handlers: dict[str, Handler],
+        not_supported: frozenset[str],
+        schema_package: str,
+        log_frame: LogFrame,
     ) -> None:
         self.charge_point_id = charge_point_id
         self._send = send
@@ -80,7 +92,8 @@ class OcppJSession:
             await self._reply_error("-1", "FormationViolation", "frame is not valid JSON", raw)
             return
         if not isinstance(frame, list) or len(frame) < 3 or not isinstance(frame[1], str):
-            mid = frame[1] if isinstance(frame, list) and len(frame) > 1 and isinstance(frame[1], str) else "-1"
+            has_id = isinstance(frame, list) and len(frame) > 1 and isinstance(frame[1], str)
+            mid = frame[1] if has_id else "-1"
             await self._reply_error(mid, "FormationViolation", "frame is not an OCPP-J message", raw)
             return
         kind, message_id = frame[0], frame[1]
@@ -96,12 +109,17 @@ class OcppJSession:
 
     async def _on_call(self, frame: list[Any], message_id: str, raw: str) -> None:
         if len(frame) != 4 or not isinstance(frame[2], str) or not isinstance(frame[3], dict):
-            await self._reply_error(message_id, "FormationViolation",
-                                    "CALL must be [2, id, action, {payload}]", raw)
+            await self._reply_error(
+                message_id, "FormationViolation", "CALL must be [2, id, action, {payload}]", raw
+            )
             return
         if len(message_id) > MAX_MESSAGE_ID_LENGTH:
-            await self._reply_error(message_id[:MAX_MESSAGE_ID_LENGTH], "FormationViolation",
-                                    "message id longer than 36 characters", raw)
+            await self._reply_error(
+                message_id[:MAX_MESSAGE_ID_LENGTH],
+                "FormationViolation",
+                "message id longer than 36 characters",
+                raw,
+            )
             return
         action, payload = frame[2], frame[3]
         self._log(MessageDirection.IN, CALL, message_id, action, raw)
@@ -129,8 +147,14 @@ class OcppJSession:
         self._log(MessageDirection.OUT, CALLRESULT, message_id, action, text)
         await self._send(text)
 
-    async def _reply_error(self, message_id: str, code: str, description: str,
-                           raw: str | None = None, details: dict[str, Any] | None = None) -> None:
+    async def _reply_error(
+        self,
+        message_id: str,
+        code: str,
+        description: str,
+        raw: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         if raw is not None:
             self._log(MessageDirection.IN, 0, message_id, None, raw[:2000])
         text = _error_frame(message_id, code, description, details)
@@ -165,12 +189,15 @@ class OcppJSession:
         if frame[0] == CALLERROR:
             code = frame[2] if len(frame) > 2 else "GenericError"
             desc = frame[3] if len(frame) > 3 else ""
-            raise CommandFailed(f"{action} failed on station: {code} {desc}".strip(), code="STATION_ERROR")
+            raise CommandFailed(f"{action} failed on station: {code} {desc}".strip(), station_code=str(code))
         result = frame[2] if len(frame) > 2 and isinstance(frame[2], dict) else {}
         try:
             validate(self.schema_package, f"{action}Response", result)
         except PayloadInvalid as exc:
-            raise CommandFailed(f"{action}: station answered with an invalid payload: {exc.description}") from None
+            raise CommandFailed(
+                f"{action}: station answered with an invalid payload: {exc.description}",
+                station_code="FormationViolation",
+            ) from None
         return result
 
     def connection_lost(self) -> None:

@@ -69,9 +69,16 @@ class Connected:
 
 class Gateway:
     def __init__(
-        self, engine: AsyncEngine, bus: Bus, *, host: str = "127.0.0.1", port: int = 9000,
-        auto_register: bool = False, heartbeat_interval_s: int = 300,
-        command_timeout_s: float = 30.0, message_log_retention_days: int = 14,
+        self,
+        engine: AsyncEngine,
+        bus: Bus,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 9000,
+        auto_register: bool = False,
+        heartbeat_interval_s: int = 300,
+        command_timeout_s: float = 30.0,
+        message_log_retention_days: int = 14,
         message_log: bool = True,
     ) -> None:
         self.engine = engine
@@ -90,6 +97,7 @@ class Gateway:
         self._seen: dict[int, datetime] = {}
         self._server: Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing: set[asyncio.Task[None]] = set()
 
     @property
     def bound_port(self) -> int:
@@ -97,15 +105,29 @@ class Gateway:
         return int(next(iter(self._server.sockets)).getsockname()[1])
 
     async def start(self) -> None:
-        validation.warm("v16", [*V16_ACTIONS, *(f"{a}Response" for a in (
-            "RemoteStartTransaction", "RemoteStopTransaction", "Reset", "TriggerMessage"))])
+        validation.warm(
+            "v16",
+            [
+                *V16_ACTIONS,
+                *(
+                    f"{a}Response"
+                    for a in ("RemoteStartTransaction", "RemoteStopTransaction", "Reset", "TriggerMessage")
+                ),
+            ],
+        )
         self.writer.start()
         self._server = await serve(
-            self._handle, self.host, self.port, subprotocols=SUBPROTOCOLS,  # type: ignore[arg-type]
+            self._handle,
+            self.host,
+            self.port,
+            subprotocols=SUBPROTOCOLS,  # type: ignore[arg-type]
             process_request=self._process_request,
             # Per-message deflate triples memory per connection; OCPP frames are small.
-            compression=None, max_size=MAX_FRAME_BYTES, ping_interval=PING_INTERVAL_S,
-            max_queue=4, server_header="ChargeNet",
+            compression=None,
+            max_size=MAX_FRAME_BYTES,
+            ping_interval=PING_INTERVAL_S,
+            max_queue=4,
+            server_header="ChargeNet",
         )
         self._tasks = [
             asyncio.create_task(self._every(LIVENESS_FLUSH_S, self._flush_liveness)),
@@ -154,7 +176,7 @@ class Gateway:
         path = request.path.split("?", 1)[0]
         if not path.startswith(PATH_PREFIX):
             return connection.respond(HTTPStatus.NOT_FOUND, "OCPP endpoint is /ocpp/{chargePointId}\n")
-        cpid = unquote(path[len(PATH_PREFIX):]).strip("/")
+        cpid = unquote(path[len(PATH_PREFIX) :]).strip("/")
         if not cpid or "/" in cpid or len(cpid) > MAX_CHARGE_POINT_ID_LENGTH:
             return connection.respond(HTTPStatus.BAD_REQUEST, "invalid charge point id\n")
         record = await find_station(self.engine, cpid)
@@ -162,8 +184,7 @@ class Gateway:
             if not self.auto_register:
                 log.info("refused unknown station %s", cpid)
                 return connection.respond(HTTPStatus.NOT_FOUND, "unknown charge point\n")
-            record = await register_station(self.writer, cpid,
-                                            heartbeat_interval_s=self.heartbeat_interval_s)
+            record = await register_station(self.writer, cpid, heartbeat_interval_s=self.heartbeat_interval_s)
             log.info("auto-registered station %s", cpid)
         if record.password_hash is not None and not await self._authenticate(record, request.headers):
             response = connection.respond(HTTPStatus.UNAUTHORIZED, "authentication required\n")
@@ -209,13 +230,18 @@ class Gateway:
         cpid = record.charge_point_id
         msg_log = self.message_log
 
-        def log_frame(direction: MessageDirection, kind: int, mid: str, action: str | None,
-                      text: str) -> None:
+        def log_frame(
+            direction: MessageDirection, kind: int, mid: str, action: str | None, text: str
+        ) -> None:
             msg_log.append(cpid, direction, kind, mid, action, text)
 
         session = OcppJSession(
-            cpid, connection.send, handlers=handler.handlers(), not_supported=V16_NOT_SUPPORTED,
-            schema_package=handler.schema_package, log_frame=log_frame,
+            cpid,
+            connection.send,
+            handlers=handler.handlers(),
+            not_supported=V16_NOT_SUPPORTED,
+            schema_package=handler.schema_package,
+            log_frame=log_frame,
         )
 
         async def execute(command: Command, timeout: float) -> CommandReply:
@@ -227,7 +253,11 @@ class Gateway:
             # A second connection for the same id usually means the first one is dead.
             log.info("station %s reconnected; closing its previous socket", cpid)
             previous.session.connection_lost()
-            asyncio.create_task(previous.connection.close(CLOSE_REPLACED, "replaced by a new connection"))
+            closing = asyncio.create_task(
+                previous.connection.close(CLOSE_REPLACED, "replaced by a new connection")
+            )
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
         self.bus.serve_station(cpid, execute)
         await set_online(self.writer, ctx, True)
         seen = self._seen

@@ -70,9 +70,7 @@ class SimCharger:
     def __init__(self, config: SimConfig, *, rng: random.Random | None = None) -> None:
         self.cfg = config
         self.rng = rng or random.Random(config.charge_point_id)
-        self.connectors = {
-            i + 1: SimConnector(i + 1, p) for i, p in enumerate(config.connectors)
-        }
+        self.connectors = {i + 1: SimConnector(i + 1, p) for i, p in enumerate(config.connectors)}
         self.register_wh = self.rng.randint(100_000, 5_000_000)
         self.ws: ClientConnection | None = None
         self._pending: dict[str, asyncio.Future[Any]] = {}
@@ -96,7 +94,9 @@ class SimCharger:
         self.ws = await connect(
             f"{self.cfg.url.rstrip('/')}/{self.cfg.charge_point_id}",
             subprotocols=["ocpp1.6"],  # type: ignore[list-item]
-            additional_headers=self._headers(), compression=None, open_timeout=30,
+            additional_headers=self._headers(),
+            compression=None,
+            open_timeout=30,
             ping_interval=None,
         )
         self._spawn(self._reader(self.ws))
@@ -137,8 +137,9 @@ class SimCharger:
         async with self._call_lock:
             return await self.call_unlocked(action, payload, timeout=timeout)
 
-    async def call_unlocked(self, action: str, payload: dict[str, Any], *,
-                            timeout: float = 30.0) -> dict[str, Any]:
+    async def call_unlocked(
+        self, action: str, payload: dict[str, Any], *, timeout: float = 30.0
+    ) -> dict[str, Any]:
         assert self.ws is not None, "not connected"
         mid = uuid.uuid4().hex[:16]
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -149,8 +150,7 @@ class SimCharger:
             raise CallError(frame[2], frame[3])
         return frame[2]  # type: ignore[no-any-return]
 
-    async def send_raw(self, text: str, *, expect_id: str | None = None,
-                       timeout: float = 10.0) -> list[Any]:
+    async def send_raw(self, text: str, *, expect_id: str | None = None, timeout: float = 10.0) -> list[Any]:
         """Send any text and wait for the frame answering `expect_id` (for bad-input tests)."""
         assert self.ws is not None
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -186,8 +186,13 @@ class SimCharger:
 
     def _remote_start(self, p: dict[str, Any]) -> dict[str, Any]:
         cid = p.get("connectorId") or next(
-            (c.connector_id for c in self.connectors.values() if c.transaction_id is None
-             and c.status in ("Available", "Preparing")), None)
+            (
+                c.connector_id
+                for c in self.connectors.values()
+                if c.transaction_id is None and c.status in ("Available", "Preparing")
+            ),
+            None,
+        )
         conn = self.connectors.get(cid) if cid is not None else None
         if conn is None or conn.transaction_id is not None or conn.status == "Faulted":
             return {"status": "Rejected"}
@@ -226,24 +231,33 @@ class SimCharger:
     # -- charger → central system -----------------------------------------------------------
 
     async def boot(self) -> dict[str, Any]:
-        result = await self.call("BootNotification", {
-            "chargePointVendor": self.cfg.vendor, "chargePointModel": self.cfg.model,
-            "chargePointSerialNumber": f"SN-{self.cfg.charge_point_id}"[:25],
-            "firmwareVersion": "1.4.2",
-        })
+        result = await self.call(
+            "BootNotification",
+            {
+                "chargePointVendor": self.cfg.vendor,
+                "chargePointModel": self.cfg.model,
+                "chargePointSerialNumber": f"SN-{self.cfg.charge_point_id}"[:25],
+                "firmwareVersion": "1.4.2",
+            },
+        )
         self.heartbeat_interval = float(self.cfg.heartbeat_interval_s or result["interval"] or 300)
         if result["status"] == "Accepted":
             self.booted.set()
         return result
 
-    async def status(self, connector_id: int, status: str, error_code: str = "NoError",
-                     **extra: Any) -> None:
+    async def status(self, connector_id: int, status: str, error_code: str = "NoError", **extra: Any) -> None:
         if connector_id in self.connectors:
             self.connectors[connector_id].status = status
-        await self.call("StatusNotification", {
-            "connectorId": connector_id, "status": status, "errorCode": error_code,
-            "timestamp": to_ocpp(utcnow()), **extra,
-        })
+        await self.call(
+            "StatusNotification",
+            {
+                "connectorId": connector_id,
+                "status": status,
+                "errorCode": error_code,
+                "timestamp": to_ocpp(utcnow()),
+                **extra,
+            },
+        )
 
     async def _meter_now(self, connector_id: int) -> None:
         conn = self.connectors.get(connector_id)
@@ -252,14 +266,30 @@ class SimCharger:
 
     async def meter(self, conn: SimConnector, power_w: int) -> None:
         sampled: list[dict[str, Any]] = [
-            {"value": str(self.register_wh), "measurand": "Energy.Active.Import.Register",
-             "unit": "Wh", "context": "Sample.Periodic", "location": "Outlet"},
-            {"value": str(power_w), "measurand": "Power.Active.Import", "unit": "W",
-             "context": "Sample.Periodic"},
+            {
+                "value": str(self.register_wh),
+                "measurand": "Energy.Active.Import.Register",
+                "unit": "Wh",
+                "context": "Sample.Periodic",
+                "location": "Outlet",
+            },
+            {
+                "value": str(power_w),
+                "measurand": "Power.Active.Import",
+                "unit": "W",
+                "context": "Sample.Periodic",
+            },
         ]
         if conn.transaction_id is not None:
-            sampled.append({"value": f"{conn.soc:.0f}", "measurand": "SoC", "unit": "Percent",
-                            "location": "EV", "context": "Sample.Periodic"})
+            sampled.append(
+                {
+                    "value": f"{conn.soc:.0f}",
+                    "measurand": "SoC",
+                    "unit": "Percent",
+                    "location": "EV",
+                    "context": "Sample.Periodic",
+                }
+            )
         payload: dict[str, Any] = {
             "connectorId": conn.connector_id,
             "meterValue": [{"timestamp": to_ocpp(utcnow()), "sampledValue": sampled}],
@@ -286,15 +316,25 @@ class SimCharger:
         conn.battery_wh = self.rng.choice([40_000, 60_000, 77_000, 100_000])
         conn.stop_requested = False
         await self.status(connector_id, "Preparing")
-        result = await self.call("StartTransaction", {
-            "connectorId": connector_id, "idTag": id_tag, "meterStart": self.register_wh,
-            "timestamp": to_ocpp(utcnow()),
-        })
+        result = await self.call(
+            "StartTransaction",
+            {
+                "connectorId": connector_id,
+                "idTag": id_tag,
+                "meterStart": self.register_wh,
+                "timestamp": to_ocpp(utcnow()),
+            },
+        )
         if result["idTagInfo"]["status"] != "Accepted":
-            await self.call("StopTransaction", {
-                "transactionId": result["transactionId"], "meterStop": self.register_wh,
-                "timestamp": to_ocpp(utcnow()), "reason": "DeAuthorized",
-            })
+            await self.call(
+                "StopTransaction",
+                {
+                    "transactionId": result["transactionId"],
+                    "meterStop": self.register_wh,
+                    "timestamp": to_ocpp(utcnow()),
+                    "reason": "DeAuthorized",
+                },
+            )
             await self.status(connector_id, "Available")
             return None
         conn.transaction_id, conn.id_tag = result["transactionId"], id_tag
@@ -315,10 +355,16 @@ class SimCharger:
                 reason = "EVDisconnected"
                 break
         tx_id = conn.transaction_id
-        await self.call("StopTransaction", {
-            "transactionId": tx_id, "meterStop": self.register_wh,
-            "timestamp": to_ocpp(utcnow()), "idTag": id_tag, "reason": reason,
-        })
+        await self.call(
+            "StopTransaction",
+            {
+                "transactionId": tx_id,
+                "meterStop": self.register_wh,
+                "timestamp": to_ocpp(utcnow()),
+                "idTag": id_tag,
+                "reason": reason,
+            },
+        )
         conn.transaction_id = None
         await self.status(connector_id, "Finishing")
         await self.status(connector_id, "Available")
@@ -335,14 +381,14 @@ class SimCharger:
         """Drivers arrive at random, charge, leave; now and then a connector faults."""
         while not self._stopping:
             await asyncio.sleep(self.rng.uniform(5, 40) * 60 / self.cfg.speed)
-            free = [c for c in self.connectors.values()
-                    if c.transaction_id is None and c.status == "Available"]
+            free = [
+                c for c in self.connectors.values() if c.transaction_id is None and c.status == "Available"
+            ]
             if not free:
                 continue
             conn = self.rng.choice(free)
             if self.rng.random() < self.cfg.fault_probability:
-                await self.status(conn.connector_id, "Faulted", "GroundFailure",
-                                  vendorErrorCode="E-GF-01")
+                await self.status(conn.connector_id, "Faulted", "GroundFailure", vendorErrorCode="E-GF-01")
                 await asyncio.sleep(self.rng.uniform(2, 10) * 60 / self.cfg.speed)
                 await self.status(conn.connector_id, "Available")
                 continue

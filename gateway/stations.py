@@ -41,8 +41,14 @@ async def find_station(engine: AsyncEngine, charge_point_id: str) -> StationReco
         ).first()
     if row is None:
         return None
-    return StationRecord(row.id, charge_point_id, row.location_id, row.registration_status,
-                         row.password_hash, row.heartbeat_interval_s)
+    return StationRecord(
+        row.id,
+        charge_point_id,
+        row.location_id,
+        row.registration_status,
+        row.password_hash,
+        row.heartbeat_interval_s,
+    )
 
 
 async def register_station(
@@ -70,8 +76,9 @@ async def register_station(
         return int(result.inserted_primary_key[0])  # type: ignore[index]
 
     station_id = await writer.submit(Unit(fn=fn))
-    return StationRecord(station_id, charge_point_id, None, RegistrationStatus.ACCEPTED.value,
-                         None, heartbeat_interval_s)
+    return StationRecord(
+        station_id, charge_point_id, None, RegistrationStatus.ACCEPTED.value, None, heartbeat_interval_s
+    )
 
 
 async def load_context(engine: AsyncEngine, record: StationRecord) -> StationContext:
@@ -91,8 +98,9 @@ async def load_context(engine: AsyncEngine, record: StationRecord) -> StationCon
         ).one()
         ctx.status, ctx.error_code = station.status, station.error_code
         for row in await conn.execute(
-            select(CONNECTOR.c.connector_id, CONNECTOR.c.status, CONNECTOR.c.error_code,
-                   CONNECTOR.c.status_since).where(CONNECTOR.c.station_id == record.station_id)
+            select(
+                CONNECTOR.c.connector_id, CONNECTOR.c.status, CONNECTOR.c.error_code, CONNECTOR.c.status_since
+            ).where(CONNECTOR.c.station_id == record.station_id)
         ):
             ctx.connectors[row.connector_id] = ConnectorView(
                 row.connector_id, row.status, row.error_code, row.status_since
@@ -104,9 +112,14 @@ async def load_context(engine: AsyncEngine, record: StationRecord) -> StationCon
             )
         ):
             ctx.transactions[row.id] = ActiveTransaction(
-                transaction_id=row.id, connector_id=row.connector_id, id_tag=row.id_tag,
-                started_at=row.started_at, meter_start_wh=row.meter_start_wh,
-                energy_wh=row.energy_wh, power_w=row.power_w, soc_percent=row.soc_percent,
+                transaction_id=row.id,
+                connector_id=row.connector_id,
+                id_tag=row.id_tag,
+                started_at=row.started_at,
+                meter_start_wh=row.meter_start_wh,
+                energy_wh=row.energy_wh,
+                power_w=row.power_w,
+                soc_percent=row.soc_percent,
                 last_sample_at=row.last_sample_at,
             )
     return ctx
@@ -119,9 +132,7 @@ _SET_ONLINE = (
 )
 
 _SET_LAST_SEEN = (
-    update(STATION)
-    .where(STATION.c.id == bindparam("b_station_id"))
-    .values(last_seen_at=bindparam("b_seen"))
+    update(STATION).where(STATION.c.id == bindparam("b_station_id")).values(last_seen_at=bindparam("b_seen"))
 )
 
 
@@ -140,8 +151,7 @@ def flush_last_seen(writer: Writer, seen: dict[int, datetime]) -> None:
     """Liveness is kept in memory per message and written in one batch every few seconds."""
     if seen:
         writer.submit_nowait(
-            Unit(updates=[(_SET_LAST_SEEN, {"b_station_id": sid, "b_seen": at})
-                          for sid, at in seen.items()])
+            Unit(updates=[(_SET_LAST_SEEN, {"b_station_id": sid, "b_seen": at}) for sid, at in seen.items()])
         )
 
 
@@ -163,9 +173,14 @@ async def record_boot(writer: Writer, ctx: StationContext, info: BootInfo) -> tu
             update(STATION)
             .where(STATION.c.id == ctx.station_id)
             .values(
-                vendor=info.vendor, model=info.model, serial_number=info.serial_number,
-                firmware_version=info.firmware_version, ocpp_version=info.ocpp_version,
-                last_boot_at=now, last_seen_at=now, online=True,
+                vendor=info.vendor,
+                model=info.model,
+                serial_number=info.serial_number,
+                firmware_version=info.firmware_version,
+                ocpp_version=info.ocpp_version,
+                last_boot_at=now,
+                last_seen_at=now,
+                online=True,
             )
         )
         status = (
@@ -180,8 +195,13 @@ async def record_boot(writer: Writer, ctx: StationContext, info: BootInfo) -> tu
 
 
 async def record_station_report(
-    writer: Writer, ctx: StationContext, action: str, detail: dict[str, object],
-    *, firmware_status: str | None = None, diagnostics_status: str | None = None,
+    writer: Writer,
+    ctx: StationContext,
+    action: str,
+    detail: dict[str, object],
+    *,
+    firmware_status: str | None = None,
+    diagnostics_status: str | None = None,
 ) -> None:
     """Firmware/diagnostics progress and vendor data: stored, then announced."""
     now = utcnow()
@@ -198,8 +218,15 @@ async def record_station_report(
     await writer.submit(
         Unit(
             fn=fn,
-            events=[StationReported(station_id=ctx.station_id, charge_point_id=ctx.charge_point_id,
-                                    location_id=ctx.location_id, at=now, action=action,
-                                    detail=detail)],
+            events=[
+                StationReported(
+                    station_id=ctx.station_id,
+                    charge_point_id=ctx.charge_point_id,
+                    location_id=ctx.location_id,
+                    at=now,
+                    action=action,
+                    detail=detail,
+                )
+            ],
         )
     )

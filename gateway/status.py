@@ -56,33 +56,48 @@ async def record_status(writer: Writer, ctx: StationContext, report: StatusRepor
     async def fn(conn: AsyncConnection, _events: list[Event]) -> None:
         if cid == 0:
             await conn.execute(
-                update(STATION).where(STATION.c.id == ctx.station_id)
+                update(STATION)
+                .where(STATION.c.id == ctx.station_id)
                 .values(status=report.status, error_code=report.error_code, last_seen_at=now)
             )
         elif is_new:
             await conn.execute(
                 CONNECTOR.insert().values(
-                    station_id=ctx.station_id, connector_id=cid,
-                    connector_type=DEFAULT_CONNECTOR_TYPE, current_type="AC",
-                    max_power_w=DEFAULT_MAX_POWER_W, status=report.status,
-                    error_code=report.error_code, vendor_error_code=report.vendor_error_code,
-                    info=report.info, status_since=now,
+                    station_id=ctx.station_id,
+                    connector_id=cid,
+                    connector_type=DEFAULT_CONNECTOR_TYPE,
+                    current_type="AC",
+                    max_power_w=DEFAULT_MAX_POWER_W,
+                    status=report.status,
+                    error_code=report.error_code,
+                    vendor_error_code=report.vendor_error_code,
+                    info=report.info,
+                    status_since=now,
                 )
             )
         elif changed:
             await conn.execute(
                 update(CONNECTOR)
                 .where(CONNECTOR.c.station_id == ctx.station_id, CONNECTOR.c.connector_id == cid)
-                .values(status=report.status, error_code=report.error_code,
-                        vendor_error_code=report.vendor_error_code, info=report.info,
-                        status_since=now)
+                .values(
+                    status=report.status,
+                    error_code=report.error_code,
+                    vendor_error_code=report.vendor_error_code,
+                    info=report.info,
+                    status_since=now,
+                )
             )
         if changed:
             await conn.execute(
                 STATUS_EVENT.insert().values(
-                    station_id=ctx.station_id, connector_id=cid, status=report.status,
-                    error_code=report.error_code, vendor_error_code=report.vendor_error_code,
-                    info=report.info, reported_at=report.timestamp, received_at=now,
+                    station_id=ctx.station_id,
+                    connector_id=cid,
+                    status=report.status,
+                    error_code=report.error_code,
+                    vendor_error_code=report.vendor_error_code,
+                    info=report.info,
+                    reported_at=report.timestamp,
+                    received_at=now,
                 )
             )
 

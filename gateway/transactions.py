@@ -46,8 +46,9 @@ async def authorize(engine: AsyncEngine, id_tag: str) -> IdTagInfo:
     async with engine.connect() as conn:
         row = (
             await conn.execute(
-                select(ID_TOKEN.c.status, ID_TOKEN.c.expires_at, ID_TOKEN.c.parent_token)
-                .where(ID_TOKEN.c.token == id_tag)
+                select(ID_TOKEN.c.status, ID_TOKEN.c.expires_at, ID_TOKEN.c.parent_token).where(
+                    ID_TOKEN.c.token == id_tag
+                )
             )
         ).first()
     if row is None:
@@ -57,29 +58,51 @@ async def authorize(engine: AsyncEngine, id_tag: str) -> IdTagInfo:
     return IdTagInfo(row.status, row.expires_at, row.parent_token)
 
 
-def _sample_rows(ctx: StationContext, connector_id: int, transaction_id: int | None,
-                 samples: list[Sample]) -> list[dict[str, Any]]:
+def _sample_rows(
+    ctx: StationContext, connector_id: int, transaction_id: int | None, samples: list[Sample]
+) -> list[dict[str, Any]]:
     return [
         {
-            "station_id": ctx.station_id, "connector_id": connector_id,
-            "transaction_id": transaction_id, "sampled_at": s.sampled_at,
-            "measurand": s.measurand, "phase": s.phase, "location": s.location,
-            "context": s.context, "unit": s.unit, "value": s.value,
+            "station_id": ctx.station_id,
+            "connector_id": connector_id,
+            "transaction_id": transaction_id,
+            "sampled_at": s.sampled_at,
+            "measurand": s.measurand,
+            "phase": s.phase,
+            "location": s.location,
+            "context": s.context,
+            "unit": s.unit,
+            "value": s.value,
         }
         for s in samples
     ]
 
 
-def _tx_event(cls: type[TransactionStarted | TransactionUpdated | TransactionEnded],
-              ctx: StationContext, at: datetime, row: dict[str, Any], **extra: Any) -> Event:
+def _tx_event(
+    cls: type[TransactionStarted | TransactionUpdated | TransactionEnded],
+    ctx: StationContext,
+    at: datetime,
+    row: dict[str, Any],
+    **extra: Any,
+) -> Event:
     return cls(
-        station_id=ctx.station_id, charge_point_id=ctx.charge_point_id,
-        location_id=ctx.location_id, at=at, transaction_id=row["id"],
-        connector_id=row["connector_id"], state=row["state"], id_tag=row["id_tag"],
-        started_at=row["started_at"], stopped_at=row["stopped_at"],
-        meter_start_wh=row["meter_start_wh"], energy_wh=row["energy_wh"],
-        power_w=row["power_w"], soc_percent=row["soc_percent"],
-        last_sample_at=row["last_sample_at"], stop_reason=row["stop_reason"], **extra,
+        station_id=ctx.station_id,
+        charge_point_id=ctx.charge_point_id,
+        location_id=ctx.location_id,
+        at=at,
+        transaction_id=row["id"],
+        connector_id=row["connector_id"],
+        state=row["state"],
+        id_tag=row["id_tag"],
+        started_at=row["started_at"],
+        stopped_at=row["stopped_at"],
+        meter_start_wh=row["meter_start_wh"],
+        energy_wh=row["energy_wh"],
+        power_w=row["power_w"],
+        soc_percent=row["soc_percent"],
+        last_sample_at=row["last_sample_at"],
+        stop_reason=row["stop_reason"],
+        **extra,
     )
 
 
@@ -109,12 +132,23 @@ async def start_transaction(
         if existing is not None:
             return int(existing)
         row: dict[str, Any] = {
-            "station_id": ctx.station_id, "connector_id": req.connector_id, "id_tag": req.id_tag,
-            "start_key": start_key, "state": TransactionState.ACTIVE.value,
-            "started_at": req.timestamp, "stopped_at": None, "meter_start_wh": req.meter_start_wh,
-            "meter_stop_wh": None, "energy_wh": 0, "power_w": None, "soc_percent": None,
-            "last_sample_at": None, "stop_reason": None, "reservation_id": req.reservation_id,
-            "start_missing": False, "created_at": utcnow(),
+            "station_id": ctx.station_id,
+            "connector_id": req.connector_id,
+            "id_tag": req.id_tag,
+            "start_key": start_key,
+            "state": TransactionState.ACTIVE.value,
+            "started_at": req.timestamp,
+            "stopped_at": None,
+            "meter_start_wh": req.meter_start_wh,
+            "meter_stop_wh": None,
+            "energy_wh": 0,
+            "power_w": None,
+            "soc_percent": None,
+            "last_sample_at": None,
+            "stop_reason": None,
+            "reservation_id": req.reservation_id,
+            "start_missing": False,
+            "created_at": utcnow(),
         }
         result = await conn.execute(TRANSACTION.insert().values(**row))
         row["id"] = int(result.inserted_primary_key[0])  # type: ignore[index]
@@ -124,8 +158,11 @@ async def start_transaction(
     tx_id: int = await writer.submit(Unit(fn=fn))
     if tx_id not in ctx.transactions:
         ctx.transactions[tx_id] = ActiveTransaction(
-            transaction_id=tx_id, connector_id=req.connector_id, id_tag=req.id_tag,
-            started_at=req.timestamp, meter_start_wh=req.meter_start_wh,
+            transaction_id=tx_id,
+            connector_id=req.connector_id,
+            id_tag=req.id_tag,
+            started_at=req.timestamp,
+            meter_start_wh=req.meter_start_wh,
         )
     return tx_id, tag
 
@@ -134,14 +171,19 @@ _UPDATE_LIVE = (
     update(TRANSACTION)
     .where(TRANSACTION.c.id == bindparam("b_id"))
     .values(
-        energy_wh=bindparam("b_energy"), power_w=bindparam("b_power"),
-        soc_percent=bindparam("b_soc"), last_sample_at=bindparam("b_at"),
+        energy_wh=bindparam("b_energy"),
+        power_w=bindparam("b_power"),
+        soc_percent=bindparam("b_soc"),
+        last_sample_at=bindparam("b_at"),
     )
 )
 
 
 async def record_meter_values(
-    writer: Writer, ctx: StationContext, connector_id: int, transaction_id: int | None,
+    writer: Writer,
+    ctx: StationContext,
+    connector_id: int,
+    transaction_id: int | None,
     meter_values: list[dict[str, Any]],
 ) -> None:
     """Store every sample; advance the live view of an active session from the register.
@@ -157,8 +199,7 @@ async def record_meter_values(
     unit = Unit(inserts=[(METER_SAMPLE, _sample_rows(ctx, connector_id, transaction_id, samples))])
     if active is not None:
         reading = latest_reading(samples)
-        if reading.at is not None and (active.last_sample_at is None
-                                       or reading.at >= active.last_sample_at):
+        if reading.at is not None and (active.last_sample_at is None or reading.at >= active.last_sample_at):
             if reading.register_wh is not None:
                 active.energy_wh = max(0, reading.register_wh - active.meter_start_wh)
             if reading.power_w is not None:
@@ -166,27 +207,46 @@ async def record_meter_values(
             if reading.soc_percent is not None:
                 active.soc_percent = reading.soc_percent
             active.last_sample_at = reading.at
-            unit.updates.append((_UPDATE_LIVE, {
-                "b_id": active.transaction_id, "b_energy": active.energy_wh,
-                "b_power": active.power_w, "b_soc": active.soc_percent, "b_at": reading.at,
-            }))
+            unit.updates.append(
+                (
+                    _UPDATE_LIVE,
+                    {
+                        "b_id": active.transaction_id,
+                        "b_energy": active.energy_wh,
+                        "b_power": active.power_w,
+                        "b_soc": active.soc_percent,
+                        "b_at": reading.at,
+                    },
+                )
+            )
             unit.events.append(_live_event(ctx, active))
     await writer.submit(unit)
 
 
 def _live_event(ctx: StationContext, tx: ActiveTransaction) -> Event:
     return TransactionUpdated(
-        station_id=ctx.station_id, charge_point_id=ctx.charge_point_id,
-        location_id=ctx.location_id, at=utcnow(), transaction_id=tx.transaction_id,
-        connector_id=tx.connector_id, state=TransactionState.ACTIVE.value, id_tag=tx.id_tag,
-        started_at=tx.started_at, stopped_at=None, meter_start_wh=tx.meter_start_wh,
-        energy_wh=tx.energy_wh, power_w=tx.power_w, soc_percent=tx.soc_percent,
-        last_sample_at=tx.last_sample_at, stop_reason=None,
+        station_id=ctx.station_id,
+        charge_point_id=ctx.charge_point_id,
+        location_id=ctx.location_id,
+        at=utcnow(),
+        transaction_id=tx.transaction_id,
+        connector_id=tx.connector_id,
+        state=TransactionState.ACTIVE.value,
+        id_tag=tx.id_tag,
+        started_at=tx.started_at,
+        stopped_at=None,
+        meter_start_wh=tx.meter_start_wh,
+        energy_wh=tx.energy_wh,
+        power_w=tx.power_w,
+        soc_percent=tx.soc_percent,
+        last_sample_at=tx.last_sample_at,
+        stop_reason=None,
     )
 
 
-def _late_samples_fn(ctx: StationContext, connector_id: int, transaction_id: int,
-                     samples: list[Sample]) -> Any:
+def _late_samples_fn(
+    ctx: StationContext, connector_id: int, transaction_id: int, samples: list[Sample]
+) -> Any:
     async def fn(conn: AsyncConnection, _events: list[Event]) -> None:
         owner = (
             await conn.execute(
@@ -200,6 +260,7 @@ def _late_samples_fn(ctx: StationContext, connector_id: int, transaction_id: int
         rows = _sample_rows(ctx, connector_id, owner, samples)
         if rows:
             await conn.execute(METER_SAMPLE.insert(), rows)
+
     return fn
 
 
@@ -223,13 +284,17 @@ async def stop_transaction(
 
     async def fn(conn: AsyncConnection, events: list[Event]) -> None:
         found = (
-            await conn.execute(
-                select(TRANSACTION).where(
-                    TRANSACTION.c.id == req.transaction_id,
-                    TRANSACTION.c.station_id == ctx.station_id,
+            (
+                await conn.execute(
+                    select(TRANSACTION).where(
+                        TRANSACTION.c.id == req.transaction_id,
+                        TRANSACTION.c.station_id == ctx.station_id,
+                    )
                 )
             )
-        ).mappings().first()
+            .mappings()
+            .first()
+        )
         now = utcnow()
         if found is None:
             await _record_orphan_stop(conn, events, ctx, req, samples, reason, now)
@@ -240,20 +305,29 @@ async def stop_transaction(
         connector_id = row["connector_id"]
         reading = latest_reading(samples)
         row.update(
-            state=TransactionState.COMPLETED.value, stopped_at=req.timestamp,
+            state=TransactionState.COMPLETED.value,
+            stopped_at=req.timestamp,
             meter_stop_wh=req.meter_stop_wh,
             energy_wh=max(0, req.meter_stop_wh - row["meter_start_wh"]),
             stop_reason=reason,
             soc_percent=reading.soc_percent if reading.soc_percent is not None else row["soc_percent"],
             power_w=0,
-            last_sample_at=max(filter(None, (row["last_sample_at"], reading.at))) if (
-                row["last_sample_at"] or reading.at) else None,
+            last_sample_at=max(filter(None, (row["last_sample_at"], reading.at)))
+            if (row["last_sample_at"] or reading.at)
+            else None,
         )
         await conn.execute(
-            update(TRANSACTION).where(TRANSACTION.c.id == row["id"]).values(
-                state=row["state"], stopped_at=row["stopped_at"], meter_stop_wh=row["meter_stop_wh"],
-                energy_wh=row["energy_wh"], stop_reason=row["stop_reason"],
-                soc_percent=row["soc_percent"], power_w=0, last_sample_at=row["last_sample_at"],
+            update(TRANSACTION)
+            .where(TRANSACTION.c.id == row["id"])
+            .values(
+                state=row["state"],
+                stopped_at=row["stopped_at"],
+                meter_stop_wh=row["meter_stop_wh"],
+                energy_wh=row["energy_wh"],
+                stop_reason=row["stop_reason"],
+                soc_percent=row["soc_percent"],
+                power_w=0,
+                last_sample_at=row["last_sample_at"],
             )
         )
         if samples:
@@ -266,28 +340,46 @@ async def stop_transaction(
 
 
 async def _record_orphan_stop(
-    conn: AsyncConnection, events: list[Event], ctx: StationContext, req: StopRequest,
-    samples: list[Sample], reason: str, now: datetime,
+    conn: AsyncConnection,
+    events: list[Event],
+    ctx: StationContext,
+    req: StopRequest,
+    samples: list[Sample],
+    reason: str,
+    now: datetime,
 ) -> None:
     """OCPP 1.6: a stop may arrive for a start ChargeNet never saw. Record it, flagged."""
     start_key = f"orphan:{req.transaction_id}:{to_ocpp(req.timestamp)}"
-    if (await conn.execute(select(TRANSACTION.c.id).where(
-            TRANSACTION.c.station_id == ctx.station_id,
-            TRANSACTION.c.start_key == start_key))).scalar() is not None:
+    if (
+        await conn.execute(
+            select(TRANSACTION.c.id).where(
+                TRANSACTION.c.station_id == ctx.station_id, TRANSACTION.c.start_key == start_key
+            )
+        )
+    ).scalar() is not None:
         return
     registers = [s for s in samples if s.measurand == "Energy.Active.Import.Register" and s.phase is None]
     first = min(registers, key=lambda s: s.sampled_at) if registers else None
     meter_start = round(first.value * (1000 if first.unit == "kWh" else 1)) if first else req.meter_stop_wh
     connector_id = 0
     row: dict[str, Any] = {
-        "station_id": ctx.station_id, "connector_id": connector_id, "id_tag": req.id_tag,
-        "start_key": start_key, "state": TransactionState.COMPLETED.value,
+        "station_id": ctx.station_id,
+        "connector_id": connector_id,
+        "id_tag": req.id_tag,
+        "start_key": start_key,
+        "state": TransactionState.COMPLETED.value,
         "started_at": first.sampled_at if first else req.timestamp,
-        "stopped_at": req.timestamp, "meter_start_wh": meter_start,
-        "meter_stop_wh": req.meter_stop_wh, "energy_wh": max(0, req.meter_stop_wh - meter_start),
-        "power_w": 0, "soc_percent": latest_reading(samples).soc_percent,
-        "last_sample_at": latest_reading(samples).at, "stop_reason": reason,
-        "reservation_id": None, "start_missing": True, "created_at": now,
+        "stopped_at": req.timestamp,
+        "meter_start_wh": meter_start,
+        "meter_stop_wh": req.meter_stop_wh,
+        "energy_wh": max(0, req.meter_stop_wh - meter_start),
+        "power_w": 0,
+        "soc_percent": latest_reading(samples).soc_percent,
+        "last_sample_at": latest_reading(samples).at,
+        "stop_reason": reason,
+        "reservation_id": None,
+        "start_missing": True,
+        "created_at": now,
     }
     result = await conn.execute(TRANSACTION.insert().values(**row))
     row["id"] = int(result.inserted_primary_key[0])  # type: ignore[index]

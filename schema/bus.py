@@ -86,9 +86,7 @@ class Bus(Protocol):
 
     def subscribe(self, *topics: str) -> Subscription: ...
 
-    async def request(
-        self, charge_point_id: str, command: Command, *, timeout: float
-    ) -> CommandReply: ...
+    async def request(self, charge_point_id: str, command: Command, *, timeout: float) -> CommandReply: ...
 
     def serve_station(self, charge_point_id: str, executor: CommandExecutor) -> None: ...
 
@@ -147,9 +145,7 @@ class InProcessBus:
     def is_held(self, charge_point_id: str) -> bool:
         return charge_point_id in self._executors
 
-    async def request(
-        self, charge_point_id: str, command: Command, *, timeout: float
-    ) -> CommandReply:
+    async def request(self, charge_point_id: str, command: Command, *, timeout: float) -> CommandReply:
         executor = self._executors.get(charge_point_id)
         if executor is None:
             raise StationOffline(f"station {charge_point_id} is not connected")

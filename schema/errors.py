@@ -12,6 +12,11 @@ class ChargeNetError(Exception):
         if code is not None:
             self.code = code
 
+    @property
+    def extensions(self) -> dict[str, str]:
+        """GraphQL error extensions: clients branch on `code`, never on the message."""
+        return {"code": self.code}
+
 
 class NotFound(ChargeNetError):
     code = "NOT_FOUND"
@@ -30,9 +35,13 @@ class CommandTimeout(ChargeNetError):
 
 
 class CommandFailed(ChargeNetError):
-    """The station answered a command with a CALLERROR."""
+    """The station answered a command with a CALLERROR (its OCPP code in `station_code`)."""
 
     code = "STATION_ERROR"
+
+    def __init__(self, message: str, *, station_code: str = "GenericError") -> None:
+        super().__init__(message)
+        self.station_code = station_code
 
 
 class ConnectorBusy(ChargeNetError):

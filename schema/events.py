@@ -138,13 +138,20 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     cls = EVENT_TYPES[data.pop("kind")]
     for f in dataclasses.fields(cls):
         value = data.get(f.name)
-        if isinstance(value, str) and f.name.endswith("_at") or f.name == "at":
+        if (isinstance(value, str) and f.name.endswith("_at")) or f.name == "at":
             data[f.name] = datetime.fromisoformat(value) if isinstance(value, str) else value
     if "connectors" in data:
         data["connectors"] = tuple(
-            ConnectorState(**{**c, "status_since": datetime.fromisoformat(c["status_since"])
-                              if isinstance(c.get("status_since"), str) else c.get("status_since")})
-            if isinstance(c, dict) else c
+            ConnectorState(
+                **{
+                    **c,
+                    "status_since": datetime.fromisoformat(c["status_since"])
+                    if isinstance(c.get("status_since"), str)
+                    else c.get("status_since"),
+                }
+            )
+            if isinstance(c, dict)
+            else c
             for c in data["connectors"]
         )
     return cls(**data)

@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     pending_retry_interval_s: int = Field(default=60, alias="CHARGENET_PENDING_INTERVAL")
     command_timeout_s: float = Field(default=30.0, alias="CHARGENET_COMMAND_TIMEOUT")
     message_log_retention_days: int = Field(default=14, alias="CHARGENET_MESSAGE_LOG_RETENTION_DAYS")
+    # Bootstrap operator credential until accounts exist; `serve` generates one if unset.
+    admin_token: str | None = Field(default=None, alias="CHARGENET_ADMIN_TOKEN")
+    # How long startCharging waits for the station to actually start a transaction.
+    start_wait_s: float = Field(default=20.0, alias="CHARGENET_START_WAIT")
     log_level: str = Field(default="INFO", alias="CHARGENET_LOG_LEVEL")
 
 

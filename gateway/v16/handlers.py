@@ -29,14 +29,25 @@ from schema.timeutil import parse_ocpp_datetime, to_ocpp, utcnow
 
 # Charger-initiated actions of the 1.6 security whitepaper that this gateway does not take yet:
 # they get NotSupported (recognised) rather than NotImplemented (unknown).
-NOT_SUPPORTED = frozenset({
-    "SecurityEventNotification", "SignCertificate", "LogStatusNotification",
-    "SignedFirmwareStatusNotification",
-})
+NOT_SUPPORTED = frozenset(
+    {
+        "SecurityEventNotification",
+        "SignCertificate",
+        "LogStatusNotification",
+        "SignedFirmwareStatusNotification",
+    }
+)
 
 ACTIONS = (
-    "BootNotification", "Heartbeat", "StatusNotification", "Authorize", "StartTransaction",
-    "MeterValues", "StopTransaction", "DataTransfer", "DiagnosticsStatusNotification",
+    "BootNotification",
+    "Heartbeat",
+    "StatusNotification",
+    "Authorize",
+    "StartTransaction",
+    "MeterValues",
+    "StopTransaction",
+    "DataTransfer",
+    "DiagnosticsStatusNotification",
     "FirmwareStatusNotification",
 )
 
@@ -80,23 +91,35 @@ class ChargePoint16:
         }
 
     async def boot_notification(self, p: dict[str, Any]) -> dict[str, Any]:
-        status, interval = await record_boot(self.writer, self.ctx, BootInfo(
-            vendor=p["chargePointVendor"], model=p["chargePointModel"],
-            serial_number=p.get("chargePointSerialNumber") or p.get("chargeBoxSerialNumber"),
-            firmware_version=p.get("firmwareVersion"), ocpp_version=self.version.value,
-        ))
+        status, interval = await record_boot(
+            self.writer,
+            self.ctx,
+            BootInfo(
+                vendor=p["chargePointVendor"],
+                model=p["chargePointModel"],
+                serial_number=p.get("chargePointSerialNumber") or p.get("chargeBoxSerialNumber"),
+                firmware_version=p.get("firmwareVersion"),
+                ocpp_version=self.version.value,
+            ),
+        )
         return {"status": status, "currentTime": to_ocpp(utcnow()), "interval": interval}
 
     async def heartbeat(self, _p: dict[str, Any]) -> dict[str, Any]:
         return {"currentTime": to_ocpp(utcnow())}
 
     async def status_notification(self, p: dict[str, Any]) -> dict[str, Any]:
-        await record_status(self.writer, self.ctx, StatusReport(
-            connector_id=_connector(self.ctx, p["connectorId"], allow_zero=True),
-            status=p["status"], error_code=p["errorCode"], info=p.get("info"),
-            vendor_error_code=p.get("vendorErrorCode"),
-            timestamp=_ts(p["timestamp"]) if "timestamp" in p else None,
-        ))
+        await record_status(
+            self.writer,
+            self.ctx,
+            StatusReport(
+                connector_id=_connector(self.ctx, p["connectorId"], allow_zero=True),
+                status=p["status"],
+                error_code=p["errorCode"],
+                info=p.get("info"),
+                vendor_error_code=p.get("vendorErrorCode"),
+                timestamp=_ts(p["timestamp"]) if "timestamp" in p else None,
+            ),
+        )
         return {}
 
     async def authorize(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -104,18 +127,28 @@ class ChargePoint16:
         return {"idTagInfo": info.to_ocpp()}
 
     async def start_transaction(self, p: dict[str, Any]) -> dict[str, Any]:
-        tx_id, info = await start_transaction(self.engine, self.writer, self.ctx, StartRequest(
-            connector_id=_connector(self.ctx, p["connectorId"], allow_zero=False),
-            id_tag=p["idTag"], meter_start_wh=p["meterStart"], timestamp=_ts(p["timestamp"]),
-            reservation_id=p.get("reservationId"),
-        ))
+        tx_id, info = await start_transaction(
+            self.engine,
+            self.writer,
+            self.ctx,
+            StartRequest(
+                connector_id=_connector(self.ctx, p["connectorId"], allow_zero=False),
+                id_tag=p["idTag"],
+                meter_start_wh=p["meterStart"],
+                timestamp=_ts(p["timestamp"]),
+                reservation_id=p.get("reservationId"),
+            ),
+        )
         return {"transactionId": tx_id, "idTagInfo": info.to_ocpp()}
 
     async def meter_values(self, p: dict[str, Any]) -> dict[str, Any]:
         try:
             await record_meter_values(
-                self.writer, self.ctx, _connector(self.ctx, p["connectorId"], allow_zero=True),
-                p.get("transactionId"), p["meterValue"],
+                self.writer,
+                self.ctx,
+                _connector(self.ctx, p["connectorId"], allow_zero=True),
+                p.get("transactionId"),
+                p["meterValue"],
             )
         except BadSample as exc:
             raise OcppError("PropertyConstraintViolation", str(exc)) from None
@@ -123,11 +156,19 @@ class ChargePoint16:
 
     async def stop_transaction(self, p: dict[str, Any]) -> dict[str, Any]:
         try:
-            info = await stop_transaction(self.engine, self.writer, self.ctx, StopRequest(
-                transaction_id=p["transactionId"], meter_stop_wh=p["meterStop"],
-                timestamp=_ts(p["timestamp"]), id_tag=p.get("idTag"), reason=p.get("reason"),
-                transaction_data=p.get("transactionData"),
-            ))
+            info = await stop_transaction(
+                self.engine,
+                self.writer,
+                self.ctx,
+                StopRequest(
+                    transaction_id=p["transactionId"],
+                    meter_stop_wh=p["meterStop"],
+                    timestamp=_ts(p["timestamp"]),
+                    id_tag=p.get("idTag"),
+                    reason=p.get("reason"),
+                    transaction_data=p.get("transactionData"),
+                ),
+            )
         except BadSample as exc:
             raise OcppError("PropertyConstraintViolation", str(exc)) from None
         return {"idTagInfo": info.to_ocpp()} if info is not None else {}
@@ -135,17 +176,33 @@ class ChargePoint16:
     async def data_transfer(self, p: dict[str, Any]) -> dict[str, Any]:
         # No vendor extension is registered yet: the spec's answer is UnknownVendorId. The
         # message is logged and announced so an integration can still see it.
-        await record_station_report(self.writer, self.ctx, "DataTransfer", {
-            "vendorId": p["vendorId"], "messageId": p.get("messageId"),
-        })
+        await record_station_report(
+            self.writer,
+            self.ctx,
+            "DataTransfer",
+            {
+                "vendorId": p["vendorId"],
+                "messageId": p.get("messageId"),
+            },
+        )
         return {"status": "UnknownVendorId"}
 
     async def diagnostics_status(self, p: dict[str, Any]) -> dict[str, Any]:
-        await record_station_report(self.writer, self.ctx, "DiagnosticsStatusNotification",
-                                    {"status": p["status"]}, diagnostics_status=p["status"])
+        await record_station_report(
+            self.writer,
+            self.ctx,
+            "DiagnosticsStatusNotification",
+            {"status": p["status"]},
+            diagnostics_status=p["status"],
+        )
         return {}
 
     async def firmware_status(self, p: dict[str, Any]) -> dict[str, Any]:
-        await record_station_report(self.writer, self.ctx, "FirmwareStatusNotification",
-                                    {"status": p["status"]}, firmware_status=p["status"])
+        await record_station_report(
+            self.writer,
+            self.ctx,
+            "FirmwareStatusNotification",
+            {"status": p["status"]},
+            firmware_status=p["status"],
+        )
         return {}

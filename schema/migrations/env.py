@@ -6,10 +6,10 @@ import asyncio
 
 from alembic import context
 from sqlalchemy.engine import Connection
+from sqlmodel import SQLModel
 
 from schema import models  # noqa: F401  (registers the tables on the metadata)
 from schema.db import create_engine
-from sqlmodel import SQLModel
 
 target_metadata = SQLModel.metadata
 

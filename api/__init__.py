@@ -1,0 +1,1 @@
+"""ChargeNet's API: the GraphQL schema for apps and operators, and the `chargenet` CLI."""

@@ -1,0 +1,153 @@
+"""`chargenet`: serve (all in one), api, gateway, migrate, simulate, export-schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from schema.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """Flags override the environment, which overrides defaults."""
+    overrides: dict[str, Any] = {}
+    mapping = {
+        "database_url": "database_url",
+        "api_host": "api_host",
+        "api_port": "api_port",
+        "gateway_host": "gateway_host",
+        "gateway_port": "gateway_port",
+        "chargers": "simulated_chargers",
+        "demo": "demo",
+        "auto_register": "auto_register",
+    }
+    for arg, field in mapping.items():
+        value = getattr(args, arg, None)
+        if value is not None:
+            overrides[field] = value
+    return Settings().model_copy(update=overrides)
+
+
+def _add_common(p: argparse.ArgumentParser, *, api: bool, gateway: bool) -> None:
+    p.add_argument("--database-url", help="SQLite (default ./chargenet.db) or PostgreSQL URL")
+    if api:
+        p.add_argument("--api-host")
+        p.add_argument("--api-port", type=int)
+    if gateway:
+        p.add_argument("--gateway-host")
+        p.add_argument("--gateway-port", type=int)
+        p.add_argument(
+            "--auto-register",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="accept unknown charge point ids and register them",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chargenet", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="API + gateway (+ demo chargers) in one process")
+    _add_common(serve, api=True, gateway=True)
+    serve.add_argument(
+        "--demo",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="seed the demo network and run simulated chargers (default on)",
+    )
+    serve.add_argument("--chargers", type=int, help="number of simulated chargers (demo)")
+
+    api = sub.add_parser("api", help="GraphQL API only")
+    _add_common(api, api=True, gateway=False)
+    gw = sub.add_parser("gateway", help="OCPP gateway only")
+    _add_common(gw, api=False, gateway=True)
+
+    mig = sub.add_parser("migrate", help="upgrade the database to the latest schema")
+    mig.add_argument("--database-url")
+
+    sim = sub.add_parser("simulate", help="run N simulated OCPP 1.6 chargers against a gateway")
+    sim.add_argument("--url", default="ws://127.0.0.1:9000/ocpp")
+    sim.add_argument("-n", "--count", type=int, default=10)
+    sim.add_argument("--prefix", default="SIM-")
+    sim.add_argument("--speed", type=float, default=60.0, help="simulated seconds per real second")
+    sim.add_argument("--id-tag", action="append", dest="id_tags")
+    sim.add_argument("--password", help="Basic-auth password (security profile 1)")
+
+    exp = sub.add_parser("export-schema", help="write the GraphQL SDL")
+    exp.add_argument("--output", default=None, help="file (default schema/schema.graphql)")
+    return parser
+
+
+async def _simulate(args: argparse.Namespace) -> None:
+    from gateway.simulator import SimCharger, SimConfig
+
+    chargers = [
+        SimCharger(
+            SimConfig(
+                charge_point_id=f"{args.prefix}{i:05d}",
+                url=args.url,
+                speed=args.speed,
+                id_tags=args.id_tags or ["DEMO-RFID-0001"],
+                password=args.password,
+                auto_sessions=True,
+                meter_interval_s=30.0,
+            )
+        )
+        for i in range(1, args.count + 1)
+    ]
+    tasks = [asyncio.create_task(c.run()) for c in chargers]
+    print(f"{len(chargers)} simulated chargers → {args.url} (Ctrl-C stops)", flush=True)
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for c in chargers:
+            await c.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = _settings(args)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # The websockets and ocpp loggers print whole frames (id tags) at INFO.
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    if args.command == "migrate":
+        from schema.migrate import upgrade
+
+        upgrade(settings.database_url)
+        print("database is at the latest revision")
+        return 0
+    if args.command == "export-schema":
+        from api.graphql_schema import SCHEMA_PATH, export_sdl
+
+        out = Path(args.output) if args.output else SCHEMA_PATH
+        out.write_text(export_sdl())
+        print(f"wrote {out}")
+        return 0
+    if args.command == "simulate":
+        try:
+            asyncio.run(_simulate(args))
+        except KeyboardInterrupt:
+            pass
+        return 0
+    from api.runtime import run
+
+    if args.command == "serve":
+        run(settings)
+    elif args.command == "api":
+        run(settings.model_copy(update={"demo": False}), gateway=False)
+    elif args.command == "gateway":
+        run(settings.model_copy(update={"demo": False}), api=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""The per-request GraphQL context: caller, database, bus and request-scoped DataLoaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+
+from api.auth.principal import Principal
+from api.loaders import Loaders
+from schema.bus import Bus
+from schema.settings import Settings
+
+
+@dataclass
+class Context:
+    request: Request | WebSocket
+    response: Response | None
+    principal: Principal
+    db: async_sessionmaker[AsyncSession]
+    bus: Bus
+    settings: Settings
+    loaders: Loaders
+    connection_params: dict[str, Any] | None = field(default=None)
+
+    def use_principal(self, principal: Principal) -> None:
+        """Switch caller (subscriptions authenticate after the socket opens); loaders follow."""
+        self.principal = principal
+        self.loaders = Loaders(self.db, principal, cache=self.loaders.cache)

@@ -1,0 +1,1 @@
+"""The charging network as apps see it: locations, stations, connectors and live status."""

@@ -1,0 +1,100 @@
+"""Live station status: a snapshot first, then every change."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import strawberry
+from strawberry import relay
+from strawberry.types import Info
+
+from api.enums import ConnectorStatusGQL
+from api.network import repository
+from api.network.types import (
+    ConnectorStatusView,
+    StationStatusUpdate,
+    parse_global_id,
+    station_global_id,
+)
+from schema.errors import InvalidInput
+from schema.events import StationStatusChanged, location_topic, station_topic
+from schema.models import ChargingStation, Connector
+from schema.timeutil import utcnow
+
+
+def _from_event(e: StationStatusChanged) -> StationStatusUpdate:
+    return StationStatusUpdate(
+        station_id=station_global_id(e.station_id),
+        charge_point_id=e.charge_point_id,
+        online=e.online,
+        status=ConnectorStatusGQL(e.station_status),
+        error_code=e.station_error_code,
+        connectors=[
+            ConnectorStatusView(
+                connector_id=c.connector_id,
+                status=ConnectorStatusGQL(c.status),
+                error_code=c.error_code,
+                status_since=c.status_since,
+            )
+            for c in e.connectors
+        ],
+        changed_connector_id=e.changed_connector_id,
+        reason=e.reason,
+        at=e.at,
+        _station_pk=e.station_id,
+    )
+
+
+def _from_snapshot(s: ChargingStation, connectors: list[Connector]) -> StationStatusUpdate:
+    return StationStatusUpdate(
+        station_id=station_global_id(s.id or 0),
+        charge_point_id=s.charge_point_id,
+        online=s.online,
+        status=ConnectorStatusGQL(s.status),
+        error_code=s.error_code,
+        connectors=[
+            ConnectorStatusView(
+                connector_id=c.connector_id,
+                status=ConnectorStatusGQL(c.status),
+                error_code=c.error_code,
+                status_since=c.status_since,
+            )
+            for c in connectors
+        ],
+        changed_connector_id=None,
+        reason="snapshot",
+        at=utcnow(),
+        _station_pk=s.id or 0,
+    )
+
+
+@strawberry.type
+class NetworkSubscription:
+    @strawberry.subscription(
+        description="Status of one station or of every station at a "
+        "location: first the current state, then each change."
+    )
+    async def station_status_changed(
+        self,
+        info: Info,
+        station_id: relay.GlobalID | None = None,
+        location_id: relay.GlobalID | None = None,
+    ) -> AsyncGenerator[StationStatusUpdate, None]:
+        if (station_id is None) == (location_id is None):
+            raise InvalidInput("give exactly one of stationId or locationId")
+        sid = parse_global_id(station_id, "Station") if station_id else None
+        lid = parse_global_id(location_id, "Location") if location_id else None
+        # Subscribe before reading the snapshot so no change falls between the two.
+        sub = info.context.bus.subscribe(station_topic(sid) if sid else location_topic(lid or 0))
+        try:
+            async with info.context.db() as s:
+                snapshot = await repository.station_snapshots(
+                    s, info.context.principal, station_id=sid, location_id=lid
+                )
+            for station, connectors in snapshot:
+                yield _from_snapshot(station, connectors)
+            async for event in sub:
+                if isinstance(event, StationStatusChanged):
+                    yield _from_event(event)
+        finally:
+            sub.close()

@@ -1,0 +1,65 @@
+"""Relay-style connections with opaque cursors and capped page sizes."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Generic, TypeVar
+
+import strawberry
+from strawberry import relay
+
+from schema.errors import InvalidInput
+
+# One page never returns more than this: a client asking for more gets this many and a cursor.
+MAX_PAGE_SIZE = 200
+DEFAULT_PAGE_SIZE = 50
+
+T = TypeVar("T")
+
+
+def clamp_first(first: int | None) -> int:
+    if first is None:
+        return DEFAULT_PAGE_SIZE
+    if first < 0:
+        raise InvalidInput("first must not be negative")
+    return min(first, MAX_PAGE_SIZE)
+
+
+def encode_cursor(kind: str, value: int) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{value}".encode()).decode()
+
+
+def decode_cursor(kind: str, cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    try:
+        prefix, _, value = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+        if prefix != kind:
+            raise ValueError(prefix)
+        return int(value)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("invalid cursor") from None
+
+
+@strawberry.type
+class Connection(relay.Connection[relay.NodeType], Generic[relay.NodeType]):
+    total_count: int | None = strawberry.field(
+        default=None, description="Items matching the filters, across all pages."
+    )
+
+
+def build_connection(
+    nodes: list[T], *, kind: str, keys: list[int], has_next: bool, total: int | None
+) -> Connection[T]:  # type: ignore[type-var]
+    edges = [relay.Edge(node=n, cursor=encode_cursor(kind, k)) for n, k in zip(nodes, keys, strict=True)]
+    return Connection(
+        edges=edges,  # type: ignore[arg-type]
+        page_info=relay.PageInfo(
+            has_next_page=has_next,
+            has_previous_page=False,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+        total_count=total,
+    )

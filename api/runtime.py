@@ -1,0 +1,193 @@
+"""Composition root: builds and runs ChargeNet's processes (API, gateway, simulators).
+
+This module and `api/cli.py` are the only places in api/ that import gateway/: they wire the
+two sides together; the sides themselves only share schema/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import signal
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+
+import uvicorn
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.app import create_app
+from api.demo import DEMO_ID_TAGS, demo_charger_specs, seed_demo
+from gateway.server import Gateway
+from gateway.simulator import SimCharger, SimConfig
+from schema.bus import Bus, InProcessBus
+from schema.db import create_engine
+from schema.migrate import upgrade_async
+from schema.settings import Settings
+
+log = logging.getLogger("chargenet")
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the runtime owns Ctrl-C for all parts."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    run_api: bool = True
+    run_gateway: bool = True
+    engine: AsyncEngine | None = None
+    bus: Bus = field(default_factory=InProcessBus)
+    gateway: Gateway | None = None
+    api_server: uvicorn.Server | None = None
+    chargers: list[SimCharger] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        s = self.settings
+        await upgrade_async(s.database_url)
+        self.engine = create_engine(s.database_url)
+        if s.demo:
+            await seed_demo(self.engine)
+        if self.run_gateway:
+            self.gateway = Gateway(
+                self.engine,
+                self.bus,
+                host=s.gateway_host,
+                port=s.gateway_port,
+                auto_register=s.auto_register or s.demo,
+                heartbeat_interval_s=s.heartbeat_interval_s,
+                command_timeout_s=s.command_timeout_s,
+                message_log_retention_days=s.message_log_retention_days,
+            )
+            await self.gateway.start()
+        if self.run_api:
+            app = create_app(
+                engine=self.engine,
+                bus=self.bus,
+                settings=s,
+                ready=lambda: self.api_server is not None and self.api_server.started,
+            )
+            config = uvicorn.Config(
+                app,
+                host=s.api_host,
+                port=s.api_port,
+                lifespan="off",
+                log_level="warning",
+                ws="websockets-sansio",
+            )
+            self.api_server = _EmbeddedServer(config)
+            self._tasks.append(asyncio.create_task(self.api_server.serve()))
+            while not self.api_server.started:
+                if self._tasks[-1].done():
+                    self._tasks[-1].result()  # surfaces "address already in use" and the like
+                await asyncio.sleep(0.02)
+        if s.demo and self.run_gateway and s.simulated_chargers > 0:
+            await self.start_simulators(s.simulated_chargers)
+
+    async def start_simulators(self, count: int) -> None:
+        assert self.gateway is not None
+        url = f"ws://{self.settings.gateway_host}:{self.gateway.bound_port}/ocpp"
+        for spec in demo_charger_specs(count):
+            charger = SimCharger(
+                SimConfig(
+                    charge_point_id=spec.charge_point_id,
+                    url=url,
+                    connectors=spec.connector_powers,
+                    model=spec.model,
+                    id_tags=list(DEMO_ID_TAGS),
+                    speed=60.0,
+                    meter_interval_s=30.0,
+                    heartbeat_interval_s=60.0,
+                    auto_sessions=True,
+                    fault_probability=0.05,
+                )
+            )
+            self.chargers.append(charger)
+            self._tasks.append(asyncio.create_task(charger.run()))
+
+    async def stop(self) -> None:
+        for charger in self.chargers:
+            await charger.close()
+        if self.api_server is not None:
+            self.api_server.should_exit = True
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, 10)
+        if self.gateway is not None:
+            await self.gateway.stop()
+        if self.engine is not None:
+            await self.engine.dispose()
+
+    async def run_until_stopped(self) -> None:
+        stop = asyncio.Event()
+        with _stop_on_signals(stop):
+            await self.start()
+            self.print_banner()
+            await stop.wait()
+            log.info("stopping…")
+            await self.stop()
+
+    def print_banner(self) -> None:
+        s = self.settings
+        lines = ["", "ChargeNet is running."]
+        if self.run_api:
+            lines += [f"  GraphQL + GraphiQL: http://{s.api_host}:{s.api_port}/graphql"]
+        if self.gateway is not None:
+            lines += [
+                f"  OCPP gateway:       ws://{s.gateway_host}:{self.gateway.bound_port}"
+                "/ocpp/{chargePointId}  (subprotocol ocpp1.6)"
+            ]
+        if self.chargers:
+            lines += [f"  Simulated chargers: {len(self.chargers)} (1 simulated minute per second)"]
+        if self.run_api:
+            lines += [
+                "",
+                "Try in GraphiQL:",
+                "  { stations(first: 10) { totalCount edges { node { id chargePointId online",
+                "      status connectors { connectorId status maxPowerW } } } } }",
+                '  subscription { stationStatusChanged(locationId: "<a Location id>") {',
+                "      chargePointId online connectors { connectorId status } reason } }",
+            ]
+            if s.admin_token:
+                lines += [
+                    "",
+                    "Operator queries (transactions, startCharging) need the header",
+                    f"  Authorization: Bearer {s.admin_token}",
+                ]
+        lines += ["", "Ctrl-C stops."]
+        print("\n".join(lines), flush=True)
+
+
+def ensure_admin_token(settings: Settings) -> Settings:
+    """The demo gets a fresh operator token per run when none is configured."""
+    if settings.admin_token:
+        return settings
+    return settings.model_copy(update={"admin_token": secrets.token_urlsafe(24)})
+
+
+def run(settings: Settings, *, api: bool = True, gateway: bool = True) -> None:
+    if api and settings.demo:
+        settings = ensure_admin_token(settings)
+    asyncio.run(Runtime(settings, run_api=api, run_gateway=gateway).run_until_stopped())

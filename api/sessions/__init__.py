@@ -1,0 +1,1 @@
+"""Charging sessions (OCPP transactions) and their meter readings."""

@@ -1,0 +1,96 @@
+"""Every query about charging sessions, scoped to the caller.
+
+Sessions are personal data: anonymous callers get an empty statement, operators see their
+organisation's stations (a platform operator sees all).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, false, func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.auth.principal import Principal
+from schema.models import ChargingStation, MeterSample, Transaction
+
+# A transaction's samples are returned at most this many per request; a long DC session at
+# 10-second sampling has thousands, and the app draws a curve, not a table.
+MAX_SAMPLES_PER_REQUEST = 1_000
+
+
+def readable_transactions(principal: Principal) -> Select[tuple[Transaction]]:
+    stmt = select(Transaction)
+    if not principal.is_operator:
+        return stmt.where(false())
+    if principal.organization_id is not None:
+        stmt = stmt.where(
+            col(Transaction.station_id).in_(
+                select(ChargingStation.id).where(ChargingStation.organization_id == principal.organization_id)
+            )
+        )
+    return stmt
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionFilter:
+    station_id: int | None = None
+    state: str | None = None
+    started_after: datetime | None = None
+    started_before: datetime | None = None
+
+
+async def page_transactions(
+    session: AsyncSession,
+    principal: Principal,
+    f: TransactionFilter,
+    *,
+    first: int,
+    before_id: int | None,
+) -> tuple[list[Transaction], bool, int]:
+    """Newest first, keyset on id."""
+    stmt = readable_transactions(principal)
+    if f.station_id is not None:
+        stmt = stmt.where(Transaction.station_id == f.station_id)
+    if f.state is not None:
+        stmt = stmt.where(Transaction.state == f.state)
+    if f.started_after is not None:
+        stmt = stmt.where(col(Transaction.started_at) >= f.started_after)
+    if f.started_before is not None:
+        stmt = stmt.where(col(Transaction.started_at) < f.started_before)
+    total = (await session.exec(select(func.count()).select_from(stmt.subquery()))).one()
+    if before_id is not None:
+        stmt = stmt.where(col(Transaction.id) < before_id)
+    rows = list((await session.exec(stmt.order_by(col(Transaction.id).desc()).limit(first + 1))).all())
+    return rows[:first], len(rows) > first, total
+
+
+async def transactions_by_ids(
+    session: AsyncSession, principal: Principal, ids: Sequence[int]
+) -> dict[int, Transaction]:
+    rows = await session.exec(readable_transactions(principal).where(col(Transaction.id).in_(ids)))
+    return {r.id: r for r in rows.all() if r.id is not None}
+
+
+async def samples_for_transaction(
+    session: AsyncSession,
+    principal: Principal,
+    transaction_id: int,
+    *,
+    limit: int,
+    measurand: str | None,
+) -> list[MeterSample]:
+    readable = readable_transactions(principal).with_only_columns(col(Transaction.id))
+    stmt = select(MeterSample).where(
+        MeterSample.transaction_id == transaction_id,
+        col(MeterSample.transaction_id).in_(readable),
+    )
+    if measurand is not None:
+        stmt = stmt.where(MeterSample.measurand == measurand)
+    stmt = stmt.order_by(col(MeterSample.sampled_at), col(MeterSample.id)).limit(
+        min(limit, MAX_SAMPLES_PER_REQUEST)
+    )
+    return list((await session.exec(stmt)).all())

@@ -9,6 +9,7 @@ import base64
 import binascii
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
@@ -20,6 +21,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 from gateway import validation
 from gateway.message_log import MessageLog
@@ -59,6 +61,15 @@ MESSAGE_LOG_FLUSH_S = 1.0
 RETENTION_PURGE_S = 3600.0
 # Close code a replaced connection gets when the same station connects again.
 CLOSE_REPLACED = 4000
+
+
+def _select_subprotocol(_connection: ServerConnection, offered: Sequence[str]) -> Subprotocol | None:
+    """Pick the OCPP version; with none offered, accept and let the handler close with a reason
+    (an HTTP 400 from the handshake is invisible on most chargers' diagnostics screens)."""
+    for protocol in offered:
+        if protocol in SUBPROTOCOLS:
+            return Subprotocol(protocol)
+    return None
 
 
 @dataclass(slots=True)
@@ -120,7 +131,7 @@ class Gateway:
             self._handle,
             self.host,
             self.port,
-            subprotocols=SUBPROTOCOLS,  # type: ignore[arg-type]
+            select_subprotocol=_select_subprotocol,
             process_request=self._process_request,
             # Per-message deflate triples memory per connection; OCPP frames are small.
             compression=None,

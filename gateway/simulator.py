@@ -395,8 +395,9 @@ class SimCharger:
             self._spawn(self.run_session(conn.connector_id, self.rng.choice(self.cfg.id_tags)))
 
     async def start(self) -> None:
-        """Connect, boot until accepted, report every connector."""
-        await self.connect()
+        """Connect (unless connected), boot until accepted, report every connector."""
+        if self.ws is None or self.ws.state.name != "OPEN":
+            await self.connect()
         while True:
             result = await self.boot()
             if result["status"] == "Accepted":

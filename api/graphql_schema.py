@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 import strawberry
@@ -13,8 +15,10 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
+    SchemaExtension,
     ValidationCache,
 )
+from strawberry.relay.types import GlobalIDValueError
 
 from api.control.mutations import ControlMutation
 from api.network.queries import NetworkQuery
@@ -50,29 +54,42 @@ class Subscription(NetworkSubscription, SessionsSubscription):
 def _should_mask(error: GraphQLError) -> bool:
     """Expected failures keep their message and code; anything else is masked for clients."""
     original = error.original_error
-    if original is None:
-        return False  # validation and syntax errors are the client's own
-    return not isinstance(original, ChargeNetError | PermissionError) and not _is_permission(error)
+    if original is None or isinstance(original, GraphQLError | ChargeNetError):
+        return False  # syntax, validation, permission and domain errors are the client's to see
+    return not isinstance(original, GlobalIDValueError)
 
 
-def _is_permission(error: GraphQLError) -> bool:
-    return error.original_error.__class__.__name__ == "PermissionError" or (
-        error.message in ("operator access required", "not allowed")
-    )
+class ErrorCodes(SchemaExtension):
+    """Give every expected error a stable `extensions.code` that clients can branch on."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        for error in getattr(result, "errors", None) or []:
+            if "code" in error.extensions:
+                continue
+            if isinstance(error.original_error, GlobalIDValueError):
+                error.extensions["code"] = "INVALID_INPUT"
+            elif error.original_error is None:
+                error.extensions["code"] = "GRAPHQL_VALIDATION_FAILED"
 
 
+@cache
 def build_schema() -> strawberry.Schema:
+    """One schema per process (strawberry's type registry allows it to be built only once)."""
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
+        # Factories: a fresh extension per request; the parse/validation caches are module-level.
         extensions=[
-            QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH),
-            MaxTokensLimiter(max_token_count=MAX_QUERY_TOKENS),
-            MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
-            ParserCache(maxsize=PARSER_CACHE_SIZE),
-            ValidationCache(maxsize=PARSER_CACHE_SIZE),
-            MaskErrors(should_mask_error=_should_mask),
+            lambda: QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH),
+            lambda: MaxTokensLimiter(max_token_count=MAX_QUERY_TOKENS),
+            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            lambda: ParserCache(maxsize=PARSER_CACHE_SIZE),
+            lambda: ValidationCache(maxsize=PARSER_CACHE_SIZE),
+            lambda: MaskErrors(should_mask_error=_should_mask),
+            ErrorCodes,
         ],
     )
 

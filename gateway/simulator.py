@@ -34,6 +34,10 @@ class CallError(Exception):
         self.description = description
 
 
+# Returned by an `on_call` hook: the charger never answers that CALL.
+NO_ANSWER: dict[str, Any] = {}
+
+
 @dataclass
 class SimConnector:
     connector_id: int
@@ -80,6 +84,8 @@ class SimCharger:
         self.booted = asyncio.Event()
         self.heartbeat_interval = 300.0
         self.received_calls: list[tuple[str, dict[str, Any]]] = []
+        # Tests script odd chargers here: return a payload to answer with it, None for the
+        # default behaviour, NO_ANSWER to stay silent, or raise CallError to answer CALLERROR.
         self.on_call: Callable[[str, dict[str, Any]], dict[str, Any] | None] | None = None
 
     # -- connection -------------------------------------------------------------------------
@@ -162,8 +168,16 @@ class SimCharger:
 
     async def _answer(self, mid: str, action: str, payload: dict[str, Any]) -> None:
         self.received_calls.append((action, payload))
-        result: dict[str, Any] | None
-        if self.on_call is not None and (result := self.on_call(action, payload)) is not None:
+        result: dict[str, Any] | None = None
+        if self.on_call is not None:
+            try:
+                result = self.on_call(action, payload)
+            except CallError as exc:
+                await self._send_frame([4, mid, exc.code, exc.description, {}])
+                return
+            if result is NO_ANSWER:
+                return
+        if result is not None:
             pass
         elif action == "RemoteStartTransaction":
             result = self._remote_start(payload)

@@ -8,24 +8,30 @@ reason when the server is unreachable, unless CHARGENET_REQUIRE_SERVICES=1 (set 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
+import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.app import create_app
 from gateway.server import Gateway
 from gateway.simulator import SimCharger, SimConfig
 from schema.bus import InProcessBus
 from schema.db import create_engine
 from schema.migrate import upgrade
 from schema.secrets import hash_secret
+from schema.settings import Settings
 from tests.builders import make_station
 
 PG_HOST = os.environ.get("CHARGENET_TEST_PG_HOST", "127.0.0.1")
@@ -165,3 +171,47 @@ async def station(engine: AsyncEngine) -> int:
 @pytest.fixture
 def hashed_password() -> Callable[[str], str]:
     return hash_secret
+
+
+OPERATOR_TOKEN = "test-operator-token-0123456789"
+
+
+@dataclass
+class ApiServer:
+    base_url: str
+    ws_url: str
+    app: Any
+
+
+@pytest.fixture
+async def api_server(engine: AsyncEngine, bus: InProcessBus) -> AsyncIterator[ApiServer]:
+    """The real Starlette app behind a real uvicorn socket, sharing the test's bus."""
+    settings = Settings(
+        CHARGENET_ADMIN_TOKEN=OPERATOR_TOKEN, CHARGENET_START_WAIT=5.0, CHARGENET_COMMAND_TIMEOUT=5.0
+    )
+    app = create_app(engine=engine, bus=bus, settings=settings)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", ws="websockets-sansio"
+    )
+    server = _QuietServer(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield ApiServer(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/graphql", app)
+    server.should_exit = True
+    await task
+
+
+class _QuietServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@pytest.fixture
+async def http(api_server: ApiServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api_server.base_url, timeout=20) as client:
+        yield client

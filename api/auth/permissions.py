@@ -19,6 +19,7 @@ class IsPublic(BasePermission):
 
 class IsOperator(BasePermission):
     message = "operator access required"
+    error_extensions = {"code": "FORBIDDEN"}
 
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
         return bool(info.context.principal.is_operator)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Select, func
+from sqlalchemy import ColumnElement, Select, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -56,19 +56,23 @@ class StationPage:
     distances_km: dict[int, float]
 
 
-def _filtered(principal: Principal, f: StationFilter) -> Select[tuple[ChargingStation]]:
-    stmt = readable_stations(principal)
+def _conditions(f: StationFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
     if f.location_id is not None:
-        stmt = stmt.where(ChargingStation.location_id == f.location_id)
+        conditions.append(col(ChargingStation.location_id) == f.location_id)
     if f.online is not None:
-        stmt = stmt.where(ChargingStation.online == f.online)
+        conditions.append(col(ChargingStation.online) == f.online)
     if f.connector_status is not None:
-        stmt = stmt.where(
+        conditions.append(
             col(ChargingStation.id).in_(
                 select(Connector.station_id).where(Connector.status == f.connector_status)
             )
         )
-    return stmt
+    return conditions
+
+
+def _filtered(principal: Principal, f: StationFilter) -> Select[tuple[ChargingStation]]:
+    return readable_stations(principal).where(*_conditions(f))
 
 
 async def page_stations(
@@ -102,16 +106,17 @@ async def page_stations_near(
     """Nearest first. The bounding box narrows in SQL; the exact distance is computed here."""
     near.check()
     box = bounding_box(near.latitude, near.longitude, near.radius_km)
+    readable = readable_stations(principal).with_only_columns(col(ChargingStation.id))
     stmt = (
-        _filtered(principal, f)
+        select(ChargingStation, Location.latitude, Location.longitude)
         .join(Location, col(Location.id) == ChargingStation.location_id)
+        .where(col(ChargingStation.id).in_(readable), *_conditions(f))
         .where(col(Location.latitude).between(box.min_lat, box.max_lat))
-        .add_columns(Location.latitude, Location.longitude)
     )
     if box.min_lon >= -180 and box.max_lon <= 180:
         stmt = stmt.where(col(Location.longitude).between(box.min_lon, box.max_lon))
     found: list[tuple[float, ChargingStation]] = []
-    for station, lat, lon in (await session.exec(stmt)).all():  # type: ignore[call-overload]
+    for station, lat, lon in (await session.exec(stmt)).all():
         d = haversine_km(near.latitude, near.longitude, lat, lon)
         if d <= near.radius_km:
             found.append((d, station))

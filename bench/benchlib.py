@@ -1,0 +1,667 @@
+"""Shared plumbing of the ChargeNet benchmarks (imported by the scripts beside it).
+
+Why a lean client: the load generator must not be the bottleneck on a two-core machine, so
+chargers are asyncio Protocols driving websockets' sans-I/O `ClientProtocol` directly: no
+task, no stream reader and no `ocpp` library per message, one callback per received frame.
+
+Why separate processes: the measured server and the load run in different processes so that
+each has its own interpreter lock; the orchestrator only coordinates and reads /proc.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import multiprocessing
+import multiprocessing.connection
+import os
+import platform
+import resource
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from array import array
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.protocol import State
+from websockets.typing import Subprotocol
+from websockets.uri import parse_uri
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_DIR = BENCH_DIR.parent
+RESULTS_MD = BENCH_DIR / "RESULTS.md"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+BENCH_ID_TAG = "BENCH-TAG-0001"
+PG_ADMIN_DB = "test"
+
+# -- process environment -------------------------------------------------------------------
+
+
+def raise_nofile() -> int:
+    """10 000 sockets need more descriptors than the usual soft limit of 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def install_loop(name: str) -> None:
+    """`asyncio` is what `chargenet serve` runs on; `uvloop` is offered for comparison."""
+    if name == "uvloop":
+        import uvloop
+
+        uvloop.install()
+
+
+def rss_kb(pid: int) -> int:
+    """Resident set size from /proc/<pid>/status (VmRSS, in kB)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc/<pid>/stat."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+class CpuMeter:
+    """CPU use of some processes over a window, as a fraction of one core."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self._t0 = time.perf_counter()
+        self._c0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+
+    def stop(self) -> dict[str, float]:
+        elapsed = time.perf_counter() - self._t0
+        out = {}
+        for name, pid in self.pids.items():
+            try:
+                out[name] = (cpu_seconds(pid) - self._c0[name]) / elapsed
+            except (FileNotFoundError, ProcessLookupError):
+                out[name] = float("nan")
+        return out
+
+
+def fmt_cpu(usage: dict[str, float]) -> str:
+    return ", ".join(f"{name} {100 * value:.0f}%" for name, value in usage.items())
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def machine_info() -> str:
+    cpu = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    try:
+        nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        nproc = str(os.cpu_count())
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"nproc={nproc}, CPU {cpu}, RAM {mem_gb:.0f} GiB, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
+
+
+def command_line() -> str:
+    return " ".join(shlex.quote(a) for a in [".venv/bin/python", *sys.argv])
+
+
+# -- statistics ----------------------------------------------------------------------------
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of an already sorted sequence (q in 0..100)."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, min(len(sorted_values), int(-(-q * len(sorted_values) // 100))))
+    return float(sorted_values[rank - 1])
+
+
+def latency_summary(samples: Iterable[float]) -> dict[str, float]:
+    """p50/p90/p99/max in milliseconds."""
+    values = sorted(samples)
+    return {
+        "n": float(len(values)),
+        "p50": 1000 * percentile(values, 50),
+        "p90": 1000 * percentile(values, 90),
+        "p99": 1000 * percentile(values, 99),
+        "max": 1000 * values[-1] if values else float("nan"),
+    }
+
+
+def to_bytes(values: array[float]) -> bytes:
+    return values.tobytes()
+
+
+def from_bytes(data: bytes) -> array[float]:
+    out = array("d")
+    out.frombytes(data)
+    return out
+
+
+# -- results -------------------------------------------------------------------------------
+
+
+@dataclass
+class Figure:
+    name: str
+    value: str
+    target: str = ""
+    ok: bool | None = None
+    detail: str = ""
+
+    @property
+    def verdict(self) -> str:
+        return "" if self.ok is None else ("PASS" if self.ok else "MISS")
+
+
+@dataclass
+class Report:
+    title: str
+    figures: list[Figure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, *args: Any, **kwargs: Any) -> Figure:
+        fig = Figure(*args, **kwargs)
+        self.figures.append(fig)
+        print(f"  -> {fig.name}: {fig.value} {('[' + fig.verdict + ']') if fig.verdict else ''}", flush=True)
+        return fig
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        print(f"  .. {text}", flush=True)
+
+    def table(self) -> str:
+        rows = [("figure", "value", "target", "result", "detail")]
+        rows += [(f.name, f.value, f.target, f.verdict, f.detail) for f in self.figures]
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        lines = []
+        for n, r in enumerate(rows):
+            lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+            if n == 0:
+                lines.append("  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+    def markdown(self) -> str:
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        out = [
+            f"### {self.title} — {now}",
+            "",
+            f"Command: `{command_line()}`",
+            "",
+            f"Machine: {machine_info()}",
+            "",
+            "| figure | value | target | result | detail |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for f in self.figures:
+            cells = [f.name, f.value, f.target, f.verdict, f.detail]
+            out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        if self.notes:
+            out.append("")
+            out += [f"- {n}" for n in self.notes]
+        return "\n".join(out) + "\n\n"
+
+    def emit(self, write: bool, path: Path = RESULTS_MD) -> None:
+        print()
+        print(f"== {self.title}")
+        print(self.table())
+        for n in self.notes:
+            print(f"  * {n}")
+        if write:
+            if not path.exists():
+                path.write_text("# ChargeNet benchmark results\n\n")
+            with path.open("a") as fh:
+                fh.write(self.markdown())
+            print(f"appended to {path}")
+
+
+# -- databases -----------------------------------------------------------------------------
+
+
+@dataclass
+class BenchDatabase:
+    """A fresh database for one run: a SQLite file in a temp dir, or a new PostgreSQL database."""
+
+    url: str
+    kind: str
+    pg_name: str | None = None
+    pg_admin_url: str | None = None
+
+    def drop(self) -> None:
+        if self.pg_name is None or self.pg_admin_url is None:
+            return
+        asyncio.run(_pg_exec(self.pg_admin_url, f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)'))
+
+
+async def _pg_exec(admin_dsn: str, *statements: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        for stmt in statements:
+            await conn.execute(stmt)
+    finally:
+        await conn.close()
+
+
+def fresh_database(database_url: str | None, tmpdir: Path, name: str) -> BenchDatabase:
+    """Create (and migrate) an empty database named after `name`.
+
+    PostgreSQL: connect to the `test` database as `postgres` on the host of `database_url`,
+    drop `name` if a previous run left it, create it; SQLite: a new file in `tmpdir`.
+    """
+    from sqlalchemy.engine import make_url
+
+    from schema.migrate import upgrade
+
+    if database_url is None or database_url.startswith("sqlite"):
+        db = BenchDatabase(f"sqlite+aiosqlite:///{tmpdir / (name + '.db')}", "sqlite")
+    else:
+        parsed = make_url(database_url)
+        admin = f"postgresql://postgres@{parsed.host or '127.0.0.1'}:{parsed.port or 5432}/{PG_ADMIN_DB}"
+        asyncio.run(
+            _pg_exec(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+        )
+        url = parsed.set(drivername="postgresql+asyncpg", database=name).render_as_string(hide_password=False)
+        db = BenchDatabase(url, "postgresql", pg_name=name, pg_admin_url=admin)
+    upgrade(db.url)
+    return db
+
+
+async def seed_id_tag(url: str) -> None:
+    """An Accepted RFID tag so StartTransaction is authorised like a real session."""
+    from sqlalchemy import insert
+
+    from gateway.tables import ID_TOKEN
+    from schema.db import create_engine
+    from schema.timeutil import utcnow
+
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(ID_TOKEN).values(
+                token=BENCH_ID_TAG, token_type="RFID", status="Accepted", created_at=utcnow()
+            )
+        )
+    await engine.dispose()
+
+
+async def count_rows(url: str, table: str) -> int:
+    from sqlalchemy import text
+
+    from schema.db import create_engine
+
+    engine = create_engine(url)
+    async with engine.connect() as conn:
+        n = (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
+    await engine.dispose()
+    return int(n)
+
+
+# -- child processes -----------------------------------------------------------------------
+
+_MP = multiprocessing.get_context("spawn")
+
+
+@dataclass
+class Child:
+    """A spawned child talking over a pipe: ("ready", info) first, then request/answer pairs."""
+
+    name: str
+    proc: multiprocessing.process.BaseProcess
+    conn: multiprocessing.connection.Connection
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc.pid is not None
+        return self.proc.pid
+
+    def request(self, message: tuple[Any, ...], timeout: float = 600.0) -> Any:
+        self.conn.send(message)
+        return self.answer(timeout)
+
+    def answer(self, timeout: float = 600.0) -> Any:
+        if not self.conn.poll(timeout):
+            raise TimeoutError(f"{self.name}: no answer in {timeout:.0f}s")
+        kind, payload = self.conn.recv()
+        if kind == "error":
+            raise RuntimeError(f"{self.name} failed:\n{payload}")
+        return payload
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """SIGTERM (servers shut down gracefully, profiles are written), then SIGKILL."""
+        if self.proc.is_alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGTERM)
+            self.proc.join(timeout)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(5)
+        self.conn.close()
+
+
+def spawn(name: str, target: Callable[..., None], *args: Any, ready_timeout: float = 120.0) -> Child:
+    parent, child = _MP.Pipe()
+    proc = _MP.Process(target=target, args=(child, *args), name=name, daemon=True)
+    proc.start()
+    child.close()
+    c = Child(name, proc, parent)
+    c.info = c.answer(ready_timeout)
+    return c
+
+
+def report_errors(conn: multiprocessing.connection.Connection, fn: Callable[[], None]) -> None:
+    """Run a child's body; a crash is sent to the parent as ("error", traceback)."""
+    import traceback
+
+    try:
+        fn()
+    except BaseException:
+        with contextlib.suppress(OSError):
+            conn.send(("error", traceback.format_exc()))
+        raise
+
+
+async def recv_async(conn: multiprocessing.connection.Connection) -> Any:
+    """Await the next message from the parent without blocking the event loop."""
+    loop = asyncio.get_running_loop()
+    ready = loop.create_future()
+
+    def on_readable() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(conn.fileno(), on_readable)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(conn.fileno())
+    return conn.recv()
+
+
+def stop_event_on_sigterm() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+class Profiler:
+    """Optional cProfile of a server child; written when the child stops."""
+
+    def __init__(self, out: str | None) -> None:
+        self.out = out
+        self._prof: Any = None
+        if out:
+            import cProfile
+
+            self._prof = cProfile.Profile()
+            self._prof.enable()
+
+    def dump(self) -> None:
+        if self._prof is None or self.out is None:
+            return
+        import io
+        import pstats
+
+        self._prof.disable()
+        self._prof.dump_stats(self.out)
+        buf = io.StringIO()
+        stats = pstats.Stats(self._prof, stream=buf)
+        stats.sort_stats("tottime").print_stats(40)
+        stats.sort_stats("cumulative").print_stats(60)
+        Path(self.out + ".txt").write_text(buf.getvalue())
+
+
+def py_spy(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
+    """Sample a process with py-spy (if installed) for `seconds`; collapsed stacks to `out`."""
+    exe = Path(sys.executable).parent / "py-spy"
+    if not exe.exists():
+        print("py-spy not installed (.venv/bin/pip install py-spy); skipping profile", flush=True)
+        return None
+    cmd = [str(exe), "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))), "--rate", "250"]
+    cmd += ["--format", "raw", "--nonblocking", "-o", str(out)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def summarize_collapsed(path: Path, top: int = 25) -> str:
+    """Self time and inclusive time per function from py-spy's collapsed stacks."""
+    self_t: dict[str, int] = {}
+    incl: dict[str, int] = {}
+    total = 0
+    if not path.exists():
+        return f"(no profile at {path})"
+    for line in path.read_text().splitlines():
+        stack, _, count_s = line.rpartition(" ")
+        try:
+            count = int(count_s)
+        except ValueError:
+            continue
+        total += count
+        frames = stack.split(";")
+        for f in set(frames):
+            incl[f] = incl.get(f, 0) + count
+        self_t[frames[-1]] = self_t.get(frames[-1], 0) + count
+    lines = [f"samples: {total}", "self time:"]
+    for f, n in sorted(self_t.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"  {100 * n / total:5.1f}%  {f}")
+    lines.append("inclusive time:")
+    for f, n in sorted(incl.items(), key=lambda kv: -kv[1])[: top * 2]:
+        lines.append(f"  {100 * n / total:5.1f}%  {f}")
+    return "\n".join(lines)
+
+
+# -- a lean OCPP-J charger -----------------------------------------------------------------
+
+
+def ocpp_now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+ReplyHook = Callable[["OcppConn", list[Any], float, float], None]
+
+
+class OcppConn(asyncio.Protocol):
+    """One charger socket. `call()` for setup steps; `send_call()` + `on_reply` for load.
+
+    Every reply is matched by message id to its send time; `on_reply(conn, frame, sent, now)`
+    runs for replies to `send_call()` frames (no future, no task: the cheapest path).
+    """
+
+    def __init__(self, host: str, port: int, path: str, subprotocol: str = "ocpp1.6") -> None:
+        self.ws = ClientProtocol(
+            parse_uri(f"ws://{host}:{port}{path}"),
+            subprotocols=[Subprotocol(subprotocol)],
+            max_size=None,
+        )
+        loop = asyncio.get_running_loop()
+        self.opened: asyncio.Future[None] = loop.create_future()
+        self.transport: asyncio.Transport | None = None
+        self.pending: dict[str, tuple[float, asyncio.Future[list[Any]] | None]] = {}
+        self.on_reply: ReplyHook | None = None
+        self.on_text: Callable[[str], None] | None = None
+        self.closed = False
+        self._next = 0
+        # Free-form per-charger state of the load modes (register, transaction id, …).
+        self.state: dict[str, Any] = {}
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.ws.send_request(self.ws.connect())
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        self.ws.receive_data(data)
+        for event in self.ws.events_received():
+            if isinstance(event, Frame):
+                if event.opcode is Opcode.TEXT:
+                    self._on_text(event.data.decode())
+            elif isinstance(event, Response) and not self.opened.done():
+                if self.ws.state is State.OPEN:
+                    self.opened.set_result(None)
+                else:
+                    self.opened.set_exception(
+                        ConnectionError(f"handshake refused: {self.ws.handshake_exc!r}")
+                    )
+        self._flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError(f"connection lost during handshake: {exc!r}"))
+        for _sent, fut in self.pending.values():
+            if fut is not None and not fut.done():
+                fut.set_exception(ConnectionError("connection closed"))
+        self.pending.clear()
+
+    def _flush(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        for chunk in self.ws.data_to_send():
+            if chunk:
+                transport.write(chunk)
+
+    # OCPP-J
+
+    def _on_text(self, text: str) -> None:
+        if self.on_text is not None:
+            self.on_text(text)
+            return
+        now = time.perf_counter()
+        frame = json.loads(text)
+        if frame[0] == 2:  # the central system calls us: nothing here is simulated
+            self.send_text(json.dumps([4, frame[1], "NotImplemented", "bench charger", {}]))
+            return
+        entry = self.pending.pop(frame[1], None)
+        if entry is None:
+            return
+        sent, fut = entry
+        if fut is not None:
+            if not fut.done():
+                fut.set_result(frame)
+        elif self.on_reply is not None:
+            self.on_reply(self, frame, sent, now)
+
+    def send_text(self, text: str) -> None:
+        if not self.closed:
+            self.ws.send_text(text.encode())
+            self._flush()
+
+    def new_id(self) -> str:
+        self._next += 1
+        return str(self._next)
+
+    def send_call(self, message_id: str, text: str) -> None:
+        """Send a pre-serialised CALL whose reply goes to `on_reply`."""
+        self.pending[message_id] = (time.perf_counter(), None)
+        self.send_text(text)
+
+    async def call(self, action: str, payload: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
+        mid = self.new_id()
+        fut: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self.pending[mid] = (time.perf_counter(), fut)
+        self.send_text(json.dumps([2, mid, action, payload], separators=(",", ":")))
+        frame = await asyncio.wait_for(fut, timeout)
+        if frame[0] != 3:
+            raise RuntimeError(f"{action} answered with {frame!r}")
+        result: dict[str, Any] = frame[2]
+        return result
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+
+async def open_charger(host: str, port: int, charge_point_id: str, *, timeout: float = 120.0) -> OcppConn:
+    loop = asyncio.get_running_loop()
+    _transport, conn = await asyncio.wait_for(
+        loop.create_connection(lambda: OcppConn(host, port, f"/ocpp/{charge_point_id}"), host, port),
+        timeout,
+    )
+    await asyncio.wait_for(conn.opened, timeout)
+    return conn
+
+
+BOOT_PAYLOAD = {
+    "chargePointVendor": "ChargeNetBench",
+    "chargePointModel": "BenchAC22",
+    "firmwareVersion": "1.4.2",
+}
+
+
+def meter_values_frame(conn: OcppConn, message_id: str, step_wh: int = 7) -> str:
+    """A realistic periodic MeterValues: rising register, power and SoC, one timestamp.
+
+    Advances the charger's register by `step_wh`; the text is formatted by hand because
+    json.dumps of the nested payload would cost the generator more than the frame is worth.
+    """
+    st = conn.state
+    st["register"] += step_wh
+    st["soc"] = min(100.0, st["soc"] + 0.01)
+    return (
+        f'[2,"{message_id}","MeterValues",{{"connectorId":1,"transactionId":{st["tx"]},'
+        f'"meterValue":[{{"timestamp":"{ocpp_now()}","sampledValue":['
+        f'{{"value":"{st["register"]}","context":"Sample.Periodic",'
+        f'"measurand":"Energy.Active.Import.Register","location":"Outlet","unit":"Wh"}},'
+        f'{{"value":"{st["power"]}","context":"Sample.Periodic",'
+        f'"measurand":"Power.Active.Import","location":"Outlet","unit":"W"}},'
+        f'{{"value":"{st["soc"]:.0f}","context":"Sample.Periodic",'
+        f'"measurand":"SoC","location":"EV","unit":"Percent"}}]}}]}}]'
+    )
+
+
+SAMPLES_PER_METER_VALUES = 3
+
+
+async def start_transaction(conn: OcppConn, index: int) -> int:
+    """StartTransaction on connector 1 with the bench tag; remembers register, tx, SoC."""
+    register = 1_000_000 + index * 10
+    result = await conn.call(
+        "StartTransaction",
+        {"connectorId": 1, "idTag": BENCH_ID_TAG, "meterStart": register, "timestamp": ocpp_now()},
+    )
+    tx = int(result["transactionId"])
+    conn.state.update(register=register, meter_start=register, tx=tx, soc=20.0, power=11_000 + index % 1000)
+    return tx
+
+
+async def gather_limited(coros: Iterable[Any], limit: int) -> list[Any]:
+    """Run coroutines with at most `limit` in flight; exceptions are returned, not raised."""
+    sem = asyncio.Semaphore(limit)
+
+    async def one(c: Any) -> Any:
+        async with sem:
+            return await c
+
+    return await asyncio.gather(*(one(c) for c in coros), return_exceptions=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import strawberry
 from strawberry import relay
@@ -50,8 +50,8 @@ class Connection(relay.Connection[relay.NodeType], Generic[relay.NodeType]):
 
 
 def build_connection(
-    nodes: list[T], *, kind: str, keys: list[int], has_next: bool, total: int | None
-) -> Connection[T]:  # type: ignore[type-var]
+    nodes: list[Any], *, kind: str, keys: list[int], has_next: bool, total: int | None
+) -> Connection[Any]:
     edges = [relay.Edge(node=n, cursor=encode_cursor(kind, k)) for n, k in zip(nodes, keys, strict=True)]
     return Connection(
         edges=edges,  # type: ignore[arg-type]

@@ -36,7 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
-import benchlib as bl  # noqa: E402
+import benchlib as bl
 
 MODES = ("connections", "heartbeat", "meter", "open")
 CANNED_TIME = "2025-01-01T00:00:00.000Z"
@@ -617,7 +617,8 @@ def run_small(
         f"{hb['rate']:.0f} /s",
         "",
         None,
-        f"p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms, errors {hb['errors']}; CPU {bl.fmt_cpu(hb['cpu'])}",
+        f"p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms, errors {hb['errors']}; "
+        f"CPU {bl.fmt_cpu(hb['cpu'])}",
     )
     report.add(
         "bare websockets server, same load",
@@ -678,9 +679,9 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="chargenet-bench-"))
     try:
         if modes & {"heartbeat", "meter"}:
-            run_small(args, tmp, report, modes)
+            run_small(args, tmp, report, modes, "_loop")
         if modes & {"connections", "open"}:
-            run_network(args, tmp, report, modes)
+            run_network(args, tmp, report, modes, "_net")
         if args.cprofile:
             print(f"cProfile output in {tmp} (*.prof, *.prof.txt)")
     finally:

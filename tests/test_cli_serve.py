@@ -12,7 +12,9 @@ from pathlib import Path
 
 import httpx
 
-STATIONS = "{ stations(first: 50) { totalCount edges { node { chargePointId online connectors { status } } } } }"
+STATIONS = (
+    "{ stations(first: 50) { totalCount edges { node { chargePointId online connectors { status } } } } }"
+)
 
 
 def free_port() -> int:
@@ -23,13 +25,29 @@ def free_port() -> int:
 
 def test_serve_runs_the_demo_end_to_end_and_stops_cleanly(tmp_path: Path) -> None:
     api_port, gw_port = free_port(), free_port()
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}",
-           "CHARGENET_ADMIN_TOKEN": "cli-test-token"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}",
+        "CHARGENET_ADMIN_TOKEN": "cli-test-token",
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--api-port", str(api_port),
-         "--gateway-port", str(gw_port), "--chargers", "12"],
-        cwd=Path(__file__).resolve().parent.parent, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "api.cli",
+            "serve",
+            "--api-port",
+            str(api_port),
+            "--gateway-port",
+            str(gw_port),
+            "--chargers",
+            "12",
+        ],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 60
@@ -48,9 +66,12 @@ def test_serve_runs_the_demo_end_to_end_and_stops_cleanly(tmp_path: Path) -> Non
             time.sleep(0.5)
         # ten seeded stations plus two the simulator auto-registered, all connected
         assert (total, online) == (12, 12)
-        txs = httpx.post(f"http://127.0.0.1:{api_port}/graphql",
-                         json={"query": "{ transactions { totalCount } }"},
-                         headers={"Authorization": "Bearer cli-test-token"}, timeout=5).json()
+        txs = httpx.post(
+            f"http://127.0.0.1:{api_port}/graphql",
+            json={"query": "{ transactions { totalCount } }"},
+            headers={"Authorization": "Bearer cli-test-token"},
+            timeout=5,
+        ).json()
         assert "errors" not in txs
     finally:
         proc.send_signal(signal.SIGINT)

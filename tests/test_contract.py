@@ -20,7 +20,8 @@ COMPOSITION_ROOT = {"api/runtime.py", "api/cli.py"}
 
 def test_schema_file_matches_the_code() -> None:
     assert SCHEMA_PATH.read_text() == export_sdl(), (
-        "schema/schema.graphql drifted from the code: run `make schema` and commit it")
+        "schema/schema.graphql drifted from the code: run `make schema` and commit it"
+    )
 
 
 async def test_migrations_build_exactly_the_models(engine: AsyncEngine) -> None:
@@ -44,11 +45,14 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize(("package", "forbidden"), [("api", "gateway"), ("gateway", "api"),
-                                                     ("schema", "api"), ("schema", "gateway")])
+@pytest.mark.parametrize(
+    ("package", "forbidden"),
+    [("api", "gateway"), ("gateway", "api"), ("schema", "api"), ("schema", "gateway")],
+)
 def test_packages_only_share_schema(package: str, forbidden: str) -> None:
     offenders = [
-        str(p.relative_to(ROOT)) for p in (ROOT / package).rglob("*.py")
+        str(p.relative_to(ROOT))
+        for p in (ROOT / package).rglob("*.py")
         if forbidden in _imports(p) and str(p.relative_to(ROOT)) not in COMPOSITION_ROOT
     ]
     assert offenders == []

@@ -184,7 +184,8 @@ class TestStations:
         assert data(operator)["station"]["chargePointId"] == "POT-0"
 
     async def test_limits_reject_abusive_queries(self, http: httpx.AsyncClient) -> None:
-        deep = "{ stations { edges { node { location { stations { location { stations { location { stations { location { stations { id } } } } } } } } } } } }"
+        nested = "location { stations { " * 5
+        deep = "{ stations { edges { node { " + nested + "id" + " }" * 14
         result = await gql(http, deep)
         assert "exceeds maximum operation depth" in result["errors"][0]["message"]
         aliases = "{ " + " ".join(f"a{i}: locations {{ totalCount }}" for i in range(40)) + " }"

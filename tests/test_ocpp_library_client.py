@@ -34,7 +34,10 @@ class LibraryCharger(ChargePoint):  # type: ignore[misc]
 
 
 async def test_library_client_session_and_remote_start(
-    engine: AsyncEngine, gateway: Gateway, station: int, bus: InProcessBus,
+    engine: AsyncEngine,
+    gateway: Gateway,
+    station: int,
+    bus: InProcessBus,
 ) -> None:
     async with connect(f"ws://127.0.0.1:{gateway.bound_port}/ocpp/CP-1", subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
         cp = LibraryCharger("CP-1", ws)
@@ -44,12 +47,21 @@ async def test_library_client_session_and_remote_start(
             boot = await cp.call(call.BootNotification(charge_point_vendor="Lib", charge_point_model="L1"))
             assert boot.status == RegistrationStatus.accepted
             await cp.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Available"))
-            start = await cp.call(call.StartTransaction(connector_id=1, id_tag=ACCEPTED_TAGS[0],
-                                                        meter_start=100, timestamp=ts(0)))
-            await cp.call(call.MeterValues(connector_id=1, transaction_id=start.transaction_id, meter_value=[
-                {"timestamp": ts(5), "sampledValue": [{"value": "1100", "unit": "Wh"}]}]))
-            stop = await cp.call(call.StopTransaction(meter_stop=2100, timestamp=ts(10),
-                                                      transaction_id=start.transaction_id))
+            start = await cp.call(
+                call.StartTransaction(
+                    connector_id=1, id_tag=ACCEPTED_TAGS[0], meter_start=100, timestamp=ts(0)
+                )
+            )
+            await cp.call(
+                call.MeterValues(
+                    connector_id=1,
+                    transaction_id=start.transaction_id,
+                    meter_value=[{"timestamp": ts(5), "sampledValue": [{"value": "1100", "unit": "Wh"}]}],
+                )
+            )
+            stop = await cp.call(
+                call.StopTransaction(meter_stop=2100, timestamp=ts(10), transaction_id=start.transaction_id)
+            )
             assert stop.id_tag_info is None
             reply = await bus.request("CP-1", RemoteStart(id_tag=ACCEPTED_TAGS[1], connector_id=1), timeout=5)
             assert reply.accepted and cp.remote_starts == [ACCEPTED_TAGS[1]]

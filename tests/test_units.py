@@ -26,25 +26,32 @@ def sampled(ts: str, *values: dict) -> list[dict]:
 
 class TestMeterReadings:
     def test_kwh_register_and_kw_power_are_normalised(self) -> None:
-        samples = parse_samples(sampled(
-            "2026-01-01T10:00:00Z",
-            {"value": "12.345", "measurand": "Energy.Active.Import.Register", "unit": "kWh"},
-            {"value": "7.2", "measurand": "Power.Active.Import", "unit": "kW"},
-            {"value": "81", "measurand": "SoC", "unit": "Percent"}))
+        samples = parse_samples(
+            sampled(
+                "2026-01-01T10:00:00Z",
+                {"value": "12.345", "measurand": "Energy.Active.Import.Register", "unit": "kWh"},
+                {"value": "7.2", "measurand": "Power.Active.Import", "unit": "kW"},
+                {"value": "81", "measurand": "SoC", "unit": "Percent"},
+            )
+        )
         r = latest_reading(samples)
         assert (r.register_wh, r.power_w, r.soc_percent) == (12_345, 7_200, 81)
 
     def test_per_phase_registers_do_not_stand_in_for_the_total(self) -> None:
-        samples = parse_samples(sampled(
-            "2026-01-01T10:00:00Z",
-            {"value": "100", "measurand": "Energy.Active.Import.Register", "phase": "L1"},
-            {"value": "300", "measurand": "Energy.Active.Import.Register"}))
+        samples = parse_samples(
+            sampled(
+                "2026-01-01T10:00:00Z",
+                {"value": "100", "measurand": "Energy.Active.Import.Register", "phase": "L1"},
+                {"value": "300", "measurand": "Energy.Active.Import.Register"},
+            )
+        )
         assert latest_reading(samples).register_wh == 300
 
     def test_newest_timestamp_wins(self) -> None:
         samples = parse_samples(
             sampled("2026-01-01T10:05:00Z", {"value": "500"})
-            + sampled("2026-01-01T10:00:00Z", {"value": "400"}))
+            + sampled("2026-01-01T10:00:00Z", {"value": "400"})
+        )
         assert latest_reading(samples).register_wh == 500
 
     @pytest.mark.parametrize("value", ["", "abc", "nan", "inf"])
@@ -53,17 +60,24 @@ class TestMeterReadings:
             parse_samples(sampled("2026-01-01T10:00:00Z", {"value": value}))
 
     def test_signed_data_is_skipped_not_refused(self) -> None:
-        assert parse_samples(sampled("2026-01-01T10:00:00Z",
-                                     {"value": "AP;0;3;ALCV3...", "format": "SignedData"})) == []
+        assert (
+            parse_samples(
+                sampled("2026-01-01T10:00:00Z", {"value": "AP;0;3;ALCV3...", "format": "SignedData"})
+            )
+            == []
+        )
 
 
 class TestTimestamps:
-    @pytest.mark.parametrize(("text", "expected"), [
-        ("2026-03-01T12:00:00Z", datetime(2026, 3, 1, 12, tzinfo=UTC)),
-        ("2026-03-01T13:00:00+01:00", datetime(2026, 3, 1, 12, tzinfo=UTC)),
-        ("2026-03-01T12:00:00.123Z", datetime(2026, 3, 1, 12, 0, 0, 123000, tzinfo=UTC)),
-        ("2026-03-01T12:00:00", datetime(2026, 3, 1, 12, tzinfo=UTC)),
-    ])
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("2026-03-01T12:00:00Z", datetime(2026, 3, 1, 12, tzinfo=UTC)),
+            ("2026-03-01T13:00:00+01:00", datetime(2026, 3, 1, 12, tzinfo=UTC)),
+            ("2026-03-01T12:00:00.123Z", datetime(2026, 3, 1, 12, 0, 0, 123000, tzinfo=UTC)),
+            ("2026-03-01T12:00:00", datetime(2026, 3, 1, 12, tzinfo=UTC)),
+        ],
+    )
     def test_parsed_as_aware_utc(self, text: str, expected: datetime) -> None:
         assert parse_ocpp_datetime(text) == expected
 
@@ -83,8 +97,14 @@ class TestGeo:
 
 
 def _event(n: int) -> StationReported:
-    return StationReported(station_id=1, charge_point_id="CP", location_id=None,
-                           at=datetime(2026, 1, 1, tzinfo=UTC), action="X", detail={"n": n})
+    return StationReported(
+        station_id=1,
+        charge_point_id="CP",
+        location_id=None,
+        at=datetime(2026, 1, 1, tzinfo=UTC),
+        action="X",
+        detail={"n": n},
+    )
 
 
 class TestBus:
@@ -139,9 +159,15 @@ class TestWriter:
         writer.start()
 
         def row(n: int) -> dict:
-            return {"charge_point_id": f"CP-{n}", "direction": "in", "message_type": 2,
-                    "message_id": str(n), "action": "Heartbeat", "payload": "[]",
-                    "logged_at": datetime.now(UTC)}
+            return {
+                "charge_point_id": f"CP-{n}",
+                "direction": "in",
+                "message_type": 2,
+                "message_id": str(n),
+                "action": "Heartbeat",
+                "payload": "[]",
+                "logged_at": datetime.now(UTC),
+            }
 
         async def boom(conn: AsyncConnection, events: list) -> None:
             raise RuntimeError("bad unit")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import strawberry
 from strawberry import relay
 from strawberry.types import Info
@@ -11,7 +13,8 @@ from api.control import service
 from api.network.types import parse_global_id
 from api.sessions.types import TransactionNode
 
-CommandOutcomeGQL = strawberry.enum(service.CommandOutcome, name="CommandOutcome")
+strawberry.enum(service.CommandOutcome, name="CommandOutcome")
+CommandOutcomeGQL: TypeAlias = service.CommandOutcome
 
 
 @strawberry.input

@@ -5,6 +5,7 @@ station sends StartTransaction, so the service waits (bounded) for that event.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -18,7 +19,13 @@ from schema.bus import Bus, Subscription
 from schema.commands import Command, CommandReply, RemoteStart, RemoteStop
 from schema.enums import TransactionState
 from schema.errors import CommandFailed, CommandTimeout, InvalidInput, NotFound, StationOffline
-from schema.events import TransactionEnded, TransactionStarted, station_topic, transaction_topic
+from schema.events import (
+    TransactionEnded,
+    TransactionEvent,
+    TransactionStarted,
+    station_topic,
+    transaction_topic,
+)
 
 # OCPP 1.6 IdToken is CiString20; 2.0.1 allows 36.
 MAX_ID_TAG_LENGTH = 20
@@ -63,7 +70,13 @@ async def send(
     return CommandOutcome.ACCEPTED, "accepted by the station", reply
 
 
-async def _wait_for(sub: Subscription, wait_s: float, match: type, pred: object) -> int | None:
+async def _wait_for(
+    sub: Subscription,
+    wait_s: float,
+    match: type[TransactionEvent],
+    pred: Callable[[TransactionEvent], bool],
+) -> int | None:
+    """The id of the first `match` event satisfying `pred` within `wait_s`, else None."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
     while (left := deadline - loop.time()) > 0:
@@ -71,8 +84,8 @@ async def _wait_for(sub: Subscription, wait_s: float, match: type, pred: object)
             event = await sub.next(left)
         except TimeoutError:
             return None
-        if isinstance(event, match) and pred(event):  # type: ignore[operator]
-            return int(event.transaction_id)
+        if isinstance(event, match) and pred(event):
+            return event.transaction_id
     return None
 
 

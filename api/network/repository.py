@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Select, func
+from sqlalchemy import ColumnElement, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from api.auth.principal import Principal
 from api.network.geo import MAX_RADIUS_KM, bounding_box, haversine_km
@@ -19,11 +20,11 @@ from schema.errors import InvalidInput
 from schema.models import ChargingStation, Connector, Location
 
 
-def readable_stations(_principal: Principal) -> Select[tuple[ChargingStation]]:
+def readable_stations(_principal: Principal) -> SelectOfScalar[ChargingStation]:
     return select(ChargingStation)
 
 
-def readable_locations(_principal: Principal) -> Select[tuple[Location]]:
+def readable_locations(_principal: Principal) -> SelectOfScalar[Location]:
     return select(Location)
 
 
@@ -65,13 +66,13 @@ def _conditions(f: StationFilter) -> list[ColumnElement[bool]]:
     if f.connector_status is not None:
         conditions.append(
             col(ChargingStation.id).in_(
-                select(Connector.station_id).where(Connector.status == f.connector_status)
+                select(Connector.station_id).where(col(Connector.status) == f.connector_status)
             )
         )
     return conditions
 
 
-def _filtered(principal: Principal, f: StationFilter) -> Select[tuple[ChargingStation]]:
+def _filtered(principal: Principal, f: StationFilter) -> SelectOfScalar[ChargingStation]:
     return readable_stations(principal).where(*_conditions(f))
 
 
@@ -142,7 +143,7 @@ async def station_by_charge_point_id(
     session: AsyncSession, principal: Principal, charge_point_id: str
 ) -> ChargingStation | None:
     rows = await session.exec(
-        readable_stations(principal).where(ChargingStation.charge_point_id == charge_point_id)
+        readable_stations(principal).where(col(ChargingStation.charge_point_id) == charge_point_id)
     )
     return rows.first()
 
@@ -205,9 +206,9 @@ async def station_snapshots(
     """Current status of one station or every station of a location, with connectors."""
     stmt = readable_stations(principal)
     if station_id is not None:
-        stmt = stmt.where(ChargingStation.id == station_id)
+        stmt = stmt.where(col(ChargingStation.id) == station_id)
     if location_id is not None:
-        stmt = stmt.where(ChargingStation.location_id == location_id)
+        stmt = stmt.where(col(ChargingStation.location_id) == location_id)
     stations = list((await session.exec(stmt.order_by(col(ChargingStation.id)))).all())
     connectors = await connectors_by_station_ids(session, principal, [s.id or 0 for s in stations])
     return [(s, connectors.get(s.id or 0, [])) for s in stations]

@@ -55,7 +55,7 @@ class LocationNode(relay.Node):
         return [StationNode.from_model(s) for s in rows]
 
     @classmethod
-    async def resolve_nodes(
+    async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[LocationNode | None]:
         rows = await info.context.loaders.location_by_id.load_many(_int_ids(node_ids))
@@ -154,7 +154,7 @@ class StationNode(relay.Node):
         return [ConnectorNode.from_model(c) for c in rows]
 
     @classmethod
-    async def resolve_nodes(
+    async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[StationNode | None]:
         rows = await info.context.loaders.station_by_id.load_many(_int_ids(node_ids))

@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, false, func
+from sqlalchemy import false, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from api.auth.principal import Principal
 from schema.models import ChargingStation, MeterSample, Transaction
@@ -22,14 +23,16 @@ from schema.models import ChargingStation, MeterSample, Transaction
 MAX_SAMPLES_PER_REQUEST = 1_000
 
 
-def readable_transactions(principal: Principal) -> Select[tuple[Transaction]]:
+def readable_transactions(principal: Principal) -> SelectOfScalar[Transaction]:
     stmt = select(Transaction)
     if not principal.is_operator:
         return stmt.where(false())
     if principal.organization_id is not None:
         stmt = stmt.where(
             col(Transaction.station_id).in_(
-                select(ChargingStation.id).where(ChargingStation.organization_id == principal.organization_id)
+                select(ChargingStation.id).where(
+                    col(ChargingStation.organization_id) == principal.organization_id
+                )
             )
         )
     return stmt
@@ -54,9 +57,9 @@ async def page_transactions(
     """Newest first, keyset on id."""
     stmt = readable_transactions(principal)
     if f.station_id is not None:
-        stmt = stmt.where(Transaction.station_id == f.station_id)
+        stmt = stmt.where(col(Transaction.station_id) == f.station_id)
     if f.state is not None:
-        stmt = stmt.where(Transaction.state == f.state)
+        stmt = stmt.where(col(Transaction.state) == f.state)
     if f.started_after is not None:
         stmt = stmt.where(col(Transaction.started_at) >= f.started_after)
     if f.started_before is not None:
@@ -85,11 +88,11 @@ async def samples_for_transaction(
 ) -> list[MeterSample]:
     readable = readable_transactions(principal).with_only_columns(col(Transaction.id))
     stmt = select(MeterSample).where(
-        MeterSample.transaction_id == transaction_id,
+        col(MeterSample.transaction_id) == transaction_id,
         col(MeterSample.transaction_id).in_(readable),
     )
     if measurand is not None:
-        stmt = stmt.where(MeterSample.measurand == measurand)
+        stmt = stmt.where(col(MeterSample.measurand) == measurand)
     stmt = stmt.order_by(col(MeterSample.sampled_at), col(MeterSample.id)).limit(
         min(limit, MAX_SAMPLES_PER_REQUEST)
     )

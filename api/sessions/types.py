@@ -99,7 +99,7 @@ class TransactionNode(relay.Node):
         return [MeterSampleNode.from_model(r) for r in rows]
 
     @classmethod
-    async def resolve_nodes(
+    async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[TransactionNode | None]:
         rows = await info.context.loaders.transaction_by_id.load_many(_int_ids(node_ids))

@@ -6,10 +6,11 @@ sessions it already recorded.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import select
+from sqlmodel import col, select
 
 from schema.db import session_factory
 from schema.models import ChargingStation, Connector, IdToken, Location, Organization
@@ -114,3 +115,12 @@ async def seed_demo(engine: AsyncEngine) -> bool:
             s.add(IdToken(token=tag, token_type="App" if "APP" in tag else "RFID", organization_id=org.id))
         await s.commit()
     return True
+
+
+async def first_location_global_id(engine: AsyncEngine) -> str:
+    """The demo's first location as a GraphQL id, for the example the banner prints."""
+    async with session_factory(engine)() as s:
+        loc = (await s.exec(select(Location).order_by(col(Location.id)))).first()
+    if loc is None:
+        return "<a Location id>"
+    return base64.b64encode(f"Location:{loc.id}".encode()).decode()

@@ -18,7 +18,7 @@ import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.app import create_app
-from api.demo import DEMO_ID_TAGS, demo_charger_specs, seed_demo
+from api.demo import DEMO_ID_TAGS, demo_charger_specs, first_location_global_id, seed_demo
 from gateway.server import Gateway
 from gateway.simulator import SimCharger, SimConfig
 from schema.bus import Bus, InProcessBus
@@ -63,6 +63,7 @@ class Runtime:
     api_server: uvicorn.Server | None = None
     chargers: list[SimCharger] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    example_location_id: str = "<a Location id>"
 
     async def start(self) -> None:
         s = self.settings
@@ -70,6 +71,7 @@ class Runtime:
         self.engine = create_engine(s.database_url)
         if s.demo:
             await seed_demo(self.engine)
+            self.example_location_id = await first_location_global_id(self.engine)
         if self.run_gateway:
             self.gateway = Gateway(
                 self.engine,
@@ -78,6 +80,7 @@ class Runtime:
                 port=s.gateway_port,
                 auto_register=s.auto_register or s.demo,
                 heartbeat_interval_s=s.heartbeat_interval_s,
+                boot_retry_interval_s=s.pending_retry_interval_s,
                 command_timeout_s=s.command_timeout_s,
                 message_log_retention_days=s.message_log_retention_days,
             )
@@ -167,7 +170,7 @@ class Runtime:
                 "Try in GraphiQL:",
                 "  { stations(first: 10) { totalCount edges { node { id chargePointId online",
                 "      status connectors { connectorId status maxPowerW } } } } }",
-                '  subscription { stationStatusChanged(locationId: "<a Location id>") {',
+                f'  subscription {{ stationStatusChanged(locationId: "{self.example_location_id}") {{',
                 "      chargePointId online connectors { connectorId status } reason } }",
             ]
             if s.admin_token:

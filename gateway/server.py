@@ -9,6 +9,7 @@ import base64
 import binascii
 import contextlib
 import logging
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -88,6 +89,7 @@ class Gateway:
         port: int = 9000,
         auto_register: bool = False,
         heartbeat_interval_s: int = 300,
+        boot_retry_interval_s: int = 60,
         command_timeout_s: float = 30.0,
         message_log_retention_days: int = 14,
         message_log: bool = True,
@@ -98,12 +100,16 @@ class Gateway:
         self.port = port
         self.auto_register = auto_register
         self.heartbeat_interval_s = heartbeat_interval_s
+        self.boot_retry_interval_s = boot_retry_interval_s
         self.command_timeout_s = command_timeout_s
         self.retention_days = message_log_retention_days
         self.writer = Writer(engine, bus)
         self.message_log = MessageLog(self.writer, enabled=message_log)
         self.connections: dict[str, Connected] = {}
-        self._handshakes: dict[ServerConnection, StationRecord] = {}
+        # Keyed weakly: a handshake that fails after our checks never reaches the handler.
+        self._handshakes: weakref.WeakKeyDictionary[ServerConnection, StationRecord] = (
+            weakref.WeakKeyDictionary()
+        )
         self._verified: set[str] = set()
         self._seen: dict[int, datetime] = {}
         self._server: Server | None = None
@@ -237,7 +243,9 @@ class Gateway:
             await connection.close(1002, "OCPP subprotocol required: offer ocpp1.6")
             return
         ctx = await load_context(self.engine, record)
-        handler = ChargePoint16(ctx, self.engine, self.writer)
+        handler = ChargePoint16(
+            ctx, self.engine, self.writer, boot_retry_interval_s=self.boot_retry_interval_s
+        )
         cpid = record.charge_point_id
         msg_log = self.message_log
 

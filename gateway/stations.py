@@ -164,8 +164,14 @@ class BootInfo:
     ocpp_version: str
 
 
-async def record_boot(writer: Writer, ctx: StationContext, info: BootInfo) -> tuple[str, int]:
-    """Store what the station says it is; answer with its registration status and interval."""
+async def record_boot(
+    writer: Writer, ctx: StationContext, info: BootInfo, *, retry_interval_s: int
+) -> tuple[str, int]:
+    """Store what the station says it is; answer with its registration status and interval.
+
+    OCPP 1.6 §4.2: when Accepted the interval is the heartbeat interval; when Pending or
+    Rejected it is how long the station waits before its next BootNotification.
+    """
     now = utcnow()
 
     async def fn(conn: AsyncConnection, _events: list[Event]) -> str:
@@ -191,7 +197,9 @@ async def record_boot(writer: Writer, ctx: StationContext, info: BootInfo) -> tu
     ctx.online = True
     status = await writer.submit(Unit(fn=fn, events=[ctx.status_event(now, reason="booted")]))
     ctx.registration_status = status
-    return status, ctx.heartbeat_interval_s
+    if status == RegistrationStatus.ACCEPTED.value:
+        return status, ctx.heartbeat_interval_s
+    return status, retry_interval_s
 
 
 async def record_station_report(

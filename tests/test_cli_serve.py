@@ -80,3 +80,4 @@ def test_serve_runs_the_demo_end_to_end_and_stops_cleanly(tmp_path: Path) -> Non
     assert f"http://127.0.0.1:{api_port}/graphql" in out
     assert f"ws://127.0.0.1:{gw_port}/ocpp/" in out
     assert "subscription {" in out and "Traceback" not in out
+    assert 'stationStatusChanged(locationId: "TG9jYXRpb246MQ==")' in out

@@ -141,6 +141,7 @@ class TestBoot:
         await make_station(engine, charge_point_id="REJ-1", registration_status="Rejected")
         pend = await connect_charger("PEND-1", boot=False)
         rej = await connect_charger("REJ-1", boot=False)
-        assert (await pend.boot())["status"] == "Pending"
+        pending = await pend.boot()
+        assert (pending["status"], pending["interval"]) == ("Pending", 60)
         reply = await rej.boot()
-        assert reply["status"] == "Rejected" and reply["interval"] > 0
+        assert (reply["status"], reply["interval"]) == ("Rejected", 60)

@@ -71,8 +71,11 @@ class ChargePoint16:
     version = OcppVersion.V16
     schema_package = "v16"
 
-    def __init__(self, ctx: StationContext, engine: AsyncEngine, writer: Writer) -> None:
+    def __init__(
+        self, ctx: StationContext, engine: AsyncEngine, writer: Writer, *, boot_retry_interval_s: int = 60
+    ) -> None:
         self.ctx = ctx
+        self.boot_retry_interval_s = boot_retry_interval_s
         self.engine = engine
         self.writer = writer
 
@@ -101,6 +104,7 @@ class ChargePoint16:
                 firmware_version=p.get("firmwareVersion"),
                 ocpp_version=self.version.value,
             ),
+            retry_interval_s=self.boot_retry_interval_s,
         )
         return {"status": status, "currentTime": to_ocpp(utcnow()), "interval": interval}
 

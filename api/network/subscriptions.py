@@ -17,7 +17,7 @@ from api.network.types import (
     station_global_id,
 )
 from schema.errors import InvalidInput
-from schema.events import StationStatusChanged, location_topic, station_topic
+from schema.events import ConnectorState, StationStatusChanged, location_topic, station_topic
 from schema.models import ChargingStation, Connector
 from schema.timeutil import utcnow
 
@@ -45,26 +45,21 @@ def _from_event(e: StationStatusChanged) -> StationStatusUpdate:
     )
 
 
-def _from_snapshot(s: ChargingStation, connectors: list[Connector]) -> StationStatusUpdate:
-    return StationStatusUpdate(
-        station_id=station_global_id(s.id or 0),
+def _snapshot_event(s: ChargingStation, connectors: list[Connector]) -> StationStatusChanged:
+    """The stored state, shaped like a change so clients parse one payload type."""
+    return StationStatusChanged(
+        station_id=s.id or 0,
         charge_point_id=s.charge_point_id,
+        location_id=s.location_id,
+        at=utcnow(),
         online=s.online,
-        status=ConnectorStatusGQL(s.status),
-        error_code=s.error_code,
-        connectors=[
-            ConnectorStatusView(
-                connector_id=c.connector_id,
-                status=ConnectorStatusGQL(c.status),
-                error_code=c.error_code,
-                status_since=c.status_since,
-            )
-            for c in connectors
-        ],
+        station_status=s.status,
+        station_error_code=s.error_code,
+        connectors=tuple(
+            ConnectorState(c.connector_id, c.status, c.error_code, c.status_since) for c in connectors
+        ),
         changed_connector_id=None,
         reason="snapshot",
-        at=utcnow(),
-        _station_pk=s.id or 0,
     )
 
 
@@ -92,7 +87,7 @@ class NetworkSubscription:
                     s, info.context.principal, station_id=sid, location_id=lid
                 )
             for station, connectors in snapshot:
-                yield _from_snapshot(station, connectors)
+                yield _from_event(_snapshot_event(station, connectors))
             async for event in sub:
                 if isinstance(event, StationStatusChanged):
                     yield _from_event(event)

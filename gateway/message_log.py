@@ -22,11 +22,19 @@ MAX_LOGGED_FRAME_CHARS = 16_384
 MAX_BUFFERED_FRAMES = 200_000
 
 
+# Heartbeats say only "still here" (kept as the station's last-seen time); logging them would
+# double the log's write load of an idle fleet for no debugging value.
+UNLOGGED_ACTIONS = frozenset({"Heartbeat"})
+
+
 class MessageLog:
-    def __init__(self, writer: Writer, *, enabled: bool = True) -> None:
+    def __init__(
+        self, writer: Writer, *, enabled: bool = True, skip_actions: frozenset[str] = UNLOGGED_ACTIONS
+    ) -> None:
         self._writer = writer
         self._rows: list[dict[str, Any]] = []
         self.enabled = enabled
+        self.skip_actions = skip_actions
         self.dropped = 0
 
     def append(
@@ -38,7 +46,7 @@ class MessageLog:
         action: str | None,
         text: str,
     ) -> None:
-        if not self.enabled:
+        if not self.enabled or action in self.skip_actions:
             return
         if len(self._rows) >= MAX_BUFFERED_FRAMES:
             self.dropped += 1

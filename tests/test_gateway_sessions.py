@@ -262,16 +262,20 @@ class TestStationStatus:
         gateway: Gateway,
     ) -> None:
         cp = await connect_charger("CP-1")
+        await cp.call("Authorize", {"idTag": TAG})
         await cp.call("Heartbeat", {})
         gateway.message_log.flush()
         for _ in range(100):
-            n = await scalar(engine, "SELECT count(*) FROM ocpp_message WHERE action = 'Heartbeat'")
+            n = await scalar(engine, "SELECT count(*) FROM ocpp_message WHERE action = 'Authorize'")
             if n == 2:
                 break
             await asyncio.sleep(0.02)
         rows = await fetch(
-            engine, "SELECT direction, message_type FROM ocpp_message WHERE action = 'Heartbeat'"
+            engine, "SELECT direction, message_type, payload FROM ocpp_message WHERE action = 'Authorize'"
         )
         assert sorted((r["direction"], r["message_type"]) for r in rows) == [("in", 2), ("out", 3)]
+        assert any(TAG in r["payload"] for r in rows)
+        # heartbeats only refresh last-seen; they are not logged
+        assert await scalar(engine, "SELECT count(*) FROM ocpp_message WHERE action = 'Heartbeat'") == 0
         # retention: nothing is younger than zero days
         assert await gateway.message_log.purge(0) > 0

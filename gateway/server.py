@@ -25,6 +25,7 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from gateway import validation
+from gateway.heap import HeapPolicy
 from gateway.message_log import MessageLog
 from gateway.ocppj import OcppJSession
 from gateway.stations import (
@@ -60,6 +61,7 @@ PING_INTERVAL_S = 30.0
 LIVENESS_FLUSH_S = 5.0
 MESSAGE_LOG_FLUSH_S = 1.0
 RETENTION_PURGE_S = 3600.0
+HEAP_TICK_S = 2.0
 # Close code a replaced connection gets when the same station connects again.
 CLOSE_REPLACED = 4000
 
@@ -115,6 +117,8 @@ class Gateway:
         self._server: Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closing: set[asyncio.Task[None]] = set()
+        self.heap = HeapPolicy()
+        self.connections_opened = 0
 
     @property
     def bound_port(self) -> int:
@@ -150,6 +154,7 @@ class Gateway:
             asyncio.create_task(self._every(LIVENESS_FLUSH_S, self._flush_liveness)),
             asyncio.create_task(self._every(MESSAGE_LOG_FLUSH_S, self.message_log.flush)),
             asyncio.create_task(self._every(RETENTION_PURGE_S, self._purge_log, now=True)),
+            asyncio.create_task(self._every(HEAP_TICK_S, lambda: self.heap.tick(self.connections_opened))),
         ]
 
     async def stop(self) -> None:
@@ -278,6 +283,7 @@ class Gateway:
             self._closing.add(closing)
             closing.add_done_callback(self._closing.discard)
         self.bus.serve_station(cpid, execute)
+        self.connections_opened += 1
         await set_online(self.writer, ctx, True)
         seen = self._seen
         station_id = ctx.station_id

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import json
 import multiprocessing
 import multiprocessing.connection
@@ -29,7 +30,7 @@ from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
@@ -79,13 +80,26 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all processes of the machine have used (from /proc/stat)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    ticks = [int(x) for x in fields]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+    return (sum(ticks[:8]) - idle) / CLK_TCK
+
+
 class CpuMeter:
-    """CPU use of some processes over a window, as a fraction of one core."""
+    """CPU use of some processes over a window, as a fraction of one core.
+
+    "others" is everything else on the machine in the same window: on a two-core box a
+    busy neighbour changes every figure, so the reports show it.
+    """
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
         self._t0 = time.perf_counter()
         self._c0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        self._m0 = machine_busy_seconds()
 
     def stop(self) -> dict[str, float]:
         elapsed = time.perf_counter() - self._t0
@@ -95,6 +109,8 @@ class CpuMeter:
                 out[name] = (cpu_seconds(pid) - self._c0[name]) / elapsed
             except (FileNotFoundError, ProcessLookupError):
                 out[name] = float("nan")
+        machine = (machine_busy_seconds() - self._m0) / elapsed
+        out["others"] = max(0.0, machine - sum(v for v in out.values() if v == v))
         return out
 
 
@@ -122,8 +138,29 @@ def machine_info() -> str:
     mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return (
         f"nproc={nproc}, CPU {cpu}, RAM {mem_gb:.0f} GiB, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}"
+        f"{platform.system()} {platform.release()}; code {code_version()}; "
+        f"load average at start {os.getloadavg()[0]:.2f}"
     )
+
+
+def code_version() -> str:
+    """The commit measured, and whether code outside bench/ differed from it."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(REPO_DIR), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO_DIR), "status", "--porcelain", "--", ".", ":!bench"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" + uncommitted changes outside bench/" if dirty else "")
 
 
 def command_line() -> str:
@@ -151,6 +188,43 @@ def latency_summary(samples: Iterable[float]) -> dict[str, float]:
         "p99": 1000 * percentile(values, 99),
         "max": 1000 * values[-1] if values else float("nan"),
     }
+
+
+def worst_seconds(sent_at: Sequence[float], latencies: Sequence[float], top: int = 5) -> str:
+    """The seconds of the window with the worst p99: shows whether slow replies cluster."""
+    buckets: dict[int, list[float]] = {}
+    for t, lat in zip(sent_at, latencies, strict=True):
+        buckets.setdefault(int(t), []).append(lat)
+    per = [(1000 * percentile(sorted(v), 99), sec, len(v)) for sec, v in buckets.items()]
+    per.sort(reverse=True)
+    over = sum(1 for p99, _, _ in per if p99 > 25.0)
+    worst = ", ".join(f"t={sec}s p99 {p99:.0f} ms" for p99, sec, _ in per[:top])
+    return f"{over}/{len(per)} seconds with p99 > 25 ms; worst: {worst}"
+
+
+class GcWatch:
+    """Times the collector's pauses in the process it runs in (via gc.callbacks)."""
+
+    def __init__(self) -> None:
+        self._t0 = 0.0
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append(time.perf_counter() - self._t0)
+
+    def reset(self) -> None:
+        self.pauses = {0: [], 1: [], 2: []}
+
+    def summary(self) -> str:
+        parts = []
+        for gen, p in self.pauses.items():
+            if p:
+                parts.append(f"gen{gen}: {len(p)}× max {1000 * max(p):.0f} ms total {1000 * sum(p):.0f} ms")
+        return "; ".join(parts) or "no collections"
 
 
 def to_bytes(values: array[float]) -> bytes:
@@ -184,6 +258,7 @@ class Report:
     title: str
     figures: list[Figure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    machine: str = field(default_factory=machine_info)
 
     def add(self, *args: Any, **kwargs: Any) -> Figure:
         fig = Figure(*args, **kwargs)
@@ -213,7 +288,7 @@ class Report:
             "",
             f"Command: `{command_line()}`",
             "",
-            f"Machine: {machine_info()}",
+            f"Machine: {self.machine}",
             "",
             "| figure | value | target | result | detail |",
             "| --- | --- | --- | --- | --- |",
@@ -402,6 +477,8 @@ async def recv_async(conn: multiprocessing.connection.Connection) -> Any:
         await ready
     finally:
         loop.remove_reader(conn.fileno())
+        # uvloop leaves the descriptor non-blocking; Connection.send needs it blocking.
+        os.set_blocking(conn.fileno(), True)
     return conn.recv()
 
 
@@ -447,12 +524,15 @@ def py_spy(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | Non
         print("py-spy not installed (.venv/bin/pip install py-spy); skipping profile", flush=True)
         return None
     cmd = [str(exe), "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))), "--rate", "250"]
-    cmd += ["--format", "raw", "--nonblocking", "-o", str(out)]
+    cmd += ["--format", "raw", "--nonblocking", "--threads", "-o", str(out)]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def summarize_collapsed(path: Path, top: int = 25) -> str:
-    """Self time and inclusive time per function from py-spy's collapsed stacks."""
+    """Self time and inclusive time per function of the main thread (the event loop).
+
+    Samples in `select` are the loop waiting for work: their share is the idle time.
+    """
     self_t: dict[str, int] = {}
     incl: dict[str, int] = {}
     total = 0
@@ -464,12 +544,18 @@ def summarize_collapsed(path: Path, top: int = 25) -> str:
             count = int(count_s)
         except ValueError:
             continue
-        total += count
         frames = stack.split(";")
+        if frames[0].startswith("thread ") and "MainThread" not in frames[0]:
+            continue
+        frames = frames[1:] if frames[0].startswith("thread ") else frames
+        if not frames:
+            continue
+        total += count
         for f in set(frames):
             incl[f] = incl.get(f, 0) + count
         self_t[frames[-1]] = self_t.get(frames[-1], 0) + count
-    lines = [f"samples: {total}", "self time:"]
+    total = max(total, 1)
+    lines = [f"main-thread samples: {total}", "self time:"]
     for f, n in sorted(self_t.items(), key=lambda kv: -kv[1])[:top]:
         lines.append(f"  {100 * n / total:5.1f}%  {f}")
     lines.append("inclusive time:")
@@ -515,8 +601,7 @@ class OcppConn(asyncio.Protocol):
     # asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self.ws.send_request(self.ws.connect())
         self._flush()
 
@@ -665,3 +750,94 @@ async def gather_limited(coros: Iterable[Any], limit: int) -> list[Any]:
             return await c
 
     return await asyncio.gather(*(one(c) for c in coros), return_exceptions=True)
+
+
+# -- the composed server (api/runtime.py) in a child ---------------------------------------
+
+
+def runtime_child(
+    conn: multiprocessing.connection.Connection,
+    db_url: str,
+    loop_name: str,
+    run_api: bool,
+    run_gateway: bool,
+    admin_token: str,
+    profile_out: str | None,
+) -> None:
+    """`Runtime(settings, run_api=…, run_gateway=…)` as `chargenet serve` builds it, demo off."""
+
+    def body() -> None:
+        import logging
+
+        raise_nofile()
+        logging.basicConfig(level=logging.WARNING, format="server %(levelname)s %(name)s: %(message)s")
+        install_loop(loop_name)
+        asyncio.run(_runtime_main(conn, db_url, run_api, run_gateway, admin_token, profile_out))
+
+    report_errors(conn, body)
+
+
+async def _runtime_main(
+    conn: multiprocessing.connection.Connection,
+    db_url: str,
+    run_api: bool,
+    run_gateway: bool,
+    admin_token: str,
+    profile_out: str | None,
+) -> None:
+    from api.runtime import Runtime
+    from schema.bus import InProcessBus
+    from schema.settings import Settings
+
+    settings = Settings().model_copy(
+        update={
+            "database_url": db_url,
+            "demo": False,
+            "api_host": "127.0.0.1",
+            "api_port": 0,
+            "gateway_host": "127.0.0.1",
+            "gateway_port": 0,
+            "auto_register": True,
+            "admin_token": admin_token,
+        }
+    )
+    stop = stop_event_on_sigterm()
+    gc_watch = GcWatch()
+    bus = InProcessBus()
+    rt = Runtime(settings, run_api=run_api, run_gateway=run_gateway, bus=bus)
+    await rt.start()
+    info: dict[str, Any] = {"pid": os.getpid()}
+    if rt.api_server is not None:
+        info["api_port"] = next(iter(rt.api_server.servers[0].sockets)).getsockname()[1]
+    if rt.gateway is not None:
+        info["gateway_port"] = rt.gateway.bound_port
+    profiler = Profiler(profile_out)
+    conn.send(("ready", info))
+    stopping = asyncio.create_task(stop.wait())
+    while not stop.is_set():
+        reading = asyncio.create_task(recv_async(conn))
+        done, _ = await asyncio.wait({reading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if reading not in done:
+            reading.cancel()
+            break
+        msg = reading.result()
+        if msg[0] == "gc_reset":
+            gc_watch.reset()
+            conn.send(("ok", {}))
+        elif msg[0] == "gc_freeze":  # an experiment, not something the server does itself
+            gc.collect()
+            gc.freeze()
+            conn.send(("ok", {"frozen": gc.get_freeze_count()}))
+        elif msg[0] == "stats":
+            conn.send(
+                (
+                    "ok",
+                    {
+                        "subscribers": bus.subscriber_count(),
+                        "connections": len(rt.gateway.connections) if rt.gateway else 0,
+                        "gc": gc_watch.summary(),
+                    },
+                )
+            )
+    profiler.dump()
+    await rt.stop()

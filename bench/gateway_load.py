@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import multiprocessing.connection
@@ -73,6 +74,7 @@ async def _gateway_main(
     from schema.db import create_engine
 
     stop = bl.stop_event_on_sigterm()
+    gc_watch = bl.GcWatch()
     engine = create_engine(db_url)
     gw = Gateway(engine, InProcessBus(), host=host, port=0, auto_register=True, message_log=message_log)
     await gw.start()
@@ -86,7 +88,16 @@ async def _gateway_main(
             reading.cancel()
             break
         msg = reading.result()
-        if msg[0] == "stats":
+        if msg[0] == "gc_freeze":
+            # An experiment, not what the gateway does: move the long-lived objects of the
+            # connected chargers out of the collector's reach.
+            gc.collect()
+            gc.freeze()
+            conn.send(("ok", {"frozen": gc.get_freeze_count()}))
+        elif msg[0] == "gc_reset":
+            gc_watch.reset()
+            conn.send(("ok", {}))
+        elif msg[0] == "stats":
             conn.send(
                 (
                     "ok",
@@ -95,6 +106,7 @@ async def _gateway_main(
                         "batches": gw.writer.batches,
                         "units": gw.writer.units,
                         "log_dropped": gw.message_log.dropped,
+                        "gc": gc_watch.summary(),
                     },
                 )
             )
@@ -181,20 +193,30 @@ class LoadWorker:
             self.conn.send(("ok", await handler(**params)))
 
     async def connect(
-        self, host: str, port: int, prefix: str, start: int, count: int, concurrency: int
+        self,
+        host: str,
+        port: int,
+        prefix: str,
+        start: int,
+        count: int,
+        concurrency: int,
+        require_accepted: bool = True,
     ) -> dict[str, Any]:
         t0 = time.perf_counter()
 
         async def one(i: int) -> bl.OcppConn:
             c = await bl.open_charger(host, port, f"{prefix}{i:06d}")
             result = await c.call("BootNotification", bl.BOOT_PAYLOAD)
-            if result.get("status") != "Accepted":
+            if require_accepted and result.get("status") != "Accepted":
                 raise RuntimeError(f"boot {result}")
             return c
 
         results = await bl.gather_limited((one(i) for i in range(start, start + count)), concurrency)
         self.chargers = [r for r in results if isinstance(r, bl.OcppConn)]
         errors = [repr(r) for r in results if not isinstance(r, bl.OcppConn)]
+        # The generator's own long-lived objects must not cost it collector pauses.
+        gc.collect()
+        gc.freeze()
         return {
             "connected": len(self.chargers),
             "failed": len(errors),
@@ -208,6 +230,8 @@ class LoadWorker:
             (bl.start_transaction(c, offset + i) for i, c in enumerate(self.chargers)), concurrency
         )
         errors = [repr(r) for r in results if isinstance(r, BaseException)]
+        gc.collect()
+        gc.freeze()
         return {
             "started": len(results) - len(errors),
             "failed": len(errors),
@@ -221,6 +245,7 @@ class LoadWorker:
         conns = [c for c in self.chargers if not c.closed][:chargers]
         loop = asyncio.get_running_loop()
         lat = array("d")
+        sent_at = array("d")
         stats = {"acked": 0, "errors": 0, "in_window": 0, "sent": 0, "outstanding": 0, "late": 0}
         first_error: list[str] = []
         t_start = time.perf_counter() + 0.2
@@ -256,6 +281,7 @@ class LoadWorker:
                     first_error.append(json.dumps(reply)[:300])
             if m0 <= sent and now <= m1:
                 lat.append(now - sent)
+                sent_at.append(sent - m0)
             if m0 <= now <= m1:
                 stats["in_window"] += 1
             if running and mode != "open":
@@ -302,6 +328,7 @@ class LoadWorker:
         return {
             **stats,
             "latencies": bl.to_bytes(lat),
+            "sent_at": bl.to_bytes(sent_at),
             "max_lag": max_lag,
             "first_error": first_error[0] if first_error else "",
             "chargers": len(conns),
@@ -332,7 +359,9 @@ class Fleet:
         starts = [sum(sizes[:i]) for i in range(k)]
         return list(zip(starts, sizes, strict=True))
 
-    def connect(self, host: str, port: int, n: int, prefix: str, concurrency: int) -> dict[str, Any]:
+    def connect(
+        self, host: str, port: int, n: int, prefix: str, concurrency: int, require_accepted: bool = True
+    ) -> dict[str, Any]:
         t0 = time.perf_counter()
         params = [
             {
@@ -342,6 +371,7 @@ class Fleet:
                 "start": s,
                 "count": c,
                 "concurrency": max(1, concurrency // len(self.workers)),
+                "require_accepted": require_accepted,
             }
             for s, c in self.split(n)
         ]
@@ -399,8 +429,10 @@ class Fleet:
         if spy is not None:
             spy.wait(60)
         lat = array("d")
+        sent_at = array("d")
         for a in answers:
             lat.extend(bl.from_bytes(a["latencies"]))
+            sent_at.extend(bl.from_bytes(a["sent_at"]))
         out: dict[str, Any] = {
             key: sum(a[key] for a in answers)
             for key in ("acked", "errors", "in_window", "sent", "outstanding", "late", "chargers")
@@ -408,6 +440,7 @@ class Fleet:
         out["max_lag"] = max(a["max_lag"] for a in answers)
         out["first_error"] = next((a["first_error"] for a in answers if a["first_error"]), "")
         out["latency"] = bl.latency_summary(lat)
+        out["worst_seconds"] = bl.worst_seconds(sent_at, lat)
         out["rate"] = out["in_window"] / duration
         out["cpu"] = usage
         return out
@@ -491,6 +524,13 @@ def run_network(
             report.note(
                 f"[{db.kind}] StartTransaction for {st['started']} chargers took {st['elapsed']:.1f} s"
             )
+            if args.gateway_gc_freeze:
+                frozen = gw.request(("gc_freeze",))["frozen"]
+                report.note(
+                    f"[{db.kind}] EXPERIMENT: gc.freeze() in the gateway after setup ({frozen} objects)"
+                )
+            gw.request(("gc_reset",))
+            w0 = gw.request(("stats",))
             spy = _spy_path(args, db.kind, "open")
             print(f"[{db.kind}] open loop: {args.rate:.0f} MeterValues/s over {n} chargers…", flush=True)
             r = fleet.run(
@@ -516,6 +556,15 @@ def run_network(
                 f"achieved {r['rate']:.0f} msg/s, errors {r['errors']}, generator lag max "
                 f"{1000 * r['max_lag']:.1f} ms; CPU {bl.fmt_cpu(r['cpu'])}",
             )
+            report.note(f"[{db.kind}] open loop timeline: {r['worst_seconds']}")
+            w1 = gw.request(("stats",))
+            batches = w1["batches"] - w0["batches"]
+            units = w1["units"] - w0["units"]
+            report.note(
+                f"[{db.kind}] open loop, gateway writer: {batches} commits for {units} units "
+                f"({units / max(1, batches):.1f} units per commit)"
+            )
+            report.note(f"[{db.kind}] open loop, gateway GC pauses: {w1['gc']}")
             if r["first_error"]:
                 report.note(f"first CALLERROR: {r['first_error']}")
             _print_spy(spy)
@@ -557,6 +606,7 @@ def run_small(
             )
             _print_spy(_spy_path(args, db.kind, "heartbeat"))
         if "meter" in modes:
+            gw.request(("gc_reset",))
             print(f"[{db.kind}] MeterValues closed loop, {args.meter_chargers} chargers…", flush=True)
             before = asyncio.run(bl.count_rows(db.url, "meter_sample"))
             spy = _spy_path(args, db.kind, "meter")
@@ -588,6 +638,7 @@ def run_small(
                 persisted == expected and r["outstanding"] == 0,
                 f"{r['acked']} acked, {r['sent']} sent, {r['outstanding']} unanswered at end",
             )
+            report.note(f"[{db.kind}] MeterValues closed loop, gateway GC pauses: {stats['gc']}")
             if r["first_error"]:
                 report.note(f"first CALLERROR: {r['first_error']}")
             _print_spy(spy)
@@ -603,7 +654,11 @@ def run_small(
     fleet = None
     try:
         fleet = Fleet(args.load_procs, args.gen_loop)
-        fleet.connect(args.host, echo.info["port"], args.concurrency, "ECHO-", args.connect_concurrency)
+        res = fleet.connect(
+            args.host, echo.info["port"], args.concurrency, "ECHO-", args.connect_concurrency, False
+        )
+        if res["failed"]:
+            report.note(f"bare server connect failures: {res['failed']} e.g. {res['first_errors']}")
         print(f"[bare websockets] heartbeat closed loop, {args.concurrency} chargers…", flush=True)
         bare = fleet.run("heartbeat", args.concurrency, args.warmup, args.duration, watch={"echo": echo.pid})
     finally:
@@ -658,6 +713,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--load-procs", type=int, default=1, help="load generator processes")
     p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio", help="server event loop")
     p.add_argument("--gen-loop", choices=("asyncio", "uvloop"), default="uvloop", help="generator loop")
+    p.add_argument(
+        "--gateway-gc-freeze",
+        action="store_true",
+        help="experiment: gc.freeze() in the gateway once the open-loop chargers are set up",
+    )
     p.add_argument("--no-message-log", action="store_true", help="run the gateway without the OCPP log")
     p.add_argument("--py-spy", metavar="DIR", help="record the gateway with py-spy during each window")
     p.add_argument("--cprofile", action="store_true", help="cProfile the gateway child (written to tmp)")
@@ -674,7 +734,8 @@ def main() -> None:
         raise SystemExit(f"unknown modes: {', '.join(sorted(unknown))}")
     bl.raise_nofile()
     kind = "postgresql" if args.database_url and not args.database_url.startswith("sqlite") else "sqlite"
-    extra = (" loop=" + args.loop) + (" no-message-log" if args.no_message_log else "")
+    extra = (" loop=" + args.loop) + (", EXPERIMENT no message log" if args.no_message_log else "")
+    extra += ", EXPERIMENT gc.freeze" if args.gateway_gc_freeze else ""
     report = bl.Report(f"gateway_load ({kind}{extra})")
     tmp = Path(tempfile.mkdtemp(prefix="chargenet-bench-"))
     try:

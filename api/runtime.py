@@ -21,6 +21,7 @@ from api.app import create_app
 from api.demo import DEMO_ID_TAGS, demo_charger_specs, first_location_global_id, seed_demo
 from gateway.server import Gateway
 from gateway.simulator import SimCharger, SimConfig
+from schema import heap
 from schema.bus import Bus, InProcessBus
 from schema.db import create_engine
 from schema.migrate import upgrade_async
@@ -67,6 +68,7 @@ class Runtime:
 
     async def start(self) -> None:
         s = self.settings
+        heap.install()
         await upgrade_async(s.database_url)
         self.engine = create_engine(s.database_url)
         if s.demo:
@@ -142,6 +144,7 @@ class Runtime:
             await self.gateway.stop()
         if self.engine is not None:
             await self.engine.dispose()
+        await heap.uninstall()
 
     async def run_until_stopped(self) -> None:
         stop = asyncio.Event()

@@ -70,6 +70,7 @@ async def _gateway_main(
     profile_out: str | None,
 ) -> None:
     from gateway.server import Gateway
+    from schema import heap
     from schema.bus import InProcessBus
     from schema.db import create_engine
 
@@ -78,6 +79,7 @@ async def _gateway_main(
     engine = create_engine(db_url)
     gw = Gateway(engine, InProcessBus(), host=host, port=0, auto_register=True, message_log=message_log)
     await gw.start()
+    heap.install()  # as `chargenet gateway` does (api/runtime.py)
     profiler = bl.Profiler(profile_out)
     conn.send(("ready", {"port": gw.bound_port, "pid": os.getpid()}))
     stopping = asyncio.create_task(stop.wait())

@@ -25,7 +25,6 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from gateway import validation
-from gateway.heap import HeapPolicy
 from gateway.message_log import MessageLog
 from gateway.ocppj import OcppJSession
 from gateway.stations import (
@@ -58,10 +57,10 @@ MAX_CHARGE_POINT_ID_LENGTH = 48
 MAX_FRAME_BYTES = 256 * 1024
 # Keepalive pings hold NAT mappings open between heartbeats.
 PING_INTERVAL_S = 30.0
-LIVENESS_FLUSH_S = 5.0
+# Last-seen is for dashboards; liveness itself (online) follows the socket at once.
+LIVENESS_FLUSH_S = 30.0
 MESSAGE_LOG_FLUSH_S = 1.0
 RETENTION_PURGE_S = 3600.0
-HEAP_TICK_S = 2.0
 # Close code a replaced connection gets when the same station connects again.
 CLOSE_REPLACED = 4000
 
@@ -117,8 +116,6 @@ class Gateway:
         self._server: Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closing: set[asyncio.Task[None]] = set()
-        self.heap = HeapPolicy()
-        self.connections_opened = 0
 
     @property
     def bound_port(self) -> int:
@@ -154,7 +151,6 @@ class Gateway:
             asyncio.create_task(self._every(LIVENESS_FLUSH_S, self._flush_liveness)),
             asyncio.create_task(self._every(MESSAGE_LOG_FLUSH_S, self.message_log.flush)),
             asyncio.create_task(self._every(RETENTION_PURGE_S, self._purge_log, now=True)),
-            asyncio.create_task(self._every(HEAP_TICK_S, lambda: self.heap.tick(self.connections_opened))),
         ]
 
     async def stop(self) -> None:
@@ -167,7 +163,7 @@ class Gateway:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._flush_liveness()
+        await self._flush_liveness()
         self.message_log.flush()
         await self.writer.stop()
 
@@ -183,9 +179,9 @@ class Gateway:
                 log.exception("periodic task %s failed", getattr(fn, "__name__", fn))
             await asyncio.sleep(seconds)
 
-    def _flush_liveness(self) -> None:
+    async def _flush_liveness(self) -> None:
         seen, self._seen = self._seen, {}
-        flush_last_seen(self.writer, seen)
+        await flush_last_seen(self.writer, seen)
 
     async def _purge_log(self) -> None:
         removed = await self.message_log.purge(self.retention_days)
@@ -283,7 +279,6 @@ class Gateway:
             self._closing.add(closing)
             closing.add_done_callback(self._closing.discard)
         self.bus.serve_station(cpid, execute)
-        self.connections_opened += 1
         await set_online(self.writer, ctx, True)
         seen = self._seen
         station_id = ctx.station_id

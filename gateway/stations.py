@@ -147,11 +147,18 @@ async def set_online(writer: Writer, ctx: StationContext, online: bool) -> None:
     )
 
 
-def flush_last_seen(writer: Writer, seen: dict[int, datetime]) -> None:
-    """Liveness is kept in memory per message and written in one batch every few seconds."""
-    if seen:
-        writer.submit_nowait(
-            Unit(updates=[(_SET_LAST_SEEN, {"b_station_id": sid, "b_seen": at}) for sid, at in seen.items()])
+# Rows per last-seen write: big enough to be cheap, small enough that the messages queued
+# behind it are not held up by one long statement.
+LAST_SEEN_CHUNK = 500
+
+
+async def flush_last_seen(writer: Writer, seen: dict[int, datetime]) -> None:
+    """Liveness is kept in memory per message and written in chunks every few seconds."""
+    items = list(seen.items())
+    for start in range(0, len(items), LAST_SEEN_CHUNK):
+        chunk = items[start : start + LAST_SEEN_CHUNK]
+        await writer.submit(
+            Unit(updates=[(_SET_LAST_SEEN, {"b_station_id": sid, "b_seen": at}) for sid, at in chunk])
         )
 
 

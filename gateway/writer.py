@@ -24,6 +24,12 @@ from schema.events import Event
 
 log = logging.getLogger(__name__)
 
+# Under load a writer that commits whatever is queued commits almost per message (each commit
+# costs more CPU than the rows in it). When the previous commit ended this recently, a small
+# batch waits LINGER_S for company; an idle gateway never waits.
+BUSY_WINDOW_S = 0.005
+LINGER_S = 0.002
+SMALL_BATCH_UNITS = 32
 # Upper bound of units per transaction: big enough to amortise the commit, small enough that
 # a slow batch does not hold thousands of chargers waiting.
 MAX_BATCH_UNITS = 1_000
@@ -52,6 +58,9 @@ class Writer:
         self._bus = bus
         self._queue: asyncio.Queue[Unit] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        # One connection held for the writer's life: no pool checkout, reset or pre-ping per batch.
+        self._conn: AsyncConnection | None = None
+        self._last_commit = 0.0
         self.batches = 0
         self.units = 0
 
@@ -70,6 +79,7 @@ class Writer:
         except asyncio.CancelledError:
             pass
         self._task = None
+        await self._drop_connection()
 
     async def submit(self, unit: Unit) -> Any:
         """Queue `unit` and wait until it is committed and its events are published."""
@@ -83,18 +93,39 @@ class Writer:
 
     async def _run(self) -> None:
         while True:
-            first = await self._queue.get()
-            batch = [first]
-            while len(batch) < MAX_BATCH_UNITS:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except asyncio.QueueEmpty:
-                    break
+            batch = [await self._queue.get()]
+            self._drain(batch)
+            loop = asyncio.get_running_loop()
+            if len(batch) < SMALL_BATCH_UNITS and loop.time() - self._last_commit < BUSY_WINDOW_S:
+                await asyncio.sleep(LINGER_S)
+                self._drain(batch)
             try:
                 await self._commit(batch)
             finally:
+                self._last_commit = loop.time()
                 for _ in batch:
                     self._queue.task_done()
+
+    def _drain(self, batch: list[Unit]) -> None:
+        while len(batch) < MAX_BATCH_UNITS:
+            try:
+                batch.append(self._queue.get_nowait())
+            except asyncio.QueueEmpty:
+                return
+
+    async def _connection(self) -> AsyncConnection:
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            await self._drop_connection()
+            self._conn = await self._engine.connect()
+        return self._conn
+
+    async def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except Exception:
+                log.debug("closing the writer's connection failed", exc_info=True)
 
     async def _commit(self, batch: list[Unit]) -> None:
         try:
@@ -131,9 +162,21 @@ class Writer:
         # Events a unit's fn produces are kept apart per attempt, so a retried unit
         # never announces the same fact twice.
         results: list[tuple[Any, list[Event]]] = []
+        conn = await self._connection()
+        try:
+            await self._run_batch(conn, batch, results)
+        except BaseException:
+            # Whatever failed, the next batch starts from a fresh connection and transaction.
+            await self._drop_connection()
+            raise
+        return results
+
+    async def _run_batch(
+        self, conn: AsyncConnection, batch: list[Unit], results: list[tuple[Any, list[Event]]]
+    ) -> None:
         inserts: dict[Table, list[dict[str, Any]]] = {}
         updates: dict[Update, list[dict[str, Any]]] = {}
-        async with self._engine.begin() as conn:
+        async with conn.begin():
             for unit in batch:
                 produced: list[Event] = []
                 value = await unit.fn(conn, produced) if unit.fn is not None else None
@@ -147,4 +190,3 @@ class Writer:
                     await conn.execute(table.insert(), rows)
             for stmt, param_list in updates.items():
                 await conn.execute(stmt, param_list)
-        return results

@@ -8,6 +8,7 @@ from typing import Any, Generic, TypeVar
 
 import strawberry
 from strawberry import relay
+from strawberry.types import Info
 
 from schema.errors import InvalidInput
 
@@ -63,3 +64,18 @@ def build_connection(
         ),
         total_count=total,
     )
+
+
+def wants_total(info: Info) -> bool:
+    """Whether the client selected `totalCount`: counting costs a second query, often the
+    larger one, so it runs only when asked for."""
+
+    def found(selections: list[Any]) -> bool:
+        for sel in selections:
+            if getattr(sel, "name", None) == "totalCount":
+                return True
+            if not hasattr(sel, "alias") and found(getattr(sel, "selections", [])):
+                return True  # fragments
+        return False
+
+    return any(found(field.selections) for field in info.selected_fields)

@@ -9,7 +9,7 @@ from strawberry.types import Info
 from api.enums import ConnectorStatusGQL
 from api.network import repository
 from api.network.types import LocationNode, StationNode, parse_global_id
-from api.pagination import Connection, build_connection, clamp_first, decode_cursor
+from api.pagination import Connection, build_connection, clamp_first, decode_cursor, wants_total
 from schema.errors import InvalidInput
 
 
@@ -29,7 +29,11 @@ class NetworkQuery:
         n = clamp_first(first)
         async with info.context.db() as s:
             rows, has_next, total = await repository.page_locations(
-                s, info.context.principal, first=n, after=decode_cursor("loc", after)
+                s,
+                info.context.principal,
+                first=n,
+                after=decode_cursor("loc", after),
+                count=wants_total(info),
             )
         return build_connection(
             [LocationNode.from_model(r) for r in rows],
@@ -59,7 +63,12 @@ class NetworkQuery:
         async with info.context.db() as s:
             if near is None:
                 page = await repository.page_stations(
-                    s, info.context.principal, f, first=n, after=decode_cursor("st", after)
+                    s,
+                    info.context.principal,
+                    f,
+                    first=n,
+                    after=decode_cursor("st", after),
+                    count=wants_total(info),
                 )
                 kind = "st"
             else:

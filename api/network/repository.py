@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import ColumnElement, func
 from sqlmodel import col, select
@@ -53,7 +54,7 @@ class StationPage:
     stations: list[ChargingStation]
     keys: list[int]
     has_next: bool
-    total: int
+    total: int | None
     distances_km: dict[int, float]
 
 
@@ -83,10 +84,11 @@ async def page_stations(
     *,
     first: int,
     after: int | None,
+    count: bool = True,
 ) -> StationPage:
     """Keyset pagination by id: stable under inserts, cheap at any depth."""
     stmt = _filtered(principal, f)
-    total = (await session.exec(select(func.count()).select_from(stmt.subquery()))).one()
+    total = await _count(session, stmt) if count else None
     if after is not None:
         stmt = stmt.where(col(ChargingStation.id) > after)
     rows = list((await session.exec(stmt.order_by(col(ChargingStation.id)).limit(first + 1))).all())
@@ -156,10 +158,10 @@ async def locations_by_ids(
 
 
 async def page_locations(
-    session: AsyncSession, principal: Principal, *, first: int, after: int | None
-) -> tuple[list[Location], bool, int]:
+    session: AsyncSession, principal: Principal, *, first: int, after: int | None, count: bool = True
+) -> tuple[list[Location], bool, int | None]:
     stmt = readable_locations(principal)
-    total = (await session.exec(select(func.count()).select_from(stmt.subquery()))).one()
+    total = await _count(session, stmt) if count else None
     if after is not None:
         stmt = stmt.where(col(Location.id) > after)
     rows = list((await session.exec(stmt.order_by(col(Location.id)).limit(first + 1))).all())
@@ -212,3 +214,8 @@ async def station_snapshots(
     stations = list((await session.exec(stmt.order_by(col(ChargingStation.id)))).all())
     connectors = await connectors_by_station_ids(session, principal, [s.id or 0 for s in stations])
     return [(s, connectors.get(s.id or 0, [])) for s in stations]
+
+
+async def _count(session: AsyncSession, stmt: SelectOfScalar[Any]) -> int:
+    """Matching rows across pages; only run when the client asked for totalCount."""
+    return int((await session.exec(select(func.count()).select_from(stmt.subquery()))).one())

@@ -11,7 +11,7 @@ from strawberry.types import Info
 from api.auth.permissions import IsOperator
 from api.enums import TransactionStateGQL
 from api.network.types import parse_global_id
-from api.pagination import Connection, build_connection, clamp_first, decode_cursor
+from api.pagination import Connection, build_connection, clamp_first, decode_cursor, wants_total
 from api.sessions import repository
 from api.sessions.types import TransactionNode
 
@@ -37,7 +37,12 @@ class SessionsQuery:
         )
         async with info.context.db() as s:
             rows, has_next, total = await repository.page_transactions(
-                s, info.context.principal, f, first=clamp_first(first), before_id=decode_cursor("tx", after)
+                s,
+                info.context.principal,
+                f,
+                first=clamp_first(first),
+                before_id=decode_cursor("tx", after),
+                count=wants_total(info),
             )
         return build_connection(
             [TransactionNode.from_model(r) for r in rows],

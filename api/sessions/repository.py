@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import false, func
 from sqlmodel import col, select
@@ -53,7 +54,8 @@ async def page_transactions(
     *,
     first: int,
     before_id: int | None,
-) -> tuple[list[Transaction], bool, int]:
+    count: bool = True,
+) -> tuple[list[Transaction], bool, int | None]:
     """Newest first, keyset on id."""
     stmt = readable_transactions(principal)
     if f.station_id is not None:
@@ -64,7 +66,7 @@ async def page_transactions(
         stmt = stmt.where(col(Transaction.started_at) >= f.started_after)
     if f.started_before is not None:
         stmt = stmt.where(col(Transaction.started_at) < f.started_before)
-    total = (await session.exec(select(func.count()).select_from(stmt.subquery()))).one()
+    total = await _count(session, stmt) if count else None
     if before_id is not None:
         stmt = stmt.where(col(Transaction.id) < before_id)
     rows = list((await session.exec(stmt.order_by(col(Transaction.id).desc()).limit(first + 1))).all())
@@ -97,3 +99,8 @@ async def samples_for_transaction(
         min(limit, MAX_SAMPLES_PER_REQUEST)
     )
     return list((await session.exec(stmt)).all())
+
+
+async def _count(session: AsyncSession, stmt: SelectOfScalar[Any]) -> int:
+    """Matching rows across pages; only run when the client asked for totalCount."""
+    return int((await session.exec(select(func.count()).select_from(stmt.subquery()))).one())

@@ -133,6 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {out}")
         return 0
     if args.command == "simulate":
+        from api.runtime import use_fast_event_loop
+
+        use_fast_event_loop()
         try:
             asyncio.run(_simulate(args))
         except KeyboardInterrupt:

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import ColumnElement, func
+from sqlalchemy import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from api.auth.principal import Principal
 from api.network.geo import MAX_RADIUS_KM, bounding_box, haversine_km
+from api.reads import count_rows, read_rows
 from schema.errors import InvalidInput
 from schema.models import ChargingStation, Connector, Location
 
@@ -88,10 +88,10 @@ async def page_stations(
 ) -> StationPage:
     """Keyset pagination by id: stable under inserts, cheap at any depth."""
     stmt = _filtered(principal, f)
-    total = await _count(session, stmt) if count else None
+    total = await count_rows(session, stmt) if count else None
     if after is not None:
         stmt = stmt.where(col(ChargingStation.id) > after)
-    rows = list((await session.exec(stmt.order_by(col(ChargingStation.id)).limit(first + 1))).all())
+    rows = await read_rows(session, stmt.order_by(col(ChargingStation.id)).limit(first + 1))
     has_next = len(rows) > first
     rows = rows[:first]
     return StationPage(rows, [r.id or 0 for r in rows], has_next, total, {})
@@ -137,34 +137,34 @@ async def page_stations_near(
 async def stations_by_ids(
     session: AsyncSession, principal: Principal, ids: Sequence[int]
 ) -> dict[int, ChargingStation]:
-    rows = await session.exec(readable_stations(principal).where(col(ChargingStation.id).in_(ids)))
-    return {r.id: r for r in rows.all() if r.id is not None}
+    rows = await read_rows(session, readable_stations(principal).where(col(ChargingStation.id).in_(ids)))
+    return {r.id: r for r in rows if r.id is not None}
 
 
 async def station_by_charge_point_id(
     session: AsyncSession, principal: Principal, charge_point_id: str
 ) -> ChargingStation | None:
-    rows = await session.exec(
-        readable_stations(principal).where(col(ChargingStation.charge_point_id) == charge_point_id)
+    rows = await read_rows(
+        session, readable_stations(principal).where(col(ChargingStation.charge_point_id) == charge_point_id)
     )
-    return rows.first()
+    return rows[0] if rows else None
 
 
 async def locations_by_ids(
     session: AsyncSession, principal: Principal, ids: Sequence[int]
 ) -> dict[int, Location]:
-    rows = await session.exec(readable_locations(principal).where(col(Location.id).in_(ids)))
-    return {r.id: r for r in rows.all() if r.id is not None}
+    rows = await read_rows(session, readable_locations(principal).where(col(Location.id).in_(ids)))
+    return {r.id: r for r in rows if r.id is not None}
 
 
 async def page_locations(
     session: AsyncSession, principal: Principal, *, first: int, after: int | None, count: bool = True
 ) -> tuple[list[Location], bool, int | None]:
     stmt = readable_locations(principal)
-    total = await _count(session, stmt) if count else None
+    total = await count_rows(session, stmt) if count else None
     if after is not None:
         stmt = stmt.where(col(Location.id) > after)
-    rows = list((await session.exec(stmt.order_by(col(Location.id)).limit(first + 1))).all())
+    rows = await read_rows(session, stmt.order_by(col(Location.id)).limit(first + 1))
     return rows[:first], len(rows) > first, total
 
 
@@ -172,13 +172,14 @@ async def connectors_by_station_ids(
     session: AsyncSession, principal: Principal, station_ids: Sequence[int]
 ) -> dict[int, list[Connector]]:
     readable = readable_stations(principal).with_only_columns(col(ChargingStation.id))
-    rows = await session.exec(
+    rows = await read_rows(
+        session,
         select(Connector)
         .where(col(Connector.station_id).in_(station_ids), col(Connector.station_id).in_(readable))
-        .order_by(col(Connector.station_id), col(Connector.connector_id))
+        .order_by(col(Connector.station_id), col(Connector.connector_id)),
     )
     out: dict[int, list[Connector]] = {sid: [] for sid in station_ids}
-    for c in rows.all():
+    for c in rows:
         out.setdefault(c.station_id, []).append(c)
     return out
 
@@ -186,13 +187,14 @@ async def connectors_by_station_ids(
 async def stations_by_location_ids(
     session: AsyncSession, principal: Principal, location_ids: Sequence[int]
 ) -> dict[int, list[ChargingStation]]:
-    rows = await session.exec(
+    rows = await read_rows(
+        session,
         readable_stations(principal)
         .where(col(ChargingStation.location_id).in_(location_ids))
-        .order_by(col(ChargingStation.id))
+        .order_by(col(ChargingStation.id)),
     )
     out: dict[int, list[ChargingStation]] = {lid: [] for lid in location_ids}
-    for s in rows.all():
+    for s in rows:
         if s.location_id is not None:
             out[s.location_id].append(s)
     return out
@@ -211,11 +213,6 @@ async def station_snapshots(
         stmt = stmt.where(col(ChargingStation.id) == station_id)
     if location_id is not None:
         stmt = stmt.where(col(ChargingStation.location_id) == location_id)
-    stations = list((await session.exec(stmt.order_by(col(ChargingStation.id)))).all())
+    stations = await read_rows(session, stmt.order_by(col(ChargingStation.id)))
     connectors = await connectors_by_station_ids(session, principal, [s.id or 0 for s in stations])
     return [(s, connectors.get(s.id or 0, [])) for s in stations]
-
-
-async def _count(session: AsyncSession, stmt: SelectOfScalar[Any]) -> int:
-    """Matching rows across pages; only run when the client asked for totalCount."""
-    return int((await session.exec(select(func.count()).select_from(stmt.subquery()))).one())

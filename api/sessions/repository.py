@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import false, func
+from sqlalchemy import false
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from api.auth.principal import Principal
+from api.reads import count_rows, read_rows
 from schema.models import ChargingStation, MeterSample, Transaction
 
 # A transaction's samples are returned at most this many per request; a long DC session at
@@ -66,18 +66,18 @@ async def page_transactions(
         stmt = stmt.where(col(Transaction.started_at) >= f.started_after)
     if f.started_before is not None:
         stmt = stmt.where(col(Transaction.started_at) < f.started_before)
-    total = await _count(session, stmt) if count else None
+    total = await count_rows(session, stmt) if count else None
     if before_id is not None:
         stmt = stmt.where(col(Transaction.id) < before_id)
-    rows = list((await session.exec(stmt.order_by(col(Transaction.id).desc()).limit(first + 1))).all())
+    rows = await read_rows(session, stmt.order_by(col(Transaction.id).desc()).limit(first + 1))
     return rows[:first], len(rows) > first, total
 
 
 async def transactions_by_ids(
     session: AsyncSession, principal: Principal, ids: Sequence[int]
 ) -> dict[int, Transaction]:
-    rows = await session.exec(readable_transactions(principal).where(col(Transaction.id).in_(ids)))
-    return {r.id: r for r in rows.all() if r.id is not None}
+    rows = await read_rows(session, readable_transactions(principal).where(col(Transaction.id).in_(ids)))
+    return {r.id: r for r in rows if r.id is not None}
 
 
 async def samples_for_transaction(
@@ -98,9 +98,4 @@ async def samples_for_transaction(
     stmt = stmt.order_by(col(MeterSample.sampled_at), col(MeterSample.id)).limit(
         min(limit, MAX_SAMPLES_PER_REQUEST)
     )
-    return list((await session.exec(stmt)).all())
-
-
-async def _count(session: AsyncSession, stmt: SelectOfScalar[Any]) -> int:
-    """Matching rows across pages; only run when the client asked for totalCount."""
-    return int((await session.exec(select(func.count()).select_from(stmt.subquery()))).one())
+    return await read_rows(session, stmt)

@@ -713,7 +713,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--open-duration", type=float, default=30.0, help="open loop: measured seconds")
     p.add_argument("--open-warmup", type=float, default=5.0, help="open loop: unmeasured seconds")
     p.add_argument("--load-procs", type=int, default=1, help="load generator processes")
-    p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio", help="server event loop")
+    p.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="uvloop",
+        help="server event loop (uvloop is what `chargenet` runs on)",
+    )
     p.add_argument("--gen-loop", choices=("asyncio", "uvloop"), default="uvloop", help="generator loop")
     p.add_argument(
         "--gateway-gc-freeze",

@@ -267,7 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--connect-concurrency", type=int, default=100)
     p.add_argument("--database-url", help="postgresql+asyncpg://postgres@127.0.0.1:5432/<db>; default SQLite")
     p.add_argument("--pg-name", default="chargenet_bench_live", help="PostgreSQL database to create")
-    p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio", help="server event loop")
+    p.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="uvloop",
+        help="server event loop (uvloop is what `chargenet` runs on)",
+    )
     p.add_argument("--gen-loop", choices=("asyncio", "uvloop"), default="uvloop", help="load event loop")
     p.add_argument(
         "--gc-freeze",

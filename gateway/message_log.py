@@ -20,6 +20,7 @@ MAX_LOGGED_FRAME_CHARS = 16_384
 # Above this many buffered frames the oldest are dropped rather than growing without bound
 # while the database is slow: the log is for debugging, not a record anything depends on.
 MAX_BUFFERED_FRAMES = 200_000
+FLUSH_CHUNK_ROWS = 250
 
 
 # Heartbeats say only "still here" (kept as the station's last-seen time); logging them would
@@ -63,10 +64,12 @@ class MessageLog:
             }
         )
 
-    def flush(self) -> None:
-        if self._rows:
-            rows, self._rows = self._rows, []
-            self._writer.submit_nowait(Unit(inserts=[(OCPP_MESSAGE, rows)]))
+    async def flush(self) -> None:
+        """Write what is buffered in modest chunks, each its own commit, so the chargers'
+        own messages queued behind the log are never held up by one long insert."""
+        rows, self._rows = self._rows, []
+        for start in range(0, len(rows), FLUSH_CHUNK_ROWS):
+            await self._writer.submit(Unit(inserts=[(OCPP_MESSAGE, rows[start : start + FLUSH_CHUNK_ROWS])]))
 
     async def purge(self, retention_days: int) -> int:
         cutoff = utcnow() - timedelta(days=retention_days)

@@ -59,7 +59,7 @@ MAX_FRAME_BYTES = 256 * 1024
 PING_INTERVAL_S = 30.0
 # Last-seen is for dashboards; liveness itself (online) follows the socket at once.
 LIVENESS_FLUSH_S = 30.0
-MESSAGE_LOG_FLUSH_S = 1.0
+MESSAGE_LOG_FLUSH_S = 0.25
 RETENTION_PURGE_S = 3600.0
 # Close code a replaced connection gets when the same station connects again.
 CLOSE_REPLACED = 4000
@@ -164,7 +164,7 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._flush_liveness()
-        self.message_log.flush()
+        await self.message_log.flush()
         await self.writer.stop()
 
     async def _every(self, seconds: float, fn: Any, *, now: bool = False) -> None:

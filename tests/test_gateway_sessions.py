@@ -264,7 +264,7 @@ class TestStationStatus:
         cp = await connect_charger("CP-1")
         await cp.call("Authorize", {"idTag": TAG})
         await cp.call("Heartbeat", {})
-        gateway.message_log.flush()
+        await gateway.message_log.flush()
         for _ in range(100):
             n = await scalar(engine, "SELECT count(*) FROM ocpp_message WHERE action = 'Authorize'")
             if n == 2:

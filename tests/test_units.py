@@ -179,3 +179,23 @@ class TestWriter:
         assert sum(isinstance(r, Exception) for r in results) == 1
         assert isinstance(results[-1], Exception)
         assert await scalar(engine, "SELECT count(*) FROM ocpp_message") == 20
+
+
+class TestHeapPolicy:
+    def test_tick_freezes_survivors_and_reclaim_unfreezes_first(self) -> None:
+        import gc
+
+        from schema.heap import HeapPolicy
+
+        try:
+            policy = HeapPolicy(reclaim_interval_s=3600)
+            keep = [object() for _ in range(1000)]
+            policy.tick()
+            assert gc.get_freeze_count() > 0 and policy.freezes == 1
+            # a due reclaim collects everything, then freezes again
+            policy = HeapPolicy(reclaim_interval_s=0)
+            policy.tick()
+            assert policy.reclaims == 1 and gc.get_freeze_count() > 0
+            assert keep
+        finally:
+            gc.unfreeze()

@@ -224,24 +224,21 @@ async def record_meter_values(
 
 
 def _live_event(ctx: StationContext, tx: ActiveTransaction) -> Event:
-    return TransactionUpdated(
-        station_id=ctx.station_id,
-        charge_point_id=ctx.charge_point_id,
-        location_id=ctx.location_id,
-        at=utcnow(),
-        transaction_id=tx.transaction_id,
-        connector_id=tx.connector_id,
-        state=TransactionState.ACTIVE.value,
-        id_tag=tx.id_tag,
-        started_at=tx.started_at,
-        stopped_at=None,
-        meter_start_wh=tx.meter_start_wh,
-        energy_wh=tx.energy_wh,
-        power_w=tx.power_w,
-        soc_percent=tx.soc_percent,
-        last_sample_at=tx.last_sample_at,
-        stop_reason=None,
-    )
+    row = {
+        "id": tx.transaction_id,
+        "connector_id": tx.connector_id,
+        "state": TransactionState.ACTIVE.value,
+        "id_tag": tx.id_tag,
+        "started_at": tx.started_at,
+        "stopped_at": None,
+        "meter_start_wh": tx.meter_start_wh,
+        "energy_wh": tx.energy_wh,
+        "power_w": tx.power_w,
+        "soc_percent": tx.soc_percent,
+        "last_sample_at": tx.last_sample_at,
+        "stop_reason": None,
+    }
+    return _tx_event(TransactionUpdated, ctx, utcnow(), row)
 
 
 def _late_samples_fn(

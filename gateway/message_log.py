@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -69,7 +70,14 @@ class MessageLog:
         own messages queued behind the log are never held up by one long insert."""
         rows, self._rows = self._rows, []
         for start in range(0, len(rows), FLUSH_CHUNK_ROWS):
-            await self._writer.submit(Unit(inserts=[(OCPP_MESSAGE, rows[start : start + FLUSH_CHUNK_ROWS])]))
+            try:
+                await self._writer.submit(
+                    Unit(inserts=[(OCPP_MESSAGE, rows[start : start + FLUSH_CHUNK_ROWS])])
+                )
+            except asyncio.CancelledError:
+                # Stopping: keep what was not written so the final flush still writes it.
+                self._rows[:0] = rows[start + FLUSH_CHUNK_ROWS :]
+                raise
 
     async def purge(self, retention_days: int) -> int:
         cutoff = utcnow() - timedelta(days=retention_days)

@@ -66,6 +66,17 @@ def build_connection(
     )
 
 
+def selects(info: Info, name: str) -> bool:
+    """Whether the client selected field `name` anywhere under this field (edges, node, ...)."""
+
+    def found(selections: list[Any]) -> bool:
+        return any(
+            getattr(sel, "name", None) == name or found(getattr(sel, "selections", [])) for sel in selections
+        )
+
+    return any(found(field.selections) for field in info.selected_fields)
+
+
 def wants_total(info: Info) -> bool:
     """Whether the client selected `totalCount`: counting costs a second query, often the
     larger one, so it runs only when asked for."""

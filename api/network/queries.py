@@ -9,7 +9,7 @@ from strawberry.types import Info
 from api.enums import ConnectorStatusGQL
 from api.network import repository
 from api.network.types import LocationNode, StationNode, parse_global_id
-from api.pagination import Connection, build_connection, clamp_first, decode_cursor, wants_total
+from api.pagination import Connection, build_connection, clamp_first, decode_cursor, selects, wants_total
 from schema.errors import InvalidInput
 
 
@@ -85,6 +85,13 @@ class NetworkQuery:
         nodes = [
             StationNode.from_model(r, distance_km=page.distances_km.get(r.id or 0)) for r in page.stations
         ]
+        if nodes and selects(info, "connectors"):
+            async with info.context.db() as s:
+                found = await repository.connectors_by_station_ids(
+                    s, info.context.principal, [n.id for n in nodes]
+                )
+            for node in nodes:
+                node._connectors = found.get(node.id, [])
         return build_connection(nodes, kind=kind, keys=page.keys, has_next=page.has_next, total=page.total)
 
     @strawberry.field(description="One station, by id or by its OCPP charge point id.")

@@ -102,6 +102,8 @@ class StationNode(relay.Node):
         default=None, description="Distance from the point of a nearby search."
     )
     _model: strawberry.Private[ChargingStation]
+    # Set by list resolvers that loaded the page's connectors in one query up front.
+    _connectors: strawberry.Private[list[Connector] | None] = None
 
     @classmethod
     def from_model(cls, m: ChargingStation, *, distance_km: float | None = None) -> StationNode:
@@ -149,7 +151,14 @@ class StationNode(relay.Node):
         return LocationNode.from_model(row) if row else None
 
     @strawberry.field
-    async def connectors(self, info: Info) -> list[ConnectorNode]:
+    def connectors(self, info: Info) -> list[ConnectorNode]:
+        """Synchronous when the page prefetched connectors (a page of 100 stations then costs
+        no per-station awaitable); otherwise batched through the DataLoader."""
+        if self._connectors is not None:
+            return [ConnectorNode.from_model(c) for c in self._connectors]
+        return self._load_connectors(info)  # type: ignore[return-value]  # awaited by graphql-core
+
+    async def _load_connectors(self, info: Info) -> list[ConnectorNode]:
         rows = await info.context.loaders.connectors_by_station.load(self.id)
         return [ConnectorNode.from_model(c) for c in rows]
 

@@ -92,8 +92,6 @@ class Bus(Protocol):
 
     def release_station(self, charge_point_id: str, executor: CommandExecutor) -> None: ...
 
-    def is_held(self, charge_point_id: str) -> bool: ...
-
 
 class InProcessBus:
     """Everything in one event loop: topics map to subscriber queues, stations to executors."""
@@ -141,9 +139,6 @@ class InProcessBus:
         # A reconnect may already have registered a newer executor: only drop our own.
         if self._executors.get(charge_point_id) is executor:
             del self._executors[charge_point_id]
-
-    def is_held(self, charge_point_id: str) -> bool:
-        return charge_point_id in self._executors
 
     async def request(self, charge_point_id: str, command: Command, *, timeout: float) -> CommandReply:
         executor = self._executors.get(charge_point_id)

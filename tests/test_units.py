@@ -13,7 +13,7 @@ from gateway.meter import BadSample, latest_reading, parse_samples
 from gateway.tables import OCPP_MESSAGE
 from gateway.writer import Unit, Writer
 from schema.bus import SUBSCRIPTION_QUEUE_LIMIT, InProcessBus
-from schema.commands import Reset
+from schema.commands import Reset, TriggerMessage, command_from_dict
 from schema.errors import StationOffline, SubscriptionLagged
 from schema.events import StationReported, event_from_dict
 from schema.timeutil import parse_ocpp_datetime
@@ -148,9 +148,11 @@ class TestBus:
         bus.release_station("CP", old)  # type: ignore[arg-type]  # the stale one leaves late
         assert await bus.request("CP", Reset(), timeout=1) == "new"
 
-    def test_events_survive_a_round_trip_through_dicts(self) -> None:
+    def test_events_and_commands_survive_a_round_trip_through_dicts(self) -> None:
         event = _event(7)
         assert event_from_dict(event.to_dict()) == event
+        command = TriggerMessage(message="MeterValues", connector_id=2)
+        assert command_from_dict(command.to_dict()) == command
 
 
 class TestWriter:

@@ -10,6 +10,7 @@ each has its own interpreter lock; the orchestrator only coordinates and reads /
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import datetime as dt
@@ -841,3 +842,23 @@ async def _runtime_main(
             )
     profiler.dump()
     await rt.stop()
+
+
+def add_server_args(p: argparse.ArgumentParser, *, pg_name: str, subject: str) -> None:
+    """The options every benchmark shares: where the server stores data, its event loop,
+    profiling of the server child, and writing the results."""
+    p.add_argument(
+        "--database-url",
+        help="postgresql+asyncpg://postgres@127.0.0.1:5432/<db>: run on a fresh PostgreSQL "
+        "database (created via `test`, dropped at the end); default: SQLite in a temp dir",
+    )
+    p.add_argument("--pg-name", default=pg_name, help="name of the PostgreSQL database to create")
+    p.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="uvloop",
+        help="server event loop (uvloop is what `chargenet` runs on)",
+    )
+    p.add_argument("--py-spy", metavar="DIR", help=f"record the {subject} with py-spy while measuring")
+    p.add_argument("--cprofile", action="store_true", help=f"cProfile the {subject} child")
+    p.add_argument("--write", action="store_true", help="append the results to bench/RESULTS.md")

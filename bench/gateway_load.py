@@ -694,12 +694,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=",".join(MODES),
         help=f"comma-separated subset of {','.join(MODES)} (default: all)",
     )
-    p.add_argument(
-        "--database-url",
-        help="postgresql+asyncpg://postgres@127.0.0.1:5432/<db>: run on a fresh PostgreSQL database "
-        "(created via the `test` database, dropped at the end); default: SQLite in a temp dir",
-    )
-    p.add_argument("--pg-name", default="chargenet_bench", help="name of the PostgreSQL database to create")
+    bl.add_server_args(p, pg_name="chargenet_bench", subject="gateway")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--chargers", type=int, default=10_000, help="connected chargers (connections, open)")
     p.add_argument("--connect-concurrency", type=int, default=200, help="handshakes in flight")
@@ -713,12 +708,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--open-duration", type=float, default=30.0, help="open loop: measured seconds")
     p.add_argument("--open-warmup", type=float, default=5.0, help="open loop: unmeasured seconds")
     p.add_argument("--load-procs", type=int, default=1, help="load generator processes")
-    p.add_argument(
-        "--loop",
-        choices=("asyncio", "uvloop"),
-        default="uvloop",
-        help="server event loop (uvloop is what `chargenet` runs on)",
-    )
     p.add_argument("--gen-loop", choices=("asyncio", "uvloop"), default="uvloop", help="generator loop")
     p.add_argument(
         "--gateway-gc-freeze",
@@ -726,10 +715,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="experiment: gc.freeze() in the gateway once the open-loop chargers are set up",
     )
     p.add_argument("--no-message-log", action="store_true", help="run the gateway without the OCPP log")
-    p.add_argument("--py-spy", metavar="DIR", help="record the gateway with py-spy during each window")
-    p.add_argument("--cprofile", action="store_true", help="cProfile the gateway child (written to tmp)")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (SQLite files, profiles)")
-    p.add_argument("--write", action="store_true", help="append the results to bench/RESULTS.md")
     return p
 
 

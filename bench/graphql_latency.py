@@ -141,17 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stations", type=int, default=1000, help="stations to seed (2 connectors each)")
     p.add_argument("--requests", type=int, default=500, help="timed sequential requests (K)")
     p.add_argument("--warmup", type=int, default=50, help="untimed requests first")
-    p.add_argument("--database-url", help="postgresql+asyncpg://postgres@127.0.0.1:5432/<db>; default SQLite")
-    p.add_argument("--pg-name", default="chargenet_bench_gql", help="PostgreSQL database to create")
-    p.add_argument(
-        "--loop",
-        choices=("asyncio", "uvloop"),
-        default="uvloop",
-        help="server event loop (uvloop is what `chargenet` runs on)",
-    )
-    p.add_argument("--cprofile", action="store_true", help="cProfile the API child during the run")
-    p.add_argument("--py-spy", metavar="DIR", help="record the API child with py-spy while timing")
-    p.add_argument("--write", action="store_true", help="append the results to bench/RESULTS.md")
+    bl.add_server_args(p, pg_name="chargenet_bench_gql", subject="API")
     return p
 
 

@@ -265,23 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="1: chargers and subscribers in one load process; 2: one process each",
     )
     p.add_argument("--connect-concurrency", type=int, default=100)
-    p.add_argument("--database-url", help="postgresql+asyncpg://postgres@127.0.0.1:5432/<db>; default SQLite")
-    p.add_argument("--pg-name", default="chargenet_bench_live", help="PostgreSQL database to create")
-    p.add_argument(
-        "--loop",
-        choices=("asyncio", "uvloop"),
-        default="uvloop",
-        help="server event loop (uvloop is what `chargenet` runs on)",
-    )
+    bl.add_server_args(p, pg_name="chargenet_bench_live", subject="server")
     p.add_argument("--gen-loop", choices=("asyncio", "uvloop"), default="uvloop", help="load event loop")
     p.add_argument(
         "--gc-freeze",
         action="store_true",
         help="experiment: gc.freeze() in the server once sessions and subscriptions are set up",
     )
-    p.add_argument("--py-spy", metavar="DIR", help="record the server with py-spy during the window")
-    p.add_argument("--cprofile", action="store_true", help="cProfile the server child")
-    p.add_argument("--write", action="store_true", help="append the results to bench/RESULTS.md")
     return p
 
 

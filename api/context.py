@@ -11,6 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
+from api.audit.service import Actor
+from api.auth.deps import AuthDeps
 from api.auth.principal import Principal
 from api.loaders import Loaders
 from schema.bus import Bus
@@ -26,7 +28,17 @@ class Context:
     bus: Bus
     settings: Settings
     loaders: Loaders
+    auth: AuthDeps
+    client_ip: str | None = None
     connection_params: dict[str, Any] | None = field(default=None)
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.principal, self.client_ip)
+
+    @property
+    def user_agent(self) -> str | None:
+        return self.request.headers.get("user-agent")
 
     def use_principal(self, principal: Principal) -> None:
         """Switch caller (subscriptions authenticate after the socket opens); loaders follow."""

@@ -20,6 +20,8 @@ from strawberry.extensions import (
 )
 from strawberry.relay.types import GlobalIDValueError
 
+from api.auth.permissions import IsPublic
+from api.auth.policy import assert_every_root_field_has_a_rule
 from api.control.mutations import ControlMutation
 from api.network.queries import NetworkQuery
 from api.network.subscriptions import NetworkSubscription
@@ -38,7 +40,10 @@ PARSER_CACHE_SIZE = 512
 
 @strawberry.type
 class Query(NetworkQuery, SessionsQuery):
-    node: relay.Node | None = relay.node(description="Any object by its global id.")
+    # Each node type's resolve_nodes reads through the caller-scoped loaders.
+    node: relay.Node | None = relay.node(
+        permission_classes=[IsPublic], description="Any object by its global id, if the caller may see it."
+    )
 
 
 @strawberry.type
@@ -77,7 +82,7 @@ class ErrorCodes(SchemaExtension):
 @cache
 def build_schema() -> strawberry.Schema:
     """One schema per process (strawberry's type registry allows it to be built only once)."""
-    return strawberry.Schema(
+    schema = strawberry.Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -92,6 +97,8 @@ def build_schema() -> strawberry.Schema:
             ErrorCodes,
         ],
     )
+    assert_every_root_field_has_a_rule(schema)
+    return schema
 
 
 def export_sdl(schema: strawberry.Schema | None = None) -> str:

@@ -196,7 +196,7 @@ async def record_boot(
                 online=True,
             )
         )
-        status = (
+        status: str = (
             await conn.execute(select(STATION.c.registration_status).where(STATION.c.id == ctx.station_id))
         ).scalar_one()
         return str(status)

@@ -31,6 +31,8 @@ class IdTagInfo:
     status: str
     expiry_date: datetime | None = None
     parent_id_tag: str | None = None
+    # The driver owning the token; not sent to the station, stored on the session.
+    user_id: int | None = None
 
     def to_ocpp(self) -> dict[str, Any]:
         info: dict[str, Any] = {"status": self.status}
@@ -46,16 +48,16 @@ async def authorize(engine: AsyncEngine, id_tag: str) -> IdTagInfo:
     async with engine.connect() as conn:
         row = (
             await conn.execute(
-                select(ID_TOKEN.c.status, ID_TOKEN.c.expires_at, ID_TOKEN.c.parent_token).where(
-                    ID_TOKEN.c.token == id_tag
-                )
+                select(
+                    ID_TOKEN.c.status, ID_TOKEN.c.expires_at, ID_TOKEN.c.parent_token, ID_TOKEN.c.user_id
+                ).where(ID_TOKEN.c.token == id_tag)
             )
         ).first()
     if row is None:
         return IdTagInfo("Invalid")
     if row.expires_at is not None and row.expires_at <= utcnow():
-        return IdTagInfo("Expired", row.expires_at, row.parent_token)
-    return IdTagInfo(row.status, row.expires_at, row.parent_token)
+        return IdTagInfo("Expired", row.expires_at, row.parent_token, row.user_id)
+    return IdTagInfo(row.status, row.expires_at, row.parent_token, row.user_id)
 
 
 def _sample_rows(
@@ -135,6 +137,7 @@ async def start_transaction(
             "station_id": ctx.station_id,
             "connector_id": req.connector_id,
             "id_tag": req.id_tag,
+            "user_id": tag.user_id,
             "start_key": start_key,
             "state": TransactionState.ACTIVE.value,
             "started_at": req.timestamp,

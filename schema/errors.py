@@ -52,3 +52,25 @@ class SubscriptionLagged(ChargeNetError):
     """A subscriber fell so far behind that events were lost; it must resubscribe for a snapshot."""
 
     code = "SUBSCRIPTION_LAGGED"
+
+
+class Unauthenticated(ChargeNetError):
+    """No valid credentials: the app should refresh its token or sign in again."""
+
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(ChargeNetError):
+    code = "FORBIDDEN"
+
+
+class RateLimited(ChargeNetError):
+    code = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    @property
+    def extensions(self) -> dict[str, str]:
+        return {"code": self.code, "retryAfterSeconds": str(max(1, round(self.retry_after_s)))}

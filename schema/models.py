@@ -98,6 +98,9 @@ class IdToken(SQLModel, table=True):
     status: str = Field(default="Accepted", max_length=20)
     organization_id: int | None = Field(default=None, foreign_key="organization.id", index=True)
     parent_token: str | None = Field(default=None, max_length=36)
+    # The driver the card or app token belongs to; NULL for fleet/anonymous cards.
+    user_id: int | None = Field(default=None, foreign_key="user_account.id", index=True)
+    label: str | None = Field(default=None, max_length=60)
     expires_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
@@ -116,6 +119,8 @@ class Transaction(SQLModel, table=True):
     station_id: int = Field(foreign_key="charging_station.id")
     connector_id: int
     id_tag: str | None = Field(default=None, max_length=36)
+    # The driver whose token started the session, resolved from id_tag at start.
+    user_id: int | None = Field(default=None, foreign_key="user_account.id", index=True)
     start_key: str = Field(max_length=120)
     state: str = Field(default="Active", max_length=16, index=True)
     started_at: datetime = Field(sa_column=_ts())
@@ -194,3 +199,7 @@ class OcppMessage(SQLModel, table=True):
     action: str | None = Field(default=None, max_length=50)
     payload: str = Field(sa_column=Column(Text(), nullable=False))
     logged_at: datetime = Field(sa_column=_ts(index=True))
+
+
+# Account tables live in their own module; importing it registers them on the same metadata.
+from schema import account_models as _account_models  # noqa: E402, F401

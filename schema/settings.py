@@ -37,6 +37,43 @@ class Settings(BaseSettings):
     start_wait_s: float = Field(default=20.0, alias="CHARGENET_START_WAIT")
     log_level: str = Field(default="INFO", alias="CHARGENET_LOG_LEVEL")
 
+    # --- accounts and tokens ---
+    # Private signing keys as a JSON Web Key Set (or a file holding one). The newest key (last
+    # in the set) signs; every key in the set verifies, so rotation is: append a key, deploy,
+    # drop the old one after the access-token lifetime. Unset: an ephemeral key per process.
+    jwt_keys: str | None = Field(default=None, alias="CHARGENET_JWT_KEYS")
+    jwt_keys_file: str | None = Field(default=None, alias="CHARGENET_JWT_KEYS_FILE")
+    jwt_issuer: str = Field(default="chargenet", alias="CHARGENET_JWT_ISSUER")
+    jwt_audience: str = Field(default="chargenet-api", alias="CHARGENET_JWT_AUDIENCE")
+    access_token_ttl_s: int = Field(default=600, ge=30, le=900, alias="CHARGENET_ACCESS_TOKEN_TTL")
+    # A device that does not come back for this long must sign in again.
+    session_ttl_days: int = Field(default=60, ge=1, le=365, alias="CHARGENET_SESSION_TTL_DAYS")
+    # Links in emails (verification, reset, invitations) point here; the app handles the token.
+    app_url: str = Field(default="http://127.0.0.1:8000", alias="CHARGENET_APP_URL")
+    # Email: "log" keeps messages in memory and logs them (development); "smtp" sends them.
+    email_sender: str = Field(default="log", pattern="^(log|smtp)$", alias="CHARGENET_EMAIL_SENDER")
+    email_from: str = Field(default="ChargeNet <no-reply@chargenet.local>", alias="CHARGENET_EMAIL_FROM")
+    smtp_host: str = Field(default="127.0.0.1", alias="CHARGENET_SMTP_HOST")
+    smtp_port: int = Field(default=587, alias="CHARGENET_SMTP_PORT")
+    smtp_username: str | None = Field(default=None, alias="CHARGENET_SMTP_USERNAME")
+    smtp_password: str | None = Field(default=None, alias="CHARGENET_SMTP_PASSWORD")
+    smtp_starttls: bool = Field(default=True, alias="CHARGENET_SMTP_STARTTLS")
+    # Sign in with Google / Apple: the app's OAuth client ids (comma-separated) are the
+    # accepted `aud` values; empty disables the provider.
+    google_client_ids: str = Field(default="", alias="CHARGENET_GOOGLE_CLIENT_IDS")
+    google_jwks_url: str = Field(
+        default="https://www.googleapis.com/oauth2/v3/certs", alias="CHARGENET_GOOGLE_JWKS_URL"
+    )
+    apple_client_ids: str = Field(default="", alias="CHARGENET_APPLE_CLIENT_IDS")
+    apple_jwks_url: str = Field(
+        default="https://appleid.apple.com/auth/keys", alias="CHARGENET_APPLE_JWKS_URL"
+    )
+    # Behind a reverse proxy, the client address comes from X-Forwarded-For (rate limits, audit).
+    trust_proxy_headers: bool = Field(default=False, alias="CHARGENET_TRUST_PROXY_HEADERS")
+    # Production turns these off: no schema discovery, no in-browser IDE.
+    graphql_introspection: bool = Field(default=True, alias="CHARGENET_GRAPHQL_INTROSPECTION")
+    graphiql: bool = Field(default=True, alias="CHARGENET_GRAPHIQL")
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

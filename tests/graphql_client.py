@@ -11,13 +11,19 @@ from websockets.asyncio.client import ClientConnection, connect
 
 
 async def gql(
-    http: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None
+    http: httpx.AsyncClient,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    *,
+    token: str | None = None,
+    status: int = 200,
 ) -> dict[str, Any]:
+    """POST a document; `status` is the HTTP status expected (401 for a rejected token)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     response = await http.post(
         "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
     )
-    assert response.status_code == 200, response.text
+    assert response.status_code == status, response.text
     return response.json()  # type: ignore[no-any-return]
 
 

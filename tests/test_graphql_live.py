@@ -137,7 +137,7 @@ class TestTransactionSubscription:
         assert done == {"type": "complete", "id": sid}
         await client.close()
 
-    async def test_sessions_need_an_operator(
+    async def test_sessions_need_a_signed_in_caller(
         self,
         api_server: ApiServer,
         station: int,
@@ -148,7 +148,7 @@ class TestTransactionSubscription:
         message = await client.receive()
         payload = message["payload"]
         errors = payload if isinstance(payload, list) else payload["errors"]
-        assert errors[0]["extensions"]["code"] == "FORBIDDEN"
+        assert errors[0]["extensions"]["code"] == "UNAUTHENTICATED"
         await client.close()
 
     async def test_a_bad_token_closes_the_socket(self, api_server: ApiServer) -> None:
@@ -274,7 +274,7 @@ class TestRemoteControl:
     ) -> None:
         variables = {"input": {"stationId": gid("Station", station), "idTag": ACCEPTED_TAGS[0]}}
         anonymous = await gql(http, START, variables)
-        assert anonymous["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+        assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
         too_long = await gql(
             http, START, {"input": {**variables["input"], "idTag": "X" * 21}}, token=OPERATOR_TOKEN
         )

@@ -179,7 +179,7 @@ class TestStations:
     ) -> None:
         q = '{ station(chargePointId: "POT-0") { chargePointId serialNumber } }'
         anonymous = await gql(http, q)
-        assert anonymous["errors"][0]["message"] == "operator access required"
+        assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
         operator = await gql(http, q, token=OPERATOR_TOKEN)
         assert data(operator)["station"]["chargePointId"] == "POT-0"
 
@@ -227,12 +227,15 @@ class TestTransactions:
 
     async def test_anonymous_sees_no_sessions(self, http: httpx.AsyncClient, sessions: list[int]) -> None:
         result = await gql(http, TRANSACTIONS)
-        assert result["errors"][0]["message"] == "operator access required"
+        assert result["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
         assert result["data"] is None
 
-    async def test_a_wrong_token_is_anonymous(self, http: httpx.AsyncClient, sessions: list[int]) -> None:
-        result = await gql(http, TRANSACTIONS, token="not-the-token")
-        assert result["errors"][0]["message"] == "operator access required"
+    async def test_a_wrong_token_is_a_401_not_anonymous(
+        self, http: httpx.AsyncClient, sessions: list[int]
+    ) -> None:
+        # RFC 6750: the app must learn its token is bad (and refresh), not see public data only.
+        result = await gql(http, TRANSACTIONS, token="not-the-token", status=401)
+        assert result["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
     async def test_operator_lists_newest_first_with_filters_and_samples(
         self,

@@ -8,7 +8,7 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
-from api.auth.permissions import IsOperator
+from api.auth.permissions import IsAuthenticated
 from api.control import service
 from api.network.types import parse_global_id
 from api.sessions.types import TransactionNode
@@ -20,7 +20,11 @@ CommandOutcomeGQL: TypeAlias = service.CommandOutcome
 @strawberry.input
 class StartChargingInput:
     station_id: relay.GlobalID
-    id_tag: str = strawberry.field(description="Token the session is authorised with.")
+    id_tag: str | None = strawberry.field(
+        default=None,
+        description="Token the session is authorised with. Operators give any tag; drivers one of "
+        "their own cards, or omit it to use their app token.",
+    )
     connector_id: int | None = strawberry.field(
         default=None, description="Omit to let the station pick a free connector."
     )
@@ -58,14 +62,15 @@ def _payload(result: service.ControlResult) -> ChargingPayload:
 @strawberry.type
 class ControlMutation:
     @strawberry.mutation(
-        permission_classes=[IsOperator], description="RemoteStartTransaction; waits for the session to start."
+        permission_classes=[IsAuthenticated],
+        description="RemoteStartTransaction; waits for the session to start.",
     )
     async def start_charging(self, info: Info, input: StartChargingInput) -> ChargingPayload:
         ctx = info.context
         result = await service.start_charging(
             ctx.db,
             ctx.bus,
-            ctx.principal,
+            ctx.actor,
             station_id=parse_global_id(input.station_id, "Station"),
             connector_id=input.connector_id,
             id_tag=input.id_tag,
@@ -75,14 +80,15 @@ class ControlMutation:
         return _payload(result)
 
     @strawberry.mutation(
-        permission_classes=[IsOperator], description="RemoteStopTransaction; waits for the session to end."
+        permission_classes=[IsAuthenticated],
+        description="RemoteStopTransaction; waits for the session to end.",
     )
     async def stop_charging(self, info: Info, input: StopChargingInput) -> ChargingPayload:
         ctx = info.context
         result = await service.stop_charging(
             ctx.db,
             ctx.bus,
-            ctx.principal,
+            ctx.actor,
             transaction_id=parse_global_id(input.transaction_id, "Transaction"),
             wait_s=input.wait_seconds if input.wait_seconds is not None else ctx.settings.start_wait_s,
             command_timeout_s=ctx.settings.command_timeout_s,

@@ -12,13 +12,16 @@ from enum import StrEnum
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from api.audit import service as audit
+from api.audit.service import Actor
 from api.auth.principal import Principal
+from api.auth.roles import Permission
 from api.network import repository as network
 from api.sessions import repository as sessions
 from schema.bus import Bus, Subscription
 from schema.commands import Command, CommandReply, RemoteStart, RemoteStop
 from schema.enums import TransactionState
-from schema.errors import CommandFailed, CommandTimeout, InvalidInput, NotFound, StationOffline
+from schema.errors import CommandFailed, CommandTimeout, Forbidden, InvalidInput, NotFound, StationOffline
 from schema.events import (
     TransactionEnded,
     TransactionEvent,
@@ -89,26 +92,51 @@ async def _wait_for(
     return None
 
 
+async def _start_tag(
+    s: AsyncSession, principal: Principal, station_org: int | None, id_tag: str | None
+) -> str:
+    """The idTag to start with, if this caller may start here with it.
+
+    Operators with `stations:control` at the station's organisation may use any tag (a
+    customer on the phone). Drivers may start any public station, but only with a token of
+    their own, by default their app token.
+    """
+    if principal.can(Permission.STATIONS_CONTROL, station_org):
+        if not id_tag:
+            raise InvalidInput("idTag is required")
+        return id_tag
+    if not principal.is_user:
+        raise Forbidden("requires stations:control at this station's organisation")
+    tag = await sessions.driver_start_tag(s, principal.user_id or 0, id_tag)
+    if tag is None:
+        raise InvalidInput(
+            "that token is not one of your active cards or app tokens" if id_tag else "you have no app token"
+        )
+    return tag
+
+
 async def start_charging(
     db: async_sessionmaker[AsyncSession],
     bus: Bus,
-    principal: Principal,
+    actor: Actor,
     *,
     station_id: int,
     connector_id: int | None,
-    id_tag: str,
+    id_tag: str | None,
     wait_s: float,
     command_timeout_s: float,
 ) -> ControlResult:
-    if not id_tag or len(id_tag) > MAX_ID_TAG_LENGTH:
+    if id_tag is not None and (not id_tag or len(id_tag) > MAX_ID_TAG_LENGTH):
         raise InvalidInput(f"idTag must be 1–{MAX_ID_TAG_LENGTH} characters")
     if connector_id is not None and connector_id < 1:
         raise InvalidInput("connectorId starts at 1")
+    principal = actor.principal
     async with db() as s:
         found = await network.stations_by_ids(s, principal, [station_id])
         station = found.get(station_id)
         if station is None:
             raise NotFound("no such station")
+        tag = await _start_tag(s, principal, station.organization_id, id_tag)
         if connector_id is not None:
             connectors = await network.connectors_by_station_ids(s, principal, [station_id])
             if connector_id not in {c.connector_id for c in connectors.get(station_id, [])}:
@@ -119,33 +147,65 @@ async def start_charging(
         outcome, message, _ = await send(
             bus,
             station.charge_point_id,
-            RemoteStart(id_tag=id_tag, connector_id=connector_id),
+            RemoteStart(id_tag=tag, connector_id=connector_id),
             command_timeout_s,
         )
-        if outcome is not CommandOutcome.ACCEPTED:
-            return ControlResult(outcome, message)
-        tx_id = await _wait_for(
-            sub,
-            min(wait_s, MAX_WAIT_S),
-            TransactionStarted,
-            lambda e: e.id_tag == id_tag and (connector_id is None or e.connector_id == connector_id),
-        )
-        if tx_id is None:
-            return ControlResult(outcome, "accepted; the session starts when the car is plugged in")
-        return ControlResult(outcome, "session started", tx_id)
+        result = ControlResult(outcome, message)
+        if outcome is CommandOutcome.ACCEPTED:
+            tx_id = await _wait_for(
+                sub,
+                min(wait_s, MAX_WAIT_S),
+                TransactionStarted,
+                lambda e: e.id_tag == tag and (connector_id is None or e.connector_id == connector_id),
+            )
+            result = (
+                ControlResult(outcome, "accepted; the session starts when the car is plugged in")
+                if tx_id is None
+                else ControlResult(outcome, "session started", tx_id)
+            )
     finally:
         sub.close()
+    await _audit(db, actor, "station.remote_start", station.organization_id, station_id, result, connector_id)
+    return result
+
+
+async def _audit(
+    db: async_sessionmaker[AsyncSession],
+    actor: Actor,
+    action: str,
+    organization_id: int | None,
+    station_id: int,
+    result: ControlResult,
+    connector_id: int | None = None,
+) -> None:
+    await audit.record(
+        db,
+        audit.entry(
+            actor,
+            action=action,
+            result=result.outcome.value,
+            organization_id=organization_id,
+            target_type="station",
+            target_id=station_id,
+            detail={
+                "connector_id": connector_id,
+                "transaction_id": result.transaction_id,
+                "message": result.message,
+            },
+        ),
+    )
 
 
 async def stop_charging(
     db: async_sessionmaker[AsyncSession],
     bus: Bus,
-    principal: Principal,
+    actor: Actor,
     *,
     transaction_id: int,
     wait_s: float,
     command_timeout_s: float,
 ) -> ControlResult:
+    principal = actor.principal
     async with db() as s:
         tx = (await sessions.transactions_by_ids(s, principal, [transaction_id])).get(transaction_id)
         if tx is None:
@@ -153,6 +213,9 @@ async def stop_charging(
         station = (await network.stations_by_ids(s, principal, [tx.station_id])).get(tx.station_id)
     if station is None:
         raise NotFound("no such transaction")
+    own = principal.is_user and tx.user_id == principal.user_id
+    if not own and not principal.can(Permission.STATIONS_CONTROL, station.organization_id):
+        raise Forbidden("requires stations:control at this station's organisation")
     if tx.state != TransactionState.ACTIVE.value:
         return ControlResult(CommandOutcome.NOT_ACTIVE, "the session has already ended", transaction_id)
     sub = bus.subscribe(transaction_topic(transaction_id))
@@ -163,6 +226,10 @@ async def stop_charging(
         if outcome is CommandOutcome.ACCEPTED:
             ended = await _wait_for(sub, min(wait_s, MAX_WAIT_S), TransactionEnded, lambda e: True)
             message = "session stopped" if ended else "accepted; waiting for the station to stop"
-        return ControlResult(outcome, message, transaction_id)
+        result = ControlResult(outcome, message, transaction_id)
     finally:
         sub.close()
+    await _audit(
+        db, actor, "station.remote_stop", station.organization_id, station.id or 0, result, tx.connector_id
+    )
+    return result

@@ -6,6 +6,7 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
+from api.auth.permissions import IsPublic
 from api.enums import ConnectorStatusGQL
 from api.network import repository
 from api.network.types import LocationNode, StationNode, parse_global_id
@@ -22,7 +23,7 @@ class GeoRadius:
 
 @strawberry.type
 class NetworkQuery:
-    @strawberry.field(description="Locations, by id.")
+    @strawberry.field(permission_classes=[IsPublic], description="Locations, by id.")
     async def locations(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[LocationNode]:
@@ -43,7 +44,9 @@ class NetworkQuery:
             total=total,
         )
 
-    @strawberry.field(description="Stations, by id or (with `near`) nearest first.")
+    @strawberry.field(
+        permission_classes=[IsPublic], description="Stations, by id or (with `near`) nearest first."
+    )
     async def stations(
         self,
         info: Info,
@@ -94,7 +97,9 @@ class NetworkQuery:
                 node._connectors = found.get(node.id, [])
         return build_connection(nodes, kind=kind, keys=page.keys, has_next=page.has_next, total=page.total)
 
-    @strawberry.field(description="One station, by id or by its OCPP charge point id.")
+    @strawberry.field(
+        permission_classes=[IsPublic], description="One station, by id or by its OCPP charge point id."
+    )
     async def station(
         self, info: Info, id: relay.GlobalID | None = None, charge_point_id: str | None = None
     ) -> StationNode | None:
@@ -109,7 +114,7 @@ class NetworkQuery:
                 )
         return StationNode.from_model(row) if row else None
 
-    @strawberry.field
+    @strawberry.field(permission_classes=[IsPublic])
     async def location(self, info: Info, id: relay.GlobalID) -> LocationNode | None:
         row = await info.context.loaders.location_by_id.load(parse_global_id(id, "Location"))
         return LocationNode.from_model(row) if row else None

@@ -8,6 +8,7 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
+from api.auth.permissions import IsPublic
 from api.enums import ConnectorStatusGQL
 from api.network import repository
 from api.network.types import (
@@ -66,8 +67,9 @@ def _snapshot_event(s: ChargingStation, connectors: list[Connector]) -> StationS
 @strawberry.type
 class NetworkSubscription:
     @strawberry.subscription(
+        permission_classes=[IsPublic],
         description="Status of one station or of every station at a "
-        "location: first the current state, then each change."
+        "location: first the current state, then each change.",
     )
     async def station_status_changed(
         self,

@@ -1,4 +1,4 @@
-"""GraphQL types of the network. Operator-only fields say so with IsOperator."""
+"""GraphQL types of the network. Operator-only fields name the permission they need."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
-from api.auth.permissions import IsOperator
+from api.auth.permissions import HasOnObject
+from api.auth.roles import Permission
 from api.enums import ConnectorStatusGQL
 from schema.models import ChargingStation, Connector, Location
 
@@ -105,6 +106,11 @@ class StationNode(relay.Node):
     # Set by list resolvers that loaded the page's connectors in one query up front.
     _connectors: strawberry.Private[list[Connector] | None] = None
 
+    @property
+    def organization_id(self) -> int | None:
+        """The owner, for operator-only fields (not exposed: a Python property, not a field)."""
+        return self._model.organization_id
+
     @classmethod
     def from_model(cls, m: ChargingStation, *, distance_km: float | None = None) -> StationNode:
         return cls(
@@ -121,25 +127,26 @@ class StationNode(relay.Node):
             _model=m,
         )
 
-    @strawberry.field(permission_classes=[IsOperator])
+    @strawberry.field(permission_classes=[HasOnObject(Permission.NETWORK_READ)])
     def serial_number(self) -> str | None:
         return self._model.serial_number
 
-    @strawberry.field(permission_classes=[IsOperator])
+    @strawberry.field(permission_classes=[HasOnObject(Permission.NETWORK_READ)])
     def firmware_version(self) -> str | None:
         return self._model.firmware_version
 
     @strawberry.field(
-        permission_classes=[IsOperator], description="Accepted, Pending or Rejected at BootNotification."
+        permission_classes=[HasOnObject(Permission.NETWORK_READ)],
+        description="Accepted, Pending or Rejected at BootNotification.",
     )
     def registration_status(self) -> str:
         return self._model.registration_status
 
-    @strawberry.field(permission_classes=[IsOperator])
+    @strawberry.field(permission_classes=[HasOnObject(Permission.NETWORK_READ)])
     def last_boot_at(self) -> datetime | None:
         return self._model.last_boot_at
 
-    @strawberry.field(permission_classes=[IsOperator])
+    @strawberry.field(permission_classes=[HasOnObject(Permission.NETWORK_READ)])
     def firmware_status(self) -> str | None:
         return self._model.firmware_status
 

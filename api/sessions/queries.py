@@ -8,7 +8,7 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
-from api.auth.permissions import IsOperator
+from api.auth.permissions import IsAuthenticated
 from api.enums import TransactionStateGQL
 from api.network.types import parse_global_id
 from api.pagination import Connection, build_connection, clamp_first, decode_cursor, wants_total
@@ -18,7 +18,7 @@ from api.sessions.types import TransactionNode
 
 @strawberry.type
 class SessionsQuery:
-    @strawberry.field(permission_classes=[IsOperator], description="Sessions, newest first.")
+    @strawberry.field(permission_classes=[IsAuthenticated], description="Sessions, newest first.")
     async def transactions(
         self,
         info: Info,
@@ -52,7 +52,7 @@ class SessionsQuery:
             total=total,
         )
 
-    @strawberry.field(permission_classes=[IsOperator])
+    @strawberry.field(permission_classes=[IsAuthenticated])
     async def transaction(self, info: Info, id: relay.GlobalID) -> TransactionNode | None:
         row = await info.context.loaders.transaction_by_id.load(parse_global_id(id, "Transaction"))
         return TransactionNode.from_model(row) if row else None

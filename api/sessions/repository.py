@@ -1,7 +1,8 @@
 """Every query about charging sessions, scoped to the caller.
 
-Sessions are personal data: anonymous callers get an empty statement, operators see their
-organisation's stations (a platform operator sees all).
+Sessions are personal data: anonymous callers get an empty statement, a driver sees the
+sessions started with their own tokens, an operator (or API key) with `sessions:read` sees
+those at their organisations' stations, a platform admin sees all.
 """
 
 from __future__ import annotations
@@ -10,14 +11,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import false
+from sqlalchemy import false, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from api.auth.principal import Principal
+from api.auth.roles import Permission
 from api.reads import count_rows, read_rows
-from schema.models import ChargingStation, MeterSample, Transaction
+from schema.models import ChargingStation, IdToken, MeterSample, Transaction
 
 # A transaction's samples are returned at most this many per request; a long DC session at
 # 10-second sampling has thousands, and the app draws a curve, not a table.
@@ -26,17 +28,21 @@ MAX_SAMPLES_PER_REQUEST = 1_000
 
 def readable_transactions(principal: Principal) -> SelectOfScalar[Transaction]:
     stmt = select(Transaction)
-    if not principal.is_operator:
-        return stmt.where(false())
-    if principal.organization_id is not None:
-        stmt = stmt.where(
+    orgs = principal.organizations_with(Permission.SESSIONS_READ)
+    if orgs is None:
+        return stmt
+    conditions = []
+    if principal.is_user:
+        conditions.append(col(Transaction.user_id) == principal.user_id)
+    if orgs:
+        conditions.append(
             col(Transaction.station_id).in_(
-                select(ChargingStation.id).where(
-                    col(ChargingStation.organization_id) == principal.organization_id
-                )
+                select(ChargingStation.id).where(col(ChargingStation.organization_id).in_(orgs))
             )
         )
-    return stmt
+    if not conditions:
+        return stmt.where(false())
+    return stmt.where(or_(*conditions))
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,3 +105,18 @@ async def samples_for_transaction(
         min(limit, MAX_SAMPLES_PER_REQUEST)
     )
     return await read_rows(session, stmt)
+
+
+# OCPP 2.0.1 IdTokenEnumType "Central": a token the CSMS issued, used by the app for remote start.
+APP_TOKEN_TYPE = "Central"
+
+
+async def driver_start_tag(session: AsyncSession, user_id: int, id_tag: str | None) -> str | None:
+    """The driver's own accepted token to start with: `id_tag` if it is theirs, else their
+    app token; None if they have no such token."""
+    stmt = select(IdToken.token).where(col(IdToken.user_id) == user_id, col(IdToken.status) == "Accepted")
+    if id_tag:
+        stmt = stmt.where(col(IdToken.token) == id_tag)
+    else:
+        stmt = stmt.where(col(IdToken.token_type) == APP_TOKEN_TYPE)
+    return (await session.exec(stmt.order_by(col(IdToken.id)).limit(1))).first()

@@ -8,7 +8,7 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
-from api.auth.permissions import IsOperator
+from api.auth.permissions import IsAuthenticated
 from api.network.types import parse_global_id
 from api.sessions import repository
 from api.sessions.types import TransactionLive
@@ -20,7 +20,7 @@ from schema.events import TransactionEnded, TransactionEvent, transaction_topic
 @strawberry.type
 class SessionsSubscription:
     @strawberry.subscription(
-        permission_classes=[IsOperator],
+        permission_classes=[IsAuthenticated],
         description="Energy, power and SoC of one session as they change; completes after the session ends.",
     )
     async def transaction_updated(

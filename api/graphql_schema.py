@@ -22,9 +22,16 @@ from strawberry.relay.types import GlobalIDValueError
 
 from api.auth.permissions import IsPublic
 from api.auth.policy import assert_every_root_field_has_a_rule
+from api.accounts.mutations import AccountsMutation
+from api.accounts.queries import AccountsQuery
+from api.accounts.social import SocialSignInMutation
 from api.control.mutations import ControlMutation
+from api.drivers.mutations import DriverMutation
+from api.drivers.queries import DriverQuery
 from api.network.queries import NetworkQuery
 from api.network.subscriptions import NetworkSubscription
+from api.orgs.mutations import OrgsMutation
+from api.orgs.queries import OrgsQuery
 from api.sessions.queries import SessionsQuery
 from api.sessions.subscriptions import SessionsSubscription
 from schema.errors import ChargeNetError
@@ -39,7 +46,7 @@ PARSER_CACHE_SIZE = 512
 
 
 @strawberry.type
-class Query(NetworkQuery, SessionsQuery):
+class Query(NetworkQuery, SessionsQuery, AccountsQuery, DriverQuery, OrgsQuery):
     # Each node type's resolve_nodes reads through the caller-scoped loaders.
     node: relay.Node | None = relay.node(
         permission_classes=[IsPublic], description="Any object by its global id, if the caller may see it."
@@ -47,7 +54,7 @@ class Query(NetworkQuery, SessionsQuery):
 
 
 @strawberry.type
-class Mutation(ControlMutation):
+class Mutation(ControlMutation, AccountsMutation, SocialSignInMutation, DriverMutation, OrgsMutation):
     pass
 
 

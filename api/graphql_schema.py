@@ -20,11 +20,11 @@ from strawberry.extensions import (
 )
 from strawberry.relay.types import GlobalIDValueError
 
-from api.auth.permissions import IsPublic
-from api.auth.policy import assert_every_root_field_has_a_rule
 from api.accounts.mutations import AccountsMutation
 from api.accounts.queries import AccountsQuery
 from api.accounts.social import SocialSignInMutation
+from api.auth.permissions import IsPublic
+from api.auth.policy import assert_every_root_field_has_a_rule
 from api.control.mutations import ControlMutation
 from api.drivers.mutations import DriverMutation
 from api.drivers.queries import DriverQuery

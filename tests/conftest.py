@@ -183,26 +183,48 @@ class ApiServer:
     app: Any
 
 
+ApiServerFactory = Callable[..., Awaitable[ApiServer]]
+
+
 @pytest.fixture
-async def api_server(engine: AsyncEngine, bus: InProcessBus) -> AsyncIterator[ApiServer]:
+async def api_server_factory(engine: AsyncEngine, bus: InProcessBus) -> AsyncIterator[ApiServerFactory]:
+    """Start real API servers with extra settings (`CHARGENET_…=value` keywords)."""
+    servers: list[tuple[_QuietServer, asyncio.Task[None]]] = []
+
+    async def start(**overrides: Any) -> ApiServer:
+        settings = Settings(
+            **{
+                "CHARGENET_ADMIN_TOKEN": OPERATOR_TOKEN,
+                "CHARGENET_START_WAIT": 5.0,
+                "CHARGENET_COMMAND_TIMEOUT": 5.0,
+                **overrides,
+            }
+        )
+        app = create_app(engine=engine, bus=bus, settings=settings)
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", ws="websockets-sansio"
+        )
+        server = _QuietServer(config)
+        task = asyncio.create_task(server.serve())
+        servers.append((server, task))
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        return ApiServer(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/graphql", app)
+
+    yield start
+    for server, _task in servers:
+        server.should_exit = True
+    for _, task in servers:
+        await task
+
+
+@pytest.fixture
+async def api_server(api_server_factory: ApiServerFactory) -> ApiServer:
     """The real Starlette app behind a real uvicorn socket, sharing the test's bus."""
-    settings = Settings(
-        CHARGENET_ADMIN_TOKEN=OPERATOR_TOKEN, CHARGENET_START_WAIT=5.0, CHARGENET_COMMAND_TIMEOUT=5.0
-    )
-    app = create_app(engine=engine, bus=bus, settings=settings)
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", ws="websockets-sansio"
-    )
-    server = _QuietServer(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield ApiServer(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/graphql", app)
-    server.should_exit = True
-    await task
+    return await api_server_factory()
 
 
 class _QuietServer(uvicorn.Server):

@@ -7,9 +7,10 @@ from functools import cache
 from pathlib import Path
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, NoSchemaIntrospectionCustomRule
 from strawberry import relay
 from strawberry.extensions import (
+    AddValidationRules,
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -32,6 +33,7 @@ from api.network.queries import NetworkQuery
 from api.network.subscriptions import NetworkSubscription
 from api.orgs.mutations import OrgsMutation
 from api.orgs.queries import OrgsQuery
+from api.query_cost import QueryCostRule
 from api.sessions.queries import SessionsQuery
 from api.sessions.subscriptions import SessionsSubscription
 from schema.errors import ChargeNetError
@@ -86,6 +88,24 @@ class ErrorCodes(SchemaExtension):
                 error.extensions["code"] = "GRAPHQL_VALIDATION_FAILED"
 
 
+class IntrospectionSwitch(SchemaExtension):
+    """Refuse `__schema`/`__type` when CHARGENET_GRAPHQL_INTROSPECTION is off (production).
+
+    Decided per request from the app's settings, so one process-wide schema serves both; the
+    validation cache keys on the rule set, so the two verdicts are cached apart.
+    """
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context.context
+        settings = getattr(context, "settings", None)
+        if settings is not None and not settings.graphql_introspection:
+            self.execution_context.validation_rules = (
+                *self.execution_context.validation_rules,
+                NoSchemaIntrospectionCustomRule,
+            )
+        yield
+
+
 @cache
 def build_schema() -> strawberry.Schema:
     """One schema per process (strawberry's type registry allows it to be built only once)."""
@@ -98,6 +118,8 @@ def build_schema() -> strawberry.Schema:
             lambda: QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH),
             lambda: MaxTokensLimiter(max_token_count=MAX_QUERY_TOKENS),
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            lambda: AddValidationRules([QueryCostRule]),
+            IntrospectionSwitch,
             lambda: ParserCache(maxsize=PARSER_CACHE_SIZE),
             lambda: ValidationCache(maxsize=PARSER_CACHE_SIZE),
             lambda: MaskErrors(should_mask_error=_should_mask),

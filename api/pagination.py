@@ -12,8 +12,9 @@ from strawberry.types import Info
 
 from schema.errors import InvalidInput
 
-# One page never returns more than this: a client asking for more gets this many and a cursor.
-MAX_PAGE_SIZE = 200
+# One page never returns more than this; asking for more is an error (not a silent cut), so a
+# client never mistakes a capped page for the whole list. The query cost limit relies on it.
+MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 50
 
 T = TypeVar("T")
@@ -22,9 +23,9 @@ T = TypeVar("T")
 def clamp_first(first: int | None) -> int:
     if first is None:
         return DEFAULT_PAGE_SIZE
-    if first < 0:
-        raise InvalidInput("first must not be negative")
-    return min(first, MAX_PAGE_SIZE)
+    if first < 0 or first > MAX_PAGE_SIZE:
+        raise InvalidInput(f"first must be between 0 and {MAX_PAGE_SIZE}")
+    return first
 
 
 def encode_cursor(kind: str, value: int) -> str:

@@ -193,10 +193,12 @@ class TestStations:
 
     async def test_page_size_is_capped(self, http: httpx.AsyncClient, engine: AsyncEngine) -> None:
         loc = await make_location(engine)
-        for i in range(205):
+        for i in range(105):
             await make_station(engine, charge_point_id=f"BULK-{i:03d}", location_id=loc, connectors=0)
-        page = data(await gql(http, STATIONS, {"first": 1000}))["stations"]
-        assert len(page["edges"]) == 200 and page["pageInfo"]["hasNextPage"]
+        too_many = await gql(http, STATIONS, {"first": 101})
+        assert too_many["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+        page = data(await gql(http, STATIONS, {"first": 100}))["stations"]
+        assert len(page["edges"]) == 100 and page["pageInfo"]["hasNextPage"]
 
 
 class TestTransactions:

@@ -23,10 +23,12 @@ import pytest
 import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import SQLModel
 
 from api.app import create_app
 from gateway.server import Gateway
 from gateway.simulator import SimCharger, SimConfig
+from schema import models as _models  # noqa: F401  (registers every table on the metadata)
 from schema.bus import InProcessBus
 from schema.db import create_engine
 from schema.migrate import upgrade
@@ -40,18 +42,8 @@ PG_USER = os.environ.get("CHARGENET_TEST_PG_USER", "postgres")
 PG_ADMIN_DB = os.environ.get("CHARGENET_TEST_PG_DB", "test")
 REQUIRE_SERVICES = os.environ.get("CHARGENET_REQUIRE_SERVICES") == "1"
 
-# Tables in child-to-parent order, emptied between PostgreSQL tests.
-TABLES = (
-    "ocpp_message",
-    "meter_sample",
-    "connector_status_event",
-    "charging_transaction",
-    "connector",
-    "id_token",
-    "charging_station",
-    "location",
-    "organization",
-)
+# Every table of the models, emptied between PostgreSQL tests (TRUNCATE … CASCADE).
+TABLES = tuple(t.name for t in reversed(SQLModel.metadata.sorted_tables))
 
 
 def _pg_dsn(db: str) -> str:

@@ -1,22 +1,46 @@
-"""The demo network `chargenet serve` seeds: one operator, three sites, ten stations.
+"""The demo network `chargenet serve` seeds: one operator, three sites, ten stations, and two
+people to sign in as (a driver and a member of the operator's staff).
 
 Seeding is idempotent (keyed on the organisation slug), so restarting the demo keeps the
-sessions it already recorded.
+sessions it already recorded. The two demo accounts get a fresh random password on every
+start (printed in the banner), so no usable credential is ever written in the repository.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import secrets
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 
+from api.auth.roles import Role
+from schema.account_models import Membership, UserAccount
 from schema.db import session_factory
 from schema.models import ChargingStation, Connector, IdToken, Location, Organization
+from schema.secrets import hash_secret
+from schema.timeutil import utcnow
 
 DEMO_ORG_SLUG = "demo-network"
 DEMO_ID_TAGS = ("DEMO-RFID-0001", "DEMO-RFID-0002", "DEMO-RFID-0003", "DEMO-APP-0001")
+# The simulator charges with every tag above; these two belong to the demo driver, so the
+# driver's session history fills up while the demo runs.
+DEMO_DRIVER_CARD = "DEMO-RFID-0001"
+DEMO_DRIVER_APP_TOKEN = "DEMO-APP-0001"
+DEMO_DRIVER_EMAIL = "driver@demo.chargenet.dev"
+DEMO_OPERATOR_EMAIL = "operator@demo.chargenet.dev"
+# The operator is an admin of the demo network: every operator screen, including members,
+# API keys and the audit log, can be tried.
+DEMO_OPERATOR_ROLE = Role.ADMIN
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    email: str
+    password: str
+    what: str
 
 
 @dataclass(frozen=True)
@@ -112,9 +136,56 @@ async def seed_demo(engine: AsyncEngine) -> bool:
                     )
                 )
         for tag in DEMO_ID_TAGS:
-            s.add(IdToken(token=tag, token_type="App" if "APP" in tag else "RFID", organization_id=org.id))
+            s.add(
+                IdToken(token=tag, token_type="Central" if "APP" in tag else "RFID", organization_id=org.id)
+            )
         await s.commit()
     return True
+
+
+async def reset_demo_accounts(engine: AsyncEngine) -> list[DemoAccount]:
+    """Ensure the demo driver and operator exist, give each a new random password, and return
+    the credentials to print. Hashing runs off the event loop (Argon2, ~0.1 s each)."""
+    passwords = [secrets.token_urlsafe(12) for _ in range(2)]
+    hashes = await asyncio.gather(*(asyncio.to_thread(hash_secret, p) for p in passwords))
+    async with session_factory(engine)() as s:
+        org = (await s.exec(select(Organization).where(Organization.slug == DEMO_ORG_SLUG))).one()
+        users = []
+        for email, hashed in zip((DEMO_DRIVER_EMAIL, DEMO_OPERATOR_EMAIL), hashes, strict=True):
+            user = (await s.exec(select(UserAccount).where(UserAccount.email == email))).first()
+            if user is None:
+                user = UserAccount(email=email, email_verified_at=utcnow())
+            user.password_hash = hashed
+            user.password_changed_at = utcnow()
+            s.add(user)
+            users.append(user)
+        await s.flush()
+        driver, operator = users
+        for token in (DEMO_DRIVER_CARD, DEMO_DRIVER_APP_TOKEN):
+            row = (await s.exec(select(IdToken).where(IdToken.token == token))).first()
+            if row is not None and row.user_id is None:
+                row.user_id = driver.id
+                s.add(row)
+        member = (
+            await s.exec(
+                select(Membership).where(
+                    Membership.organization_id == org.id, Membership.user_id == operator.id
+                )
+            )
+        ).first()
+        if member is None:
+            s.add(
+                Membership(
+                    organization_id=org.id or 0, user_id=operator.id or 0, role=DEMO_OPERATOR_ROLE.value
+                )
+            )
+        driver.display_name = driver.display_name or "Demo Driver"
+        operator.display_name = operator.display_name or "Demo Operator"
+        await s.commit()
+    return [
+        DemoAccount(DEMO_DRIVER_EMAIL, passwords[0], "driver (card DEMO-RFID-0001, app token)"),
+        DemoAccount(DEMO_OPERATOR_EMAIL, passwords[1], f"{DEMO_OPERATOR_ROLE.value} of the demo network"),
+    ]
 
 
 async def first_location_global_id(engine: AsyncEngine) -> str:

@@ -18,7 +18,14 @@ import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.app import create_app
-from api.demo import DEMO_ID_TAGS, demo_charger_specs, first_location_global_id, seed_demo
+from api.demo import (
+    DEMO_ID_TAGS,
+    DemoAccount,
+    demo_charger_specs,
+    first_location_global_id,
+    reset_demo_accounts,
+    seed_demo,
+)
 from gateway.server import Gateway
 from gateway.simulator import SimCharger, SimConfig
 from schema import heap
@@ -65,6 +72,7 @@ class Runtime:
     chargers: list[SimCharger] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     example_location_id: str = "<a Location id>"
+    demo_accounts: list[DemoAccount] = field(default_factory=list)
 
     async def start(self) -> None:
         s = self.settings
@@ -73,6 +81,8 @@ class Runtime:
         if s.demo:
             await seed_demo(self.engine)
             self.example_location_id = await first_location_global_id(self.engine)
+            if self.run_api:
+                self.demo_accounts = await reset_demo_accounts(self.engine)
         if self.run_gateway:
             self.gateway = Gateway(
                 self.engine,
@@ -176,10 +186,20 @@ class Runtime:
                 f'  subscription {{ stationStatusChanged(locationId: "{self.example_location_id}") {{',
                 "      chargePointId online connectors { connectorId status } reason } }",
             ]
+            if self.demo_accounts:
+                lines += ["", "Sign in as (passwords are new on every start):"]
+                lines += [f"  {a.email}  {a.password}   {a.what}" for a in self.demo_accounts]
+                example = self.demo_accounts[0]
+                lines += [
+                    "  then in GraphiQL:",
+                    f'  mutation {{ logIn(input: {{email: "{example.email}",',
+                    f'      password: "{example.password}"}}) {{ accessToken refreshToken }} }}',
+                    '  and add the header  {"Authorization": "Bearer <accessToken>"}  (Headers tab).',
+                ]
             if s.admin_token:
                 lines += [
                     "",
-                    "Operator queries (transactions, startCharging) need the header",
+                    "Platform admin (every organisation) with the header",
                     f"  Authorization: Bearer {s.admin_token}",
                 ]
         lines += ["", "Ctrl-C stops."]

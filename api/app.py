@@ -23,6 +23,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from api.auth.authenticator import Authenticator
 from api.auth.deps import AuthDeps
 from api.auth.keys import KeyRing
+from api.auth.oidc import OidcVerifier
 from api.auth.principal import ANONYMOUS, Principal
 from api.auth.ratelimit import RateLimiter
 from api.context import Context
@@ -143,6 +144,7 @@ def build_auth(engine: AsyncEngine, settings: Settings) -> AuthDeps:
         keys=keys,
         mailer=OutboxMailer(),
         limiter=RateLimiter(),
+        identity=OidcVerifier.from_settings(settings),
     )
 
 

@@ -6,10 +6,12 @@ from typing import TypeAlias
 
 import strawberry
 
-from schema.enums import ConnectorStatus, TransactionState
+from schema.enums import ConnectorStatus, ConnectorType, TransactionState
 
 strawberry.enum(ConnectorStatus, name="ConnectorStatus")
 strawberry.enum(TransactionState, name="TransactionState")
+strawberry.enum(ConnectorType, name="ConnectorType", description="A plug standard.")
 
 ConnectorStatusGQL: TypeAlias = ConnectorStatus
 TransactionStateGQL: TypeAlias = TransactionState
+ConnectorTypeGQL: TypeAlias = ConnectorType

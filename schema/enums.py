@@ -40,6 +40,7 @@ class ConnectorType(StrEnum):
     CHADEMO = "CHAdeMO"
     TYPE1 = "Type1"
     NACS = "NACS"
+    GBT = "GBT"
 
 
 class CurrentType(StrEnum):

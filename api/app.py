@@ -29,7 +29,8 @@ from api.auth.ratelimit import RateLimiter
 from api.context import Context
 from api.graphql_schema import build_schema
 from api.loaders import Loaders
-from api.notify.email import OutboxMailer
+from api.notify.email import Mailer, OutboxMailer
+from api.notify.smtp import SmtpMailer
 from schema.bus import Bus
 from schema.db import session_factory
 from schema.errors import Unauthenticated
@@ -139,10 +140,11 @@ def _close_at_expiry(ws: WebSocket, expires_at: int) -> None:
 
 def build_auth(engine: AsyncEngine, settings: Settings) -> AuthDeps:
     keys = KeyRing.from_settings(settings)
+    mailer: Mailer = SmtpMailer.from_settings(settings) if settings.email_sender == "smtp" else OutboxMailer()
     return AuthDeps(
         authenticator=Authenticator(engine, keys, admin_token=settings.admin_token),
         keys=keys,
-        mailer=OutboxMailer(),
+        mailer=mailer,
         limiter=RateLimiter(),
         identity=OidcVerifier.from_settings(settings),
     )

@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 
@@ -78,10 +77,7 @@ def apple(providers: tuple[FakeProvider, FakeProvider]) -> FakeProvider:
 async def server(
     engine: AsyncEngine, api_server_factory: ApiServerFactory, google: FakeProvider, apple: FakeProvider
 ) -> ApiServer:
-    """An API with both providers enabled, on a database without accounts."""
-    if engine.dialect.name == "postgresql":
-        async with engine.begin() as conn:  # the PostgreSQL database is shared by the whole run
-            await conn.execute(text("TRUNCATE user_account RESTART IDENTITY CASCADE"))
+    """An API with both providers enabled."""
     return await api_server_factory(
         CHARGENET_GOOGLE_CLIENT_IDS=f"{GOOGLE_CLIENT_ID}, {OTHER_GOOGLE_CLIENT_ID}",
         CHARGENET_GOOGLE_JWKS_URL=google.jwks_url,

@@ -1,0 +1,418 @@
+"""Who may do what: every query, mutation and subscription against every kind of caller.
+
+The list of operations is read from the schema, so a new root field that is not in RULES
+fails `test_every_operation_has_a_rule`; each (operation, caller) pair then runs for real
+against its own freshly built organisation, so the expectation is checked, not assumed.
+
+"Allowed" means the caller got past access control: the answer may still be a domain error
+(STATION_OFFLINE, INVALID_INPUT, LAST_OWNER…). "Denied" means UNAUTHENTICATED, FORBIDDEN, or —
+for objects of someone else — NOT_FOUND / null, which is how scoped reads answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from graphql import (
+    GraphQLEnumType,
+    GraphQLInputObjectType,
+    GraphQLInterfaceType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLScalarType,
+    GraphQLSchema,
+    GraphQLUnionType,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine
+from strawberry import relay
+from websockets.asyncio.client import connect
+
+from api.accounts.tokens import Device, open_session
+from api.auth.keys import KeyRing
+from api.auth.opaque import new_token
+from api.auth.roles import Permission, Role, format_permissions
+from api.graphql_schema import build_schema
+from schema.account_models import ApiKey, Invitation, Membership, UserAccount, Vehicle
+from schema.db import session_factory
+from schema.models import ChargingStation, Connector, IdToken, Location, Organization, Transaction
+from schema.timeutil import utcnow
+from tests.conftest import OPERATOR_TOKEN, ApiServer
+
+# Access rules do not depend on the database; SQLite keeps the ~500 probes quick.
+SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+ROLES = tuple(r.value for r in Role)
+ANON, DRIVER, KEY, PLATFORM = "anonymous", "driver", "api_key", "platform"
+CALLERS = (ANON, DRIVER, *ROLES, KEY, PLATFORM)
+ALL = frozenset(CALLERS)
+AUTHENTICATED = ALL - {ANON}
+PEOPLE = frozenset({DRIVER, *ROLES})
+MANAGERS = frozenset({"owner", "admin", PLATFORM})
+SESSION_READERS = frozenset({"owner", "admin", "operator", "finance", "viewer", KEY, PLATFORM})
+CONTROLLERS = frozenset({"owner", "admin", "operator", KEY, PLATFORM})
+MEMBERS = frozenset(ROLES)
+# The integration the matrix plays: reads the network and sessions, starts and stops charging.
+KEY_PERMISSIONS = frozenset({Permission.NETWORK_READ, Permission.SESSIONS_READ, Permission.STATIONS_CONTROL})
+DENY_CODES = {"UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "INVITATION_EMAIL_MISMATCH"}
+
+
+def gid(type_name: str, pk: int) -> str:
+    return str(relay.GlobalID(type_name, str(pk)))
+
+
+@dataclass
+class World:
+    """One organisation with a station, a session of another driver, every role, a driver with
+    a vehicle, a card and an app token, an integration key, and things to revoke."""
+
+    org: int
+    station: int
+    transaction: int
+    vehicle: int
+    card: int
+    app_token: int
+    app_tag: str
+    target_member: int
+    target_key: int
+    invitation: int
+    invitation_token: str
+    refresh_token: str = ""
+    users: dict[str, int] = field(default_factory=dict)
+    sessions: dict[str, int] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+
+
+_counter = itertools.count()
+
+
+async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
+    n = next(_counter)
+    async with session_factory(engine)() as s:
+        org = Organization(name=f"Org {n}", slug=f"org-{n}")
+        s.add(org)
+        await s.flush()
+        oid = org.id or 0
+        location = Location(organization_id=oid, name="Depot", latitude=52.5, longitude=13.4, time_zone="UTC")
+        s.add(location)
+        await s.flush()
+        station = ChargingStation(organization_id=oid, location_id=location.id, charge_point_id=f"M-{n}")
+        s.add(station)
+        await s.flush()
+        s.add(Connector(station_id=station.id or 0, connector_id=1))
+        people = {DRIVER: None, "other-driver": None, "target": Role.VIEWER} | {r.value: r for r in Role}
+        users: dict[str, int] = {}
+        for who, role in people.items():
+            user = UserAccount(email=f"{who}-{n}@example.com", email_verified_at=utcnow())
+            s.add(user)
+            await s.flush()
+            users[who] = user.id or 0
+            if role is not None:
+                s.add(Membership(organization_id=oid, user_id=user.id or 0, role=role.value))
+        tx = Transaction(
+            station_id=station.id or 0,
+            connector_id=1,
+            start_key=f"m-{n}",
+            started_at=utcnow(),
+            user_id=users["other-driver"],
+            id_tag=f"OTHER{n}",
+        )
+        vehicle = Vehicle(user_id=users[DRIVER], make="Renault", model="Zoe", battery_wh=52_000)
+        card = IdToken(token=f"CARD{n}", user_id=users[DRIVER])
+        app = IdToken(token=f"APP{n}", token_type="Central", user_id=users[DRIVER])
+        secret_hash = new_token()[1]
+        target_key = ApiKey(
+            organization_id=oid,
+            name="old",
+            public_id=f"old{n}",
+            secret_hash=secret_hash,
+            permissions="network:read",
+        )
+        key_secret, key_hash = new_token()
+        key = ApiKey(
+            organization_id=oid,
+            name="matrix",
+            public_id=f"matrix{n}",
+            secret_hash=key_hash,
+            permissions=format_permissions(KEY_PERMISSIONS),
+        )
+        invite_token, invite_hash = new_token()
+        invitation = Invitation(
+            organization_id=oid,
+            email=f"{DRIVER}-{n}@example.com",
+            role=Role.VIEWER.value,
+            token_hash=invite_hash,
+            expires_at=utcnow().replace(year=utcnow().year + 1),
+        )
+        s.add_all([tx, vehicle, card, app, target_key, key, invitation])
+        await s.flush()
+        world = World(
+            org=oid,
+            station=station.id or 0,
+            transaction=tx.id or 0,
+            vehicle=vehicle.id or 0,
+            card=card.id or 0,
+            app_token=app.id or 0,
+            app_tag=app.token,
+            target_member=users["target"],
+            target_key=target_key.id or 0,
+            invitation=invitation.id or 0,
+            invitation_token=invite_token,
+            users=users,
+        )
+        for who in PEOPLE:
+            pair = await open_session(
+                s, keys, user_id=users[who], method="password", device=Device(name="m"), ttl_days=1
+            )
+            world.tokens[who] = pair.access_token
+            world.sessions[who] = pair.session_id
+            if who == DRIVER:
+                world.refresh_token = pair.refresh_token
+        world.tokens[KEY] = f"cnk_matrix{n}_{key_secret}"
+        world.tokens[PLATFORM] = OPERATOR_TOKEN
+        await s.commit()
+    return world
+
+
+Args = Callable[[World, str], dict[str, Any]]
+
+
+def no_args(w: World, who: str) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class Rule:
+    allowed: frozenset[str]
+    args: Args = no_args
+
+
+def org(w: World, who: str) -> dict[str, Any]:
+    return {"organizationId": gid("Organization", w.org)}
+
+
+RULES: dict[str, Rule] = {
+    # --- public reads ---
+    "Query.locations": Rule(ALL),
+    "Query.stations": Rule(ALL),
+    "Query.station": Rule(ALL, lambda w, _: {"id": gid("Station", w.station)}),
+    "Query.location": Rule(ALL, lambda w, _: {"id": gid("Location", 1)}),
+    "Query.node": Rule(SESSION_READERS, lambda w, _: {"id": gid("Transaction", w.transaction)}),
+    "Subscription.stationStatusChanged": Rule(ALL, lambda w, _: {"stationId": gid("Station", w.station)}),
+    # --- sessions ---
+    "Query.transactions": Rule(AUTHENTICATED),
+    "Query.transaction": Rule(SESSION_READERS, lambda w, _: {"id": gid("Transaction", w.transaction)}),
+    "Subscription.transactionUpdated": Rule(
+        SESSION_READERS, lambda w, _: {"transactionId": gid("Transaction", w.transaction)}
+    ),
+    # Any signed-in caller may try: operators with any tag, people with their own (INVALID_INPUT
+    # when the tag is not theirs), so only anonymous is refused outright.
+    "Mutation.startCharging": Rule(
+        AUTHENTICATED,
+        lambda w, _: {
+            "input": {"stationId": gid("Station", w.station), "idTag": w.app_tag, "waitSeconds": 0}
+        },
+    ),
+    "Mutation.stopCharging": Rule(
+        CONTROLLERS,
+        lambda w, _: {"input": {"transactionId": gid("Transaction", w.transaction), "waitSeconds": 0}},
+    ),
+    # --- signing in (public by nature) ---
+    "Mutation.signUp": Rule(
+        ALL, lambda w, who: {"input": {"email": f"new-{who}@example.com", "password": "x"}}
+    ),
+    "Mutation.verifyEmail": Rule(ALL, lambda w, _: {"token": "not-a-token"}),
+    "Mutation.resendVerificationEmail": Rule(ALL, lambda w, who: {"email": f"new-{who}@example.com"}),
+    "Mutation.logIn": Rule(ALL, lambda w, who: {"input": {"email": f"{who}@example.com", "password": "x"}}),
+    # A refresh token is a bearer credential of its own: whoever holds one may exchange it.
+    "Mutation.refreshToken": Rule(ALL, lambda w, _: {"refreshToken": w.refresh_token}),
+    "Mutation.requestPasswordReset": Rule(ALL, lambda w, who: {"email": f"{who}@example.com"}),
+    "Mutation.resetPassword": Rule(ALL, lambda w, _: {"token": "not-a-token", "newPassword": "x"}),
+    "Mutation.signInWithGoogle": Rule(ALL, lambda w, _: {"input": {"idToken": "x.y.z"}}),
+    "Mutation.signInWithApple": Rule(ALL, lambda w, _: {"input": {"idToken": "x.y.z"}}),
+    # --- a person's own account ---
+    "Query.me": Rule(PEOPLE),
+    "Query.authSessions": Rule(PEOPLE),
+    "Mutation.logOut": Rule(PEOPLE),
+    "Mutation.logOutEverywhere": Rule(PEOPLE),
+    "Mutation.changePassword": Rule(PEOPLE, lambda w, _: {"currentPassword": "x", "newPassword": "y"}),
+    "Mutation.revokeAuthSession": Rule(PEOPLE, lambda w, who: {"id": str(w.sessions.get(who, 0))}),
+    "Mutation.updateProfile": Rule(PEOPLE, lambda w, _: {"input": {"displayName": "New Name"}}),
+    "Mutation.addVehicle": Rule(PEOPLE, lambda w, _: {"input": {"make": "Kia", "model": "EV6"}}),
+    "Mutation.linkCard": Rule(PEOPLE, lambda w, who: {"input": {"token": f"NEW{w.org}{len(who)}{who[:3]}"}}),
+    "Mutation.createAppToken": Rule(PEOPLE),
+    "Mutation.deleteAccount": Rule(PEOPLE, lambda w, _: {"input": {}}),
+    # --- the driver's own objects: nobody else reaches them ---
+    "Mutation.updateVehicle": Rule(
+        frozenset({DRIVER}), lambda w, _: {"id": gid("Vehicle", w.vehicle), "input": {"nickname": "Zed"}}
+    ),
+    "Mutation.removeVehicle": Rule(frozenset({DRIVER}), lambda w, _: {"id": gid("Vehicle", w.vehicle)}),
+    "Mutation.unlinkCard": Rule(frozenset({DRIVER}), lambda w, _: {"id": gid("Card", w.card)}),
+    "Mutation.revokeAppToken": Rule(frozenset({DRIVER}), lambda w, _: {"id": gid("AppToken", w.app_token)}),
+    "Mutation.acceptInvitation": Rule(frozenset({DRIVER}), lambda w, _: {"token": w.invitation_token}),
+    # --- the organisation ---
+    "Query.organizations": Rule(AUTHENTICATED),
+    "Query.organization": Rule(MEMBERS | {KEY, PLATFORM}, lambda w, _: {"id": gid("Organization", w.org)}),
+    "Query.invitations": Rule(MANAGERS, lambda w, _: org(w, _) | {"pendingOnly": True}),
+    "Query.apiKeys": Rule(MANAGERS, org),
+    "Query.auditLog": Rule(MANAGERS, org),
+    "Mutation.createOrganization": Rule(
+        frozenset({PLATFORM}), lambda w, who: {"name": "New", "slug": f"new-{w.org}-{who}", "currency": "EUR"}
+    ),
+    "Mutation.updateOrganization": Rule(
+        frozenset({"owner", PLATFORM}), lambda w, _: {"id": gid("Organization", w.org), "name": "Renamed"}
+    ),
+    "Mutation.changeMemberRole": Rule(
+        MANAGERS, lambda w, _: org(w, _) | {"userId": gid("Account", w.target_member), "role": "TECHNICIAN"}
+    ),
+    "Mutation.removeMember": Rule(
+        MANAGERS, lambda w, _: org(w, _) | {"userId": gid("Account", w.target_member)}
+    ),
+    "Mutation.inviteMember": Rule(
+        MANAGERS, lambda w, _: org(w, _) | {"email": f"invitee-{w.org}@example.com", "role": "VIEWER"}
+    ),
+    "Mutation.revokeInvitation": Rule(MANAGERS, lambda w, _: {"id": gid("Invitation", w.invitation)}),
+    "Mutation.createApiKey": Rule(
+        MANAGERS, lambda w, _: org(w, _) | {"name": "k", "permissions": ["SESSIONS_READ"]}
+    ),
+    "Mutation.revokeApiKey": Rule(MANAGERS, lambda w, _: {"id": gid("ApiKey", w.target_key)}),
+}
+
+
+def _schema() -> GraphQLSchema:
+    return build_schema()._schema
+
+
+def operations() -> list[tuple[str, str]]:
+    schema = _schema()
+    out = []
+    for root in ("Query", "Mutation", "Subscription"):
+        t = schema.get_type(root)
+        assert isinstance(t, GraphQLObjectType)
+        out += [(root, name) for name in t.fields]
+    return out
+
+
+def _type_ref(t: Any) -> str:
+    if isinstance(t, GraphQLNonNull):
+        return f"{_type_ref(t.of_type)}!"
+    if isinstance(t, GraphQLList):
+        return f"[{_type_ref(t.of_type)}]"
+    return str(t.name)
+
+
+def _placeholder(t: Any) -> Any:
+    """A syntactically valid value for a required argument the rule did not give."""
+    if isinstance(t, GraphQLNonNull):
+        return _placeholder(t.of_type)
+    if isinstance(t, GraphQLList):
+        return []
+    if isinstance(t, GraphQLEnumType):
+        return next(iter(t.values))
+    if isinstance(t, GraphQLInputObjectType):
+        return {
+            name: _placeholder(f.type) for name, f in t.fields.items() if isinstance(f.type, GraphQLNonNull)
+        }
+    assert isinstance(t, GraphQLScalarType)
+    return {"Int": 1, "Float": 1.0, "Boolean": False}.get(t.name, "x")
+
+
+def document(root: str, name: str, variables: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The operation calling `name` with `variables`, selecting just `__typename`."""
+    schema = _schema()
+    field_def = schema.get_type(root).fields[name]  # type: ignore[union-attr]
+    values = dict(variables)
+    for arg, definition in field_def.args.items():
+        if arg not in values and isinstance(definition.type, GraphQLNonNull):
+            values[arg] = _placeholder(definition.type)
+    used = {a: d for a, d in field_def.args.items() if a in values}
+    var_defs = ", ".join(f"${a}: {_type_ref(d.type)}" for a, d in used.items())
+    call = f"{name}({', '.join(f'{a}: ${a}' for a in used)})" if used else name
+    named = field_def.type
+    while isinstance(named, GraphQLNonNull | GraphQLList):
+        named = named.of_type
+    selection = (
+        " { __typename }"
+        if isinstance(named, GraphQLObjectType | GraphQLInterfaceType | GraphQLUnionType)
+        else ""
+    )
+    op = root.lower()
+    header = f"{op} Probe({var_defs})" if var_defs else f"{op} Probe"
+    return f"{header} {{ {call}{selection} }}", values
+
+
+def verdict(result: dict[str, Any], name: str) -> str:
+    errors = result.get("errors") or []
+    codes = {e.get("extensions", {}).get("code") for e in errors}
+    if codes & DENY_CODES:
+        return "denied"
+    if not errors and (result.get("data") or {}).get(name) is None:
+        return "denied"  # a scoped read of someone else's object answers null
+    return "allowed"
+
+
+async def _http(
+    server: ApiServer, token: str | None, query: str, variables: dict[str, Any]
+) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+        response = await client.post(
+            "/graphql", json={"query": query, "variables": variables}, headers=headers
+        )
+    if response.status_code == 401:
+        return {"errors": [{"extensions": {"code": "UNAUTHENTICATED"}}]}
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def _ws(server: ApiServer, token: str | None, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    async with connect(server.ws_url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        payload = {"Authorization": f"Bearer {token}"} if token else {}
+        await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
+        ack = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert ack["type"] == "connection_ack", ack
+        subscribe = {"query": query, "variables": variables}
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": subscribe}))
+        message = json.loads(await asyncio.wait_for(ws.recv(), 5))
+    if message["type"] == "next":
+        return message["payload"]  # type: ignore[no-any-return]
+    errors = message["payload"] if isinstance(message["payload"], list) else [message["payload"]]
+    return {"errors": errors}
+
+
+def test_every_operation_has_a_rule() -> None:
+    missing = [f"{r}.{n}" for r, n in operations() if f"{r}.{n}" not in RULES]
+    stale = set(RULES) - {f"{r}.{n}" for r, n in operations()}
+    assert not missing, f"operations without an access rule in the matrix: {missing}"
+    assert not stale, f"rules for operations that no longer exist: {stale}"
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize(("root", "name"), operations(), ids=[f"{r}.{n}" for r, n in operations()])
+async def test_matrix(engine: AsyncEngine, api_server: ApiServer, root: str, name: str) -> None:
+    rule = RULES.get(f"{root}.{name}")
+    if rule is None:
+        pytest.fail(f"{root}.{name} has no rule (see test_every_operation_has_a_rule)")
+    keys = api_server.app.state.auth.keys
+    outcomes: dict[str, str] = {}
+    details: dict[str, Any] = {}
+    for who in CALLERS:
+        # A fresh organisation per caller: what one caller did (revoke, remove) can't decide
+        # another's outcome.
+        world = await build_world(engine, keys)
+        query, variables = document(root, name, rule.args(world, who))
+        token = world.tokens.get(who)
+        run = _ws if root == "Subscription" else _http
+        result = await run(api_server, token, query, variables)
+        outcomes[who] = verdict(result, name)
+        details[who] = result.get("errors") or result.get("data")
+    expected = {who: ("allowed" if who in rule.allowed else "denied") for who in CALLERS}
+    wrong = {who: (outcomes[who], details[who]) for who in CALLERS if outcomes[who] != expected[who]}
+    assert not wrong, f"{root}.{name}: expected {sorted(rule.allowed)} allowed; mismatches: {wrong}"

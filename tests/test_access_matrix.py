@@ -40,7 +40,7 @@ from api.auth.keys import KeyRing
 from api.auth.opaque import new_token
 from api.auth.roles import Permission, Role, format_permissions
 from api.graphql_schema import build_schema
-from schema.account_models import ApiKey, Invitation, Membership, UserAccount, Vehicle
+from schema.account_models import ApiKey, AuditEntry, Invitation, Membership, UserAccount, Vehicle
 from schema.db import session_factory
 from schema.models import ChargingStation, Connector, IdToken, Location, Organization, Transaction
 from schema.timeutil import utcnow
@@ -85,6 +85,9 @@ class World:
     invitation: int
     invitation_token: str
     refresh_token: str = ""
+    location: int = 0
+    target_membership: int = 0
+    audit_entry: int = 0
     users: dict[str, int] = field(default_factory=dict)
     sessions: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
@@ -109,13 +112,15 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
         s.add(Connector(station_id=station.id or 0, connector_id=1))
         people = {DRIVER: None, "other-driver": None, "target": Role.VIEWER} | {r.value: r for r in Role}
         users: dict[str, int] = {}
+        memberships: dict[str, Membership] = {}
         for who, role in people.items():
             user = UserAccount(email=f"{who}-{n}@example.com", email_verified_at=utcnow())
             s.add(user)
             await s.flush()
             users[who] = user.id or 0
             if role is not None:
-                s.add(Membership(organization_id=oid, user_id=user.id or 0, role=role.value))
+                memberships[who] = Membership(organization_id=oid, user_id=user.id or 0, role=role.value)
+                s.add(memberships[who])
         tx = Transaction(
             station_id=station.id or 0,
             connector_id=1,
@@ -151,7 +156,10 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
             token_hash=invite_hash,
             expires_at=utcnow().replace(year=utcnow().year + 1),
         )
-        s.add_all([tx, vehicle, card, app, target_key, key, invitation])
+        audit = AuditEntry(
+            organization_id=oid, actor_kind="user", actor_label="user:0", action="org.test", result="OK"
+        )
+        s.add_all([tx, vehicle, card, app, target_key, key, invitation, audit])
         await s.flush()
         world = World(
             org=oid,
@@ -165,6 +173,9 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
             target_key=target_key.id or 0,
             invitation=invitation.id or 0,
             invitation_token=invite_token,
+            location=location.id or 0,
+            target_membership=memberships["target"].id or 0,
+            audit_entry=audit.id or 0,
             users=users,
         )
         for who in PEOPLE:

@@ -1,0 +1,214 @@
+"""Probing another tenant's objects by id finds nothing.
+
+Every object type with a global id (read from the schema, so a new type must be added here)
+is created in organisation B and for B's driver; then the owner of organisation A, an
+all-permissions API key of A, and a driver without memberships ask for it by id, through
+`node(id:)`, through the type's own query and through every mutation that takes it. Each
+probe must come back null or NOT_FOUND — except public objects (stations, locations) — while
+the platform admin sees every object, which proves the ids were right.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from graphql import GraphQLInterfaceType
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.auth.opaque import new_token
+from api.auth.roles import Permission, format_permissions
+from api.graphql_schema import build_schema
+from schema.account_models import ApiKey
+from schema.db import session_factory
+from tests.conftest import ApiServer
+from tests.graphql_client import gql
+from tests.test_access_matrix import DRIVER, PLATFORM, SQLITE_ONLY, World, build_world, gid
+
+NODE = "query ($id: ID!) { node(id: $id) { __typename id } }"
+PUBLIC_TYPES = {"Station", "Location"}
+# A driver's own objects: not even the platform admin reads them; their owner proves they exist.
+PERSONAL_TYPES = {"Account", "Vehicle", "Card", "AppToken"}
+# type name → how to find world B's object of that type.
+OBJECTS: dict[str, Callable[[World], int]] = {
+    "Station": lambda w: w.station,
+    "Location": lambda w: w.location,
+    "Transaction": lambda w: w.transaction,
+    "Account": lambda w: w.users[DRIVER],
+    "Vehicle": lambda w: w.vehicle,
+    "Card": lambda w: w.card,
+    "AppToken": lambda w: w.app_token,
+    "Organization": lambda w: w.org,
+    "Member": lambda w: w.target_membership,
+    "Invitation": lambda w: w.invitation,
+    "ApiKey": lambda w: w.target_key,
+    "AuditEntry": lambda w: w.audit_entry,
+}
+# Root operations that take another tenant's object: each must answer null or NOT_FOUND.
+PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
+    "transaction": (
+        "query ($id: ID!) { transaction(id: $id) { id } }",
+        lambda w: {"id": gid("Transaction", w.transaction)},
+    ),
+    "organization": (
+        "query ($id: ID!) { organization(id: $id) { id } }",
+        lambda w: {"id": gid("Organization", w.org)},
+    ),
+    "invitations": (
+        "query ($o: ID!) { invitations(organizationId: $o, pendingOnly: false) { totalCount } }",
+        lambda w: {"o": gid("Organization", w.org)},
+    ),
+    "apiKeys": (
+        "query ($o: ID!) { apiKeys(organizationId: $o) { totalCount } }",
+        lambda w: {"o": gid("Organization", w.org)},
+    ),
+    "auditLog": (
+        "query ($o: ID!) { auditLog(organizationId: $o) { totalCount } }",
+        lambda w: {"o": gid("Organization", w.org)},
+    ),
+    "stopCharging": (
+        "mutation ($t: ID!) { stopCharging(input: {transactionId: $t, waitSeconds: 0}) { outcome } }",
+        lambda w: {"t": gid("Transaction", w.transaction)},
+    ),
+    "updateOrganization": (
+        'mutation ($o: ID!) { updateOrganization(id: $o, name: "Mine") { id } }',
+        lambda w: {"o": gid("Organization", w.org)},
+    ),
+    "changeMemberRole": (
+        "mutation ($o: ID!, $u: ID!) "
+        "{ changeMemberRole(organizationId: $o, userId: $u, role: OWNER) { id } }",
+        lambda w: {"o": gid("Organization", w.org), "u": gid("Account", w.users["target"])},
+    ),
+    "removeMember": (
+        "mutation ($o: ID!, $u: ID!) { removeMember(organizationId: $o, userId: $u) }",
+        lambda w: {"o": gid("Organization", w.org), "u": gid("Account", w.users["target"])},
+    ),
+    "inviteMember": (
+        "mutation ($o: ID!) "
+        '{ inviteMember(organizationId: $o, email: "spy@example.com", role: OWNER) { id } }',
+        lambda w: {"o": gid("Organization", w.org)},
+    ),
+    "revokeInvitation": (
+        "mutation ($i: ID!) { revokeInvitation(id: $i) { id } }",
+        lambda w: {"i": gid("Invitation", w.invitation)},
+    ),
+    "createApiKey": (
+        'mutation ($o: ID!) { createApiKey(organizationId: $o, name: "spy", '
+        "permissions: [SESSIONS_READ]) { secret } }",
+        lambda w: {"o": gid("Organization", w.org)},
+    ),
+    "revokeApiKey": (
+        "mutation ($k: ID!) { revokeApiKey(id: $k) { id } }",
+        lambda w: {"k": gid("ApiKey", w.target_key)},
+    ),
+    "updateVehicle": (
+        'mutation ($v: ID!) { updateVehicle(id: $v, input: {nickname: "mine"}) { id } }',
+        lambda w: {"v": gid("Vehicle", w.vehicle)},
+    ),
+    "removeVehicle": (
+        "mutation ($v: ID!) { removeVehicle(id: $v) }",
+        lambda w: {"v": gid("Vehicle", w.vehicle)},
+    ),
+    "unlinkCard": ("mutation ($c: ID!) { unlinkCard(id: $c) }", lambda w: {"c": gid("Card", w.card)}),
+    "revokeAppToken": (
+        "mutation ($a: ID!) { revokeAppToken(id: $a) }",
+        lambda w: {"a": gid("AppToken", w.app_token)},
+    ),
+}
+ALL_PERMISSIONS = frozenset(Permission) - {Permission.ORG_MANAGE}
+
+
+def node_types() -> set[str]:
+    schema = build_schema()._schema
+    node = schema.get_type("Node")
+    assert isinstance(node, GraphQLInterfaceType)
+    return {t.name for t in schema.get_possible_types(node)}
+
+
+async def _key_with_everything(engine: AsyncEngine, organization_id: int) -> str:
+    secret, secret_hash = new_token()
+    async with session_factory(engine)() as s:
+        s.add(
+            ApiKey(
+                organization_id=organization_id,
+                name="all",
+                public_id=f"all{organization_id}",
+                secret_hash=secret_hash,
+                permissions=format_permissions(ALL_PERMISSIONS),
+            )
+        )
+        await s.commit()
+    return f"cnk_all{organization_id}_{secret}"
+
+
+def test_every_node_type_is_probed() -> None:
+    assert node_types() == set(OBJECTS), "add the new object type to OBJECTS with how to build it"
+
+
+def _hidden(result: dict[str, Any], field: str) -> bool:
+    codes = {e.get("extensions", {}).get("code") for e in result.get("errors") or []}
+    if codes & {"NOT_FOUND", "FORBIDDEN"}:
+        return True
+    return not result.get("errors") and (result.get("data") or {}).get(field) is None
+
+
+@SQLITE_ONLY
+class TestCrossTenant:
+    @pytest.fixture
+    async def worlds(self, engine: AsyncEngine, api_server: ApiServer) -> tuple[World, World, dict[str, str]]:
+        keys = api_server.app.state.auth.keys
+        a, b = await build_world(engine, keys), await build_world(engine, keys)
+        probers = {
+            "owner of A": a.tokens["owner"],
+            "API key of A with every permission": await _key_with_everything(engine, a.org),
+            "driver of A": a.tokens[DRIVER],
+        }
+        return a, b, probers
+
+    async def test_node_by_id(
+        self, http: httpx.AsyncClient, worlds: tuple[World, World, dict[str, str]]
+    ) -> None:
+        _, b, probers = worlds
+        leaks = []
+        for type_name, pk in ((t, f(b)) for t, f in OBJECTS.items()):
+            variables = {"id": gid(type_name, pk)}
+            witness = b.tokens[DRIVER] if type_name in PERSONAL_TYPES else b.tokens[PLATFORM]
+            seen = await gql(http, NODE, variables, token=witness)
+            assert (seen.get("data") or {}).get("node"), f"{type_name} {pk} should exist: {seen}"
+            for who, token in probers.items():
+                found = (await gql(http, NODE, variables, token=token)).get("data", {}).get("node")
+                if (found is not None) != (type_name in PUBLIC_TYPES):
+                    leaks.append((type_name, who, found))
+        assert not leaks, leaks
+
+    @pytest.mark.parametrize("operation", sorted(PROBES))
+    async def test_operations_taking_another_tenants_object(
+        self, http: httpx.AsyncClient, worlds: tuple[World, World, dict[str, str]], operation: str
+    ) -> None:
+        _, b, probers = worlds
+        query, variables = PROBES[operation]
+        for who, token in probers.items():
+            result = await gql(http, query, variables(b), token=token)
+            assert _hidden(result, operation), f"{who} reached B through {operation}: {result}"
+
+    async def test_lists_never_include_another_tenant(
+        self, http: httpx.AsyncClient, worlds: tuple[World, World, dict[str, str]]
+    ) -> None:
+        a, b, probers = worlds
+        tx_query = "{ transactions(first: 100) { edges { node { id } } } }"
+        org_query = "{ organizations(first: 100) { edges { node { id } } } }"
+        for who, token in probers.items():
+            txs = {
+                e["node"]["id"]
+                for e in (await gql(http, tx_query, token=token))["data"]["transactions"]["edges"]
+            }
+            assert gid("Transaction", b.transaction) not in txs, who
+            orgs = (await gql(http, org_query, token=token))["data"]["organizations"]["edges"]
+            assert gid("Organization", b.org) not in {e["node"]["id"] for e in orgs}, who
+        # and the owner of A does see A's own session and organisation (the probes can see)
+        own = await gql(http, tx_query, token=a.tokens["owner"])
+        assert gid("Transaction", a.transaction) in {
+            e["node"]["id"] for e in own["data"]["transactions"]["edges"]
+        }

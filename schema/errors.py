@@ -74,3 +74,17 @@ class RateLimited(ChargeNetError):
     @property
     def extensions(self) -> dict[str, str]:
         return {"code": self.code, "retryAfterSeconds": str(max(1, round(self.retry_after_s)))}
+
+
+class InvalidCredentials(ChargeNetError):
+    """Email or password wrong, or a password confirming a sensitive change: one code for all,
+    so the answer never says which part was wrong."""
+
+    code = "INVALID_CREDENTIALS"
+
+
+class LastOwner(ChargeNetError):
+    """An organisation always keeps an owner: the last one can't leave, be demoted or delete
+    their account."""
+
+    code = "LAST_OWNER"

@@ -96,7 +96,7 @@ class TestMe:
             {
                 "organizationId": str(relay.GlobalID("Organization", str(org))),
                 "organizationName": "Acme",
-                "role": "owner",
+                "role": "OWNER",
             }
         ]
         assert (me["vehicles"], me["cards"], me["appTokens"]) == ([], [], [])

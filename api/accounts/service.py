@@ -17,7 +17,6 @@ services the GraphQL mutations call.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -28,6 +27,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.accounts import emails, passwords
+from api.accounts.addresses import normalize_email
 from api.accounts.tokens import Device, TokenPair, open_session, revoke_sessions
 from api.audit import service as audit
 from api.audit.service import Actor
@@ -37,7 +37,7 @@ from api.auth.principal import Principal
 from api.auth.ratelimit import ACCOUNT_BUDGET, ADDRESS_BUDGET, account_key, address_key
 from api.notify.email import Email
 from schema.account_models import AuditEntry, AuthSession, OneTimeToken, UserAccount
-from schema.errors import ChargeNetError, InvalidInput, NotFound, RateLimited
+from schema.errors import ChargeNetError, InvalidCredentials, InvalidInput, NotFound, RateLimited
 from schema.settings import Settings
 from schema.timeutil import utcnow
 
@@ -51,19 +51,13 @@ RESET_TTL = timedelta(minutes=30)
 # Mails any one address may be sent per rate-limit window before backoff (mail bombing).
 MAIL_ACCOUNT_BUDGET = 3
 MAIL_ADDRESS_BUDGET = 20
-MAX_EMAIL_LENGTH = 254  # RFC 5321 §4.5.3.1.3 path limit, minus the angle brackets
 MAX_DISPLAY_NAME = 120
 # A person has a few devices; a list longer than this is stale sessions nobody looks at.
 MAX_LISTED_SESSIONS = 100
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")
 
 SIGN_UP_MESSAGE = "Check your email to finish signing up."
 RESEND_MESSAGE = "If this address has an account waiting for confirmation, we sent a new link."
 RESET_MESSAGE = "If this address has an account, we sent a link to reset the password."
-
-
-class InvalidCredentials(ChargeNetError):
-    code = "INVALID_CREDENTIALS"
 
 
 class EmailNotVerified(ChargeNetError):
@@ -74,13 +68,6 @@ class InvalidToken(ChargeNetError):
     """A link token that is unknown, expired or already used."""
 
     code = "INVALID_TOKEN"
-
-
-def normalize_email(raw: str) -> str:
-    email = raw.strip().lower()
-    if len(email) > MAX_EMAIL_LENGTH or not email.isprintable() or not _EMAIL.match(email):
-        raise InvalidInput("that is not a valid email address")
-    return email
 
 
 # --- sign-up and verification ---

@@ -14,15 +14,3 @@ class CardUnavailable(ChargeNetError):
 
 class LimitReached(ChargeNetError):
     code = "LIMIT_REACHED"
-
-
-class WrongPassword(ChargeNetError):
-    """The password confirming a sensitive change is wrong (the same code as a failed sign-in)."""
-
-    code = "INVALID_CREDENTIALS"
-
-
-class LastOwner(ChargeNetError):
-    """An organisation must keep an owner: deleting its last one would orphan it."""
-
-    code = "LAST_OWNER"

@@ -24,12 +24,12 @@ from api.auth.authenticator import Authenticator
 from api.auth.ratelimit import ACCOUNT_BUDGET, ADDRESS_BUDGET, RateLimiter, account_key, address_key
 from api.drivers import repository as repo
 from api.drivers import validation as v
-from api.drivers.errors import CardUnavailable, LastOwner, LimitReached, WrongPassword
+from api.drivers.errors import CardUnavailable, LimitReached
 from api.drivers.validation import UNSET, Unset
 from api.sessions.repository import APP_TOKEN_TYPE
 from schema.account_models import UserAccount, Vehicle
 from schema.enums import ConnectorType
-from schema.errors import InvalidInput, NotFound, Unauthenticated
+from schema.errors import InvalidCredentials, InvalidInput, LastOwner, NotFound, Unauthenticated
 from schema.models import IdToken
 from schema.secrets import verify_secret
 
@@ -343,5 +343,5 @@ async def _confirm_password(
     if not await asyncio.to_thread(verify_secret, password, user.password_hash or ""):
         limiter.failure(by_account, ACCOUNT_BUDGET)
         limiter.failure(by_address, ADDRESS_BUDGET)
-        raise WrongPassword("the password is wrong")
+        raise InvalidCredentials("the password is wrong")
     limiter.success(by_account)

@@ -15,9 +15,10 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
+from api.auth.roles import Role
 from api.drivers import repository as repo
 from api.drivers.validation import parse_connector_types
-from api.enums import ConnectorTypeGQL
+from api.enums import ConnectorTypeGQL, RoleGQL
 from api.network.types import _int_ids
 from schema.account_models import ExternalIdentity, Membership, UserAccount, Vehicle
 from schema.models import IdToken, Organization
@@ -128,14 +129,14 @@ class LinkedIdentity:
 class AccountMembership:
     organization_id: strawberry.ID
     organization_name: str
-    role: str = strawberry.field(description="owner, admin, operator, technician, finance or viewer.")
+    role: RoleGQL
 
     @classmethod
     def from_models(cls, m: Membership, org: Organization) -> AccountMembership:
         return cls(
             organization_id=strawberry.ID(str(relay.GlobalID("Organization", str(org.id)))),
             organization_name=org.name,
-            role=m.role,
+            role=Role(m.role),
         )
 
 

@@ -5,12 +5,6 @@ from __future__ import annotations
 from schema.errors import ChargeNetError, Forbidden
 
 
-class LastOwner(Forbidden):
-    """An organisation always keeps an owner: the last one can neither leave nor be demoted."""
-
-    code = "LAST_OWNER"
-
-
 class InvitationEmailMismatch(Forbidden):
     """The invitation was sent to another address than the signed-in account's verified one."""
 

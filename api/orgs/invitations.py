@@ -12,7 +12,6 @@ rules, including LAST_OWNER).
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +19,7 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from api.accounts.addresses import normalize_email
 from api.audit.service import Actor
 from api.auth.authenticator import Authenticator
 from api.auth.opaque import hash_token, new_token
@@ -36,8 +36,6 @@ INVITATION_TTL = timedelta(days=7)
 # Open invitations per organisation: plenty for onboarding a team, and it caps the mail a
 # compromised admin account can make ChargeNet send.
 MAX_PENDING_INVITATIONS = 200
-MAX_EMAIL_LENGTH = 254  # RFC 5321 path limit, and Invitation.email
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 ACCEPT_PATH = "/accept-invitation"
 
 
@@ -46,13 +44,6 @@ INVALID_MESSAGE = "this invitation is invalid, used or expired"
 
 def _pending(invitation: Invitation, now: datetime) -> bool:
     return invitation.accepted_at is None and invitation.revoked_at is None and invitation.expires_at > now
-
-
-def _address(email: str) -> str:
-    address = email.strip().lower()
-    if len(address) > MAX_EMAIL_LENGTH or not _EMAIL_RE.match(address):
-        raise InvalidInput("not an email address")
-    return address
 
 
 async def invite_member(
@@ -71,7 +62,7 @@ async def invite_member(
             org = await require(
                 s, principal, organization_id, Permission.MEMBERS_MANAGE, note, people_only="invite members"
             )
-            address = _address(email)
+            address = normalize_email(email)
             note.detail["email"] = address
             await repository.lock_organization(s, organization_id)
             within_reach(await acting_role(s, principal, organization_id), role)

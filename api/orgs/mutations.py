@@ -10,6 +10,7 @@ from strawberry import relay
 from strawberry.types import Info
 
 from api.auth.permissions import IsAuthenticated, IsUser
+from api.enums import PermissionGQL, RoleGQL
 from api.network.types import parse_global_id
 from api.orgs import api_keys, invitations, service
 from api.orgs.permissions import IsPlatformAdmin
@@ -19,8 +20,6 @@ from api.orgs.types import (
     InvitationNode,
     MemberNode,
     OrganizationNode,
-    PermissionGQL,
-    RoleGQL,
     parse_account_id,
     parse_organization_id,
 )

@@ -30,11 +30,10 @@ from api.auth.principal import Principal
 from api.auth.roles import Permission, Role
 from api.orgs import repository
 from api.orgs.access import acting_role, audited, require, within_reach
-from api.orgs.errors import LastOwner
 from api.orgs.permissions import is_platform_admin
 from api.orgs.repository import Page
 from schema.account_models import ApiKey, AuditEntry, Invitation, Membership
-from schema.errors import Forbidden, InvalidInput, NotFound
+from schema.errors import Forbidden, InvalidInput, LastOwner, NotFound
 from schema.models import Organization
 from schema.timeutil import utcnow
 

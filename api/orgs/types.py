@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeVar
 
 import strawberry
 from sqlalchemy import Row
@@ -19,17 +19,13 @@ from strawberry.types import Info
 
 from api.auth.permissions import HasOnObject
 from api.auth.roles import Permission, Role, parse_permissions
+from api.enums import PermissionGQL, RoleGQL
 from api.network.types import _int_ids, parse_global_id
 from api.orgs import repository, service
 from api.pagination import Connection, build_connection, clamp_first, decode_cursor, wants_total
 from schema.account_models import ApiKey, AuditEntry, Invitation, Membership
 from schema.models import Organization
 from schema.timeutil import utcnow
-
-strawberry.enum(Role, name="Role", description="A member's role in an organization.")
-strawberry.enum(Permission, name="Permission", description="The unit of access roles and API keys grant.")
-RoleGQL: TypeAlias = Role
-PermissionGQL: TypeAlias = Permission
 
 N = TypeVar("N")
 # People are `Account` nodes (the signed-in person's own account type): member and actor ids

@@ -81,6 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     exp = sub.add_parser("export-schema", help="write the GraphQL SDL")
     exp.add_argument("--output", default=None, help="file (default schema/schema.graphql)")
+
+    keys = sub.add_parser(
+        "jwt-keys",
+        help="print a private JWK set for CHARGENET_JWT_KEYS (a new ES256 signing key)",
+        description="Rotation: `chargenet jwt-keys --append current.json > next.json`, deploy "
+        "next.json (the new key signs, both verify), and after the access-token lifetime drop "
+        "the old key from the set.",
+    )
+    keys.add_argument("--append", metavar="FILE", help="existing key set to append the new key to")
     return parser
 
 
@@ -131,6 +140,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = Path(args.output) if args.output else SCHEMA_PATH
         out.write_text(export_sdl())
         print(f"wrote {out}")
+        return 0
+    if args.command == "jwt-keys":
+        from api.auth.keys import generate_key_set_json
+
+        existing = Path(args.append).read_text() if args.append else None
+        print(generate_key_set_json(existing))
         return 0
     if args.command == "simulate":
         from api.runtime import use_fast_event_loop

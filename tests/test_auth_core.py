@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.auth.keys import KeyRing
 from api.auth.roles import Permission, Role
+from api.cli import main
 from tests.account_builders import add_member, make_api_key, make_user, sign_in
 from tests.builders import make_org, make_station
 from tests.conftest import ApiServer
@@ -64,3 +70,22 @@ class TestApiKeys:
             engine, organization_id=org, permissions=frozenset({Permission.SESSIONS_READ})
         )
         await gql(http, TRANSACTIONS, token=key[:-4] + "AAAA", status=401)
+
+
+class TestJwtKeysCommand:
+    def test_generate_then_rotate(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        # given a key set printed by the command
+        assert main(["jwt-keys"]) == 0
+        first = tmp_path / "keys.json"
+        first.write_text(capsys.readouterr().out)
+        # when a key is appended for rotation
+        assert main(["jwt-keys", "--append", str(first)]) == 0
+        rotated = json.loads(capsys.readouterr().out)
+        # then the old key stays (it still verifies) and the new one signs
+        old_kid = json.loads(first.read_text())["keys"][0]["kid"]
+        assert rotated["keys"][0]["kid"] == old_kid and len(rotated["keys"]) == 2
+        ring = KeyRing(rotated, issuer="i", audience="a", ttl_s=60)
+        assert ring.signing_kid == rotated["keys"][1]["kid"]
+        old_ring = KeyRing(json.loads(first.read_text()), issuer="i", audience="a", ttl_s=60)
+        token, _ = old_ring.issue(user_id=1, session_id=2)
+        assert ring.verify(token).session_id == 2

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import httpx
+
+LOG_IN = """
+mutation ($email: String!, $password: String!) {
+  logIn(input: {email: $email, password: $password}) { accessToken }
+}
+"""
+DRIVER_VIEW = "{ me { email cards { token } appTokens { token } } transactions { totalCount } }"
+OPERATOR_VIEW = "{ organizations { edges { node { slug myRole } } } }"
+# "  driver@demo.chargenet.dev  <password>   driver (…)" in the banner.
+CREDENTIAL = re.compile(r"^\s+(\S+@demo\.chargenet\.dev)\s+(\S+)\s+(driver|admin)")
 
 STATIONS = (
     "{ stations(first: 50) { totalCount edges { node { chargePointId online connectors { status } } } } }"
@@ -49,6 +61,9 @@ def test_serve_runs_the_demo_end_to_end_and_stops_cleanly(tmp_path: Path) -> Non
         stderr=subprocess.STDOUT,
         text=True,
     )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
     try:
         deadline = time.monotonic() + 60
         online = 0
@@ -73,9 +88,28 @@ def test_serve_runs_the_demo_end_to_end_and_stops_cleanly(tmp_path: Path) -> Non
             timeout=5,
         ).json()
         assert "errors" not in txs
+        # the banner's demo credentials sign in as a driver and as the network's admin
+        credentials = {m[3]: (m[1], m[2]) for line in lines if (m := CREDENTIAL.match(line))}
+        assert set(credentials) == {"driver", "admin"}, lines
+        url = f"http://127.0.0.1:{api_port}/graphql"
+        tokens = {}
+        for who, (email, password) in credentials.items():
+            login = httpx.post(
+                url, json={"query": LOG_IN, "variables": {"email": email, "password": password}}
+            )
+            tokens[who] = login.json()["data"]["logIn"]["accessToken"]
+        auth = {"Authorization": f"Bearer {tokens['driver']}"}
+        me = httpx.post(url, json={"query": DRIVER_VIEW}, headers=auth).json()["data"]
+        assert me["me"]["cards"] == [{"token": "DEMO-RFID-0001"}]
+        assert me["me"]["appTokens"] == [{"token": "DEMO-APP-0001"}]
+        auth = {"Authorization": f"Bearer {tokens['admin']}"}
+        orgs = httpx.post(url, json={"query": OPERATOR_VIEW}, headers=auth).json()["data"]
+        assert orgs["organizations"]["edges"] == [{"node": {"slug": "demo-network", "myRole": "ADMIN"}}]
     finally:
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        reader.join(timeout=5)
+    out = "".join(lines)
     assert proc.returncode == 0, out
     assert f"http://127.0.0.1:{api_port}/graphql" in out
     assert f"ws://127.0.0.1:{gw_port}/ocpp/" in out

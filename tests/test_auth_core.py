@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.auth.keys import KeyRing
+from api.auth import authenticator as authenticator_module
+from api.auth.keys import CLOCK_SKEW_S, KeyRing
 from api.auth.roles import Permission, Role
 from api.cli import main
+from schema.errors import Unauthenticated
 from tests.account_builders import add_member, make_api_key, make_user, sign_in
 from tests.builders import make_org, make_station
 from tests.conftest import ApiServer
@@ -89,3 +93,23 @@ class TestJwtKeysCommand:
         old_ring = KeyRing(json.loads(first.read_text()), issuer="i", audience="a", ttl_s=60)
         token, _ = old_ring.issue(user_id=1, session_id=2)
         assert ring.verify(token).session_id == 2
+
+
+class TestVerifiedTokenCache:
+    async def test_a_remembered_token_still_expires(
+        self, engine: AsyncEngine, api_server: ApiServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # given a token the authenticator has verified (and so remembers)
+        auth = api_server.app.state.auth
+        user = await make_user(engine, email="driver@example.com", password=None)
+        pair = await sign_in(engine, auth.keys, user_id=user)
+        header = f"Bearer {pair.access_token}"
+        assert (await auth.authenticator.principal_for(header)).user_id == user
+        # when its lifetime (plus the clock-skew allowance) has passed
+        later = pair.access_expires_at + CLOCK_SKEW_S + 1
+        monkeypatch.setattr(
+            authenticator_module, "time", SimpleNamespace(time=lambda: later, monotonic=time.monotonic)
+        )
+        # then it is refused although its signature was checked before
+        with pytest.raises(Unauthenticated, match="expired"):
+            await auth.authenticator.principal_for(header)

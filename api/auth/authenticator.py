@@ -20,7 +20,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.auth.keys import KeyRing
+from api.auth.keys import CLOCK_SKEW_S, AccessClaims, InvalidToken, KeyRing
 from api.auth.opaque import hash_token
 from api.auth.principal import ANONYMOUS, PLATFORM, Principal, PrincipalKind
 from api.auth.roles import ROLE_PERMISSIONS, Permission, Role, parse_permissions
@@ -87,6 +87,7 @@ class Authenticator:
         self.keys = keys
         self._admin_digest = hashlib.sha256(admin_token.encode()).digest() if admin_token else None
         self._cache = _TTLCache(cache_ttl_s, CACHE_MAX_ENTRIES)
+        self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
 
     async def principal_for(self, authorization: str | None) -> Principal:
         """ANONYMOUS without credentials; raises Unauthenticated for credentials that fail."""
@@ -109,7 +110,7 @@ class Authenticator:
             ):
                 return PLATFORM, None
             raise Unauthenticated("unknown token")
-        claims = self.keys.verify(token)
+        claims = self._verified_claims(token)
         key = ("session", claims.session_id, claims.user_id)
         entry = self._cache.get(key)
         if entry is None:
@@ -120,6 +121,21 @@ class Authenticator:
         if principal is None:
             raise Unauthenticated("session ended; sign in again")
         return principal, claims.expires_at
+
+    def _verified_claims(self, token: str) -> AccessClaims:
+        """An app sends the same access token with every request for its whole lifetime, so
+        the signature is checked once and the claims remembered by the exact token bytes
+        (any other bytes are verified afresh). Expiry is still checked on every use."""
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = self.keys.verify(token)
+            self._verified[token] = claims
+            while len(self._verified) > CACHE_MAX_ENTRIES:
+                self._verified.popitem(last=False)
+        elif claims.expires_at + CLOCK_SKEW_S <= time.time():
+            del self._verified[token]
+            raise InvalidToken("invalid access token: expired_token")
+        return claims
 
     # --- invalidation, called by the services that change what a principal may do ---
 

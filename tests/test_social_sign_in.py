@@ -129,12 +129,16 @@ class TestFirstSignIn:
         self, engine: AsyncEngine, server: ApiServer, http: httpx.AsyncClient, google: FakeProvider
     ) -> None:
         # given a Google account nobody has used here yet
-        token = google.id_token(sub="g-111", email="Anna@Example.com", nonce="n-1")
+        token = google.id_token(sub="g-111", email="Anna@Example.com", nonce="n-1", name="Anna Example")
         # when the app signs in with its ID token
         payload = data(await google_sign_in(http, token, nonce="n-1", device={"name": "Anna's Pixel"}))
-        # then a verified, password-less account exists, linked to the Google subject
+        # then a verified, password-less account exists, named by Google, linked to the subject
         [user] = await accounts(engine)
-        assert (user.email, user.password_hash) == ("anna@example.com", None)
+        assert (user.email, user.password_hash, user.display_name) == (
+            "anna@example.com",
+            None,
+            "Anna Example",
+        )
         assert user.email_verified_at is not None
         assert await identities(engine) == [("google", "g-111", user.id)]
         # and the access token works on the API, as that user

@@ -90,7 +90,9 @@ async def sign_in_with(
 ) -> TokenPair:
     """Find the account linked to `identity`, else link the verified-email account, else create
     one; open a device session for it. Owns its unit of work."""
-    name = _display_name(display_name)
+    # A name the app passes (Apple's first sign-in) wins; else the provider's (Google's) claim,
+    # cut to fit rather than refused, since the person did not type it here.
+    name = _display_name(display_name) or ((identity.name or "").strip()[:MAX_DISPLAY_NAME] or None)
     for attempt in (1, 2):
         try:
             async with db() as s:

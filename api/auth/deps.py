@@ -19,6 +19,8 @@ class VerifiedIdentity:
     subject: str
     email: str | None
     email_verified: bool
+    # Google puts the person's name in the token; Apple gives it only to the app, once.
+    name: str | None = None
 
 
 class IdentityVerifier(Protocol):

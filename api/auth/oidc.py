@@ -293,6 +293,7 @@ class OidcVerifier:
             subject=str(claims["sub"]),
             email=_email(claims.get("email")),
             email_verified=claims.get("email_verified") in (True, "true"),
+            name=claims["name"] if isinstance(claims.get("name"), str) else None,
         )
 
 

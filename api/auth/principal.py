@@ -47,11 +47,6 @@ class Principal:
         """A person with a personal account (driver features: profile, cards, own sessions)."""
         return self.kind is PrincipalKind.USER and self.user_id is not None
 
-    @property
-    def is_operator(self) -> bool:
-        """Holds at least one permission in at least one organisation."""
-        return bool(self.everywhere) or any(self.grants.values())
-
     def has(self, permission: Permission) -> bool:
         """Holds `permission` somewhere; repositories then narrow to the organisations."""
         return permission in self.everywhere or any(permission in p for p in self.grants.values())

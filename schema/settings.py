@@ -17,6 +17,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_prefix="")
 
     database_url: str = Field(default=DEFAULT_SQLITE_URL, alias="DATABASE_URL")
+    # "memory": events and commands stay inside one process (the embedded default);
+    # "redis://host:6379/0": many gateway, API and worker processes share one bus.
+    bus_url: str = Field(default="memory", alias="BUS_URL")
     api_host: str = Field(default="127.0.0.1", alias="CHARGENET_API_HOST")
     api_port: int = Field(default=8000, alias="CHARGENET_API_PORT")
     gateway_host: str = Field(default="127.0.0.1", alias="CHARGENET_GATEWAY_HOST")

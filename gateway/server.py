@@ -49,6 +49,7 @@ from schema.timeutil import utcnow
 log = logging.getLogger(__name__)
 
 SUBPROTOCOLS = [OcppVersion.V16.value]
+HEALTH_PATHS = ("/healthz", "/readyz")
 PATH_PREFIX = "/ocpp/"
 # OCPP 2.0.1 bounds the charging station identity to 48 characters; 1.6 leaves it open.
 MAX_CHARGE_POINT_ID_LENGTH = 48
@@ -114,6 +115,9 @@ class Gateway:
         self._verified: set[str] = set()
         self._seen: dict[int, datetime] = {}
         self._server: Server | None = None
+        # Set when shutdown begins: readiness fails first so a load balancer stops sending
+        # chargers here before their sockets close.
+        self.draining = False
         self._tasks: list[asyncio.Task[None]] = []
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -155,6 +159,7 @@ class Gateway:
 
     async def stop(self) -> None:
         """Close charger sockets with 1001 going away (they reconnect), flush, stop writing."""
+        self.draining = True
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -192,6 +197,10 @@ class Gateway:
 
     async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
+        if path in HEALTH_PATHS:
+            return self._health(connection, path)
+        if self.draining:
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "shutting down; reconnect elsewhere\n")
         if not path.startswith(PATH_PREFIX):
             return connection.respond(HTTPStatus.NOT_FOUND, "OCPP endpoint is /ocpp/{chargePointId}\n")
         cpid = unquote(path[len(PATH_PREFIX) :]).strip("/")
@@ -210,6 +219,13 @@ class Gateway:
             return response
         self._handshakes[connection] = record
         return None
+
+    def _health(self, connection: ServerConnection, path: str) -> Response:
+        """Plain HTTP probes on the OCPP port: liveness while the process runs, readiness
+        until shutdown begins (orchestrators need no second port)."""
+        if path == "/readyz" and self.draining:
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
+        return connection.respond(HTTPStatus.OK, "ok\n")
 
     async def _authenticate(self, record: StationRecord, headers: Headers) -> bool:
         """OCPP security profile 1: Basic auth, user name = charge point id."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 
+import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from websockets.asyncio.client import connect
@@ -145,3 +146,19 @@ class TestBoot:
         assert (pending["status"], pending["interval"]) == ("Pending", 60)
         reply = await rej.boot()
         assert (reply["status"], reply["interval"]) == ("Rejected", 60)
+
+
+class TestProbes:
+    async def test_health_and_readiness_over_plain_http(self, gateway: Gateway) -> None:
+        base = f"http://127.0.0.1:{gateway.bound_port}"
+        async with httpx.AsyncClient(base_url=base) as client:
+            assert (await client.get("/healthz")).status_code == 200
+            assert (await client.get("/readyz")).status_code == 200
+            # once shutdown begins, readiness fails and new chargers are turned away
+            gateway.draining = True
+            assert (await client.get("/readyz")).status_code == 503
+            assert (await client.get("/healthz")).status_code == 200
+        with pytest.raises(InvalidStatus) as err:
+            async with connect(f"ws://127.0.0.1:{gateway.bound_port}/ocpp/CP-1", subprotocols=["ocpp1.6"]):
+                pass
+        assert err.value.response.status_code == 503

@@ -170,9 +170,11 @@ async def start_transaction(
     return tx_id, tag
 
 
+# Only an active session's live view moves: a MeterValues that arrives after the stop (another
+# gateway, a resend) must not overwrite the final figures.
 _UPDATE_LIVE = (
     update(TRANSACTION)
-    .where(TRANSACTION.c.id == bindparam("b_id"))
+    .where(TRANSACTION.c.id == bindparam("b_id"), TRANSACTION.c.state == TransactionState.ACTIVE.value)
     .values(
         energy_wh=bindparam("b_energy"),
         power_w=bindparam("b_power"),
@@ -286,10 +288,14 @@ async def stop_transaction(
         found = (
             (
                 await conn.execute(
-                    select(TRANSACTION).where(
+                    select(TRANSACTION)
+                    .where(
                         TRANSACTION.c.id == req.transaction_id,
                         TRANSACTION.c.station_id == ctx.station_id,
                     )
+                    # PostgreSQL: a stop resent through another gateway waits here, then sees
+                    # the session completed, so it ends (and is announced) exactly once.
+                    .with_for_update()
                 )
             )
             .mappings()
@@ -316,9 +322,11 @@ async def stop_transaction(
             if (row["last_sample_at"] or reading.at)
             else None,
         )
-        await conn.execute(
+        closed = await conn.execute(
             update(TRANSACTION)
-            .where(TRANSACTION.c.id == row["id"])
+            # Still active: where no row lock exists (SQLite), a stop that raced another one
+            # through a second connection changes nothing and announces nothing.
+            .where(TRANSACTION.c.id == row["id"], TRANSACTION.c.state == TransactionState.ACTIVE.value)
             .values(
                 state=row["state"],
                 stopped_at=row["stopped_at"],
@@ -330,6 +338,8 @@ async def stop_transaction(
                 last_sample_at=row["last_sample_at"],
             )
         )
+        if closed.rowcount == 0:
+            return
         if samples:
             await conn.execute(METER_SAMPLE.insert(), _sample_rows(ctx, connector_id, row["id"], samples))
         events.append(_tx_event(TransactionEnded, ctx, now, row))

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from schema.timeutil import to_ocpp, utcnow
 
@@ -66,6 +66,9 @@ class SimConfig:
     heartbeat_interval_s: float | None = None  # None: use what BootNotification says
     auto_sessions: bool = False
     fault_probability: float = 0.02
+    # Further central-system addresses to try in turn when a connection fails (what a DNS
+    # name with several gateways behind a load balancer gives a real charger).
+    fallback_urls: list[str] = field(default_factory=list)
 
 
 class SimCharger:
@@ -82,8 +85,13 @@ class SimCharger:
         self._stopping = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self.booted = asyncio.Event()
+        # Set while connected and booted: transaction messages wait for it (OCPP 1.6 §4.8 queue).
+        self.online = asyncio.Event()
+        self._url_index = 0
         self.heartbeat_interval = 300.0
         self.received_calls: list[tuple[str, dict[str, Any]]] = []
+        # Transaction messages the central system acknowledged (each once, however often sent).
+        self.delivered: list[tuple[str, dict[str, Any]]] = []
         # Tests script odd chargers here: return a payload to answer with it, None for the
         # default behaviour, NO_ANSWER to stay silent, or raise CallError to answer CALLERROR.
         self.on_call: Callable[[str, dict[str, Any]], dict[str, Any] | None] | None = None
@@ -96,9 +104,29 @@ class SimCharger:
         token = base64.b64encode(f"{self.cfg.charge_point_id}:{self.cfg.password}".encode()).decode()
         return {"Authorization": f"Basic {token}"}
 
+    @property
+    def urls(self) -> list[str]:
+        return [self.cfg.url, *self.cfg.fallback_urls]
+
     async def connect(self) -> None:
+        """Connect to the last address that worked, else each of the others in turn."""
+        urls = self.urls
+        error: Exception | None = None
+        for step in range(len(urls)):
+            index = (self._url_index + step) % len(urls)
+            try:
+                await self._connect(urls[index])
+            except (OSError, TimeoutError, InvalidStatus) as exc:
+                error = exc
+                continue
+            self._url_index = index
+            return
+        assert error is not None
+        raise error
+
+    async def _connect(self, url: str) -> None:
         self.ws = await connect(
-            f"{self.cfg.url.rstrip('/')}/{self.cfg.charge_point_id}",
+            f"{url.rstrip('/')}/{self.cfg.charge_point_id}",
             subprotocols=["ocpp1.6"],  # type: ignore[list-item]
             additional_headers=self._headers(),
             compression=None,
@@ -133,6 +161,7 @@ class SimCharger:
         except ConnectionClosed:
             pass
         finally:
+            self.online.clear()
             for fut in self._pending.values():
                 if not fut.done():
                     fut.set_exception(ConnectionError("connection closed"))
@@ -155,6 +184,21 @@ class SimCharger:
         if frame[0] == 4:
             raise CallError(frame[2], frame[3])
         return frame[2]  # type: ignore[no-any-return]
+
+    async def call_transactional(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Deliver a transaction-related message whatever happens to the connection: wait while
+        offline, resend the same frame payload after a reconnect (OCPP 1.6 §4.8). The central
+        system must treat the resend as the same fact."""
+        while True:
+            await self.online.wait()
+            try:
+                result = await self.call(action, payload)
+                self.delivered.append((action, payload))
+                return result
+            except (ConnectionError, ConnectionClosed, TimeoutError):
+                if self._stopping:
+                    raise
+                self.online.clear()
 
     async def send_raw(self, text: str, *, expect_id: str | None = None, timeout: float = 10.0) -> list[Any]:
         """Send any text and wait for the frame answering `expect_id` (for bad-input tests)."""
@@ -262,16 +306,19 @@ class SimCharger:
     async def status(self, connector_id: int, status: str, error_code: str = "NoError", **extra: Any) -> None:
         if connector_id in self.connectors:
             self.connectors[connector_id].status = status
-        await self.call(
-            "StatusNotification",
-            {
-                "connectorId": connector_id,
-                "status": status,
-                "errorCode": error_code,
-                "timestamp": to_ocpp(utcnow()),
-                **extra,
-            },
-        )
+        payload = {
+            "connectorId": connector_id,
+            "status": status,
+            "errorCode": error_code,
+            "timestamp": to_ocpp(utcnow()),
+            **extra,
+        }
+        try:
+            await self.call("StatusNotification", payload)
+        except (ConnectionError, ConnectionClosed, AssertionError):
+            # Offline: a status is not queued; start() reports every connector's current
+            # status after the reconnect, as real chargers do after a boot.
+            log.debug("%s: status %s not sent (offline)", self.cfg.charge_point_id, status)
 
     async def _meter_now(self, connector_id: int) -> None:
         conn = self.connectors.get(connector_id)
@@ -310,7 +357,7 @@ class SimCharger:
         }
         if conn.transaction_id is not None:
             payload["transactionId"] = conn.transaction_id
-        await self.call("MeterValues", payload)
+        await self.call_transactional("MeterValues", payload)
 
     def power_at(self, conn: SimConnector) -> int:
         """A DC-style taper: full power to 50 % SoC, then falling to a quarter at 100 %."""
@@ -330,7 +377,7 @@ class SimCharger:
         conn.battery_wh = self.rng.choice([40_000, 60_000, 77_000, 100_000])
         conn.stop_requested = False
         await self.status(connector_id, "Preparing")
-        result = await self.call(
+        result = await self.call_transactional(
             "StartTransaction",
             {
                 "connectorId": connector_id,
@@ -369,7 +416,7 @@ class SimCharger:
                 reason = "EVDisconnected"
                 break
         tx_id = conn.transaction_id
-        await self.call(
+        await self.call_transactional(
             "StopTransaction",
             {
                 "transactionId": tx_id,
@@ -417,6 +464,7 @@ class SimCharger:
             if result["status"] == "Accepted":
                 break
             await asyncio.sleep(max(1.0, float(result["interval"])) / self.cfg.speed)
+        self.online.set()
         await self.status(0, "Available")
         for cid, conn in self.connectors.items():
             await self.status(cid, "Available" if conn.transaction_id is None else "Charging")

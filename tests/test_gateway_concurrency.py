@@ -76,3 +76,45 @@ class TestOneStationTwoGateways:
         assert row == {"state": "Completed", "energy_wh": 5_000}
         for charger in (on_a, on_b):
             await charger.close()
+
+
+class TestFailover:
+    async def test_a_session_survives_its_gateway_going_away(
+        self, engine: AsyncEngine, two_gateways: list[tuple[Gateway, InProcessBus]]
+    ) -> None:
+        # given a charger that knows both gateways, charging through A
+        (gw_a, _), (gw_b, _) = two_gateways
+        charger = SimCharger(
+            SimConfig(
+                charge_point_id="CP-1",
+                url=f"ws://127.0.0.1:{gw_a.bound_port}/ocpp",
+                fallback_urls=[f"ws://127.0.0.1:{gw_b.bound_port}/ocpp"],
+                meter_interval_s=0.1,
+                heartbeat_interval_s=60,
+            )
+        )
+        keeper = asyncio.create_task(charger.run())
+        await asyncio.wait_for(charger.online.wait(), 10)
+        charger.connectors[1].target_soc = 101  # charge until told to stop
+        session = asyncio.create_task(charger.run_session(1, ACCEPTED_TAGS[0]))
+        await asyncio.sleep(0.5)
+        # when gateway A goes away mid-session
+        await gw_a.stop()
+        await asyncio.sleep(0.05)
+        # then the charger reconnects to B (after its ~1 s backoff) and meters on
+        await asyncio.wait_for(charger.online.wait(), 10)
+        await asyncio.sleep(0.6)
+        charger.connectors[1].stop_requested = True
+        tx_id = await asyncio.wait_for(session, 15)
+        # and the session completed, with every meter value that was acknowledged
+        [row] = await fetch(engine, "SELECT state FROM charging_transaction WHERE id = :id", id=tx_id)
+        assert row["state"] == "Completed"
+        sent = [p for a, p in charger.delivered if a == "MeterValues"]
+        stored = await fetch(
+            engine,
+            "SELECT count(*) AS n FROM meter_sample WHERE transaction_id = :id AND measurand = 'SoC'",
+            id=tx_id,
+        )
+        assert len(sent) >= 10 and stored[0]["n"] == len(sent)
+        await charger.close()
+        keeper.cancel()

@@ -1,4 +1,4 @@
-"""`chargenet`: serve (all in one), api, gateway, migrate, simulate, export-schema."""
+"""`chargenet`: serve (all in one), api, gateway, worker, migrate, simulate, export-schema."""
 
 from __future__ import annotations
 
@@ -67,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(api, api=True, gateway=False)
     gw = sub.add_parser("gateway", help="OCPP gateway only")
     _add_common(gw, api=False, gateway=True)
+    wk = sub.add_parser(
+        "worker",
+        help="durable jobs: session bookkeeping, stuck-session checks (run several replicas)",
+        description="With BUS_URL=redis://… consumes the durable event stream in a consumer group; "
+        "with the in-process bus relays the database outbox to its own handlers.",
+    )
+    wk.add_argument("--database-url", help="SQLite (default ./chargenet.db) or PostgreSQL URL")
 
     mig = sub.add_parser("migrate", help="upgrade the database to the latest schema")
     mig.add_argument("--database-url")
@@ -161,9 +168,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         run(settings)
     elif args.command == "api":
-        run(settings.model_copy(update={"demo": False}), gateway=False)
+        run(settings.model_copy(update={"demo": False}), gateway=False, worker=False)
     elif args.command == "gateway":
-        run(settings.model_copy(update={"demo": False}), api=False)
+        run(settings.model_copy(update={"demo": False}), api=False, worker=False)
+    elif args.command == "worker":
+        run(settings.model_copy(update={"demo": False}), api=False, gateway=False)
     return 0
 
 

@@ -26,6 +26,8 @@ from api.demo import (
     reset_demo_accounts,
     seed_demo,
 )
+from api.worker.service import DurableWork
+from api.worker.settings import WorkerSettings
 from gateway.server import Gateway
 from gateway.simulator import SimCharger, SimConfig
 from schema import heap
@@ -65,6 +67,8 @@ class Runtime:
     settings: Settings
     run_api: bool = True
     run_gateway: bool = True
+    # Durable work: outbox relay, worker (stream consumer or in-process) and scheduled jobs.
+    run_worker: bool = True
     engine: AsyncEngine | None = None
     bus: Bus = field(default_factory=InProcessBus)
     gateway: Gateway | None = None
@@ -73,6 +77,8 @@ class Runtime:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     example_location_id: str = "<a Location id>"
     demo_accounts: list[DemoAccount] = field(default_factory=list)
+    worker_settings: WorkerSettings = field(default_factory=WorkerSettings)
+    durable: DurableWork | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -96,6 +102,17 @@ class Runtime:
                 message_log_retention_days=s.message_log_retention_days,
             )
             await self.gateway.start()
+        if self.run_worker or self.run_gateway:
+            self.durable = DurableWork(
+                self.engine,
+                self.worker_settings,
+                bus_url=s.bus_url,
+                gateway=self.run_gateway,
+                worker=self.run_worker,
+            )
+            if self.gateway is not None:
+                self.gateway.writer.on_outbox = self.durable.nudge
+            await self.durable.start()
         if self.run_api:
             app = create_app(
                 engine=self.engine,
@@ -152,6 +169,8 @@ class Runtime:
                 await asyncio.wait_for(task, 10)
         if self.gateway is not None:
             await self.gateway.stop()
+        if self.durable is not None:
+            await self.durable.stop()
         if self.engine is not None:
             await self.engine.dispose()
         await heap.uninstall()
@@ -175,6 +194,10 @@ class Runtime:
                 f"  OCPP gateway:       ws://{s.gateway_host}:{self.gateway.bound_port}"
                 "/ocpp/{chargePointId}  (subprotocol ocpp1.6)"
             ]
+        if self.run_worker and self.durable is not None:
+            w = self.worker_settings
+            parts = ", ".join(self.durable.parts)
+            lines += [f"  Jobs worker:        group {w.group}, consumer {w.consumer} ({parts})"]
         if self.chargers:
             lines += [f"  Simulated chargers: {len(self.chargers)} (1 simulated minute per second)"]
         if self.run_api:
@@ -224,8 +247,8 @@ def use_fast_event_loop() -> str:
     return "uvloop"
 
 
-def run(settings: Settings, *, api: bool = True, gateway: bool = True) -> None:
+def run(settings: Settings, *, api: bool = True, gateway: bool = True, worker: bool = True) -> None:
     if api and settings.demo:
         settings = ensure_admin_token(settings)
     use_fast_event_loop()
-    asyncio.run(Runtime(settings, run_api=api, run_gateway=gateway).run_until_stopped())
+    asyncio.run(Runtime(settings, run_api=api, run_gateway=gateway, run_worker=worker).run_until_stopped())

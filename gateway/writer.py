@@ -5,6 +5,10 @@ before its facts are durable. Each message submits a `Unit` and awaits it; the w
 everything queued, runs it in one transaction (merging plain inserts and updates into
 executemany calls), commits, then publishes the units' events and releases the waiters.
 If a batch fails, its units are retried one by one so a single bad message fails alone.
+
+Durable events (see `schema.outbox.is_durable`) are also inserted into the outbox inside the
+same transaction, so a crash between commit and publish loses nothing; the relay forwards
+them. Meter ticks are live only and never cost an outbox row.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from sqlalchemy.sql.dml import Update
 
 from schema.bus import Bus
 from schema.events import Event
+from schema.outbox import OUTBOX, is_durable, outbox_rows
+from schema.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +69,9 @@ class Writer:
         self._last_commit = 0.0
         self.batches = 0
         self.units = 0
+        # Called after a commit that wrote outbox rows (the relay's nudge); set by the runtime.
+        self.on_outbox: Callable[[], None] | None = None
+        self._wrote_outbox = False
 
     def start(self) -> None:
         if self._task is None:
@@ -146,6 +155,10 @@ class Writer:
             return
         self.batches += 1
         self.units += len(batch)
+        if self._wrote_outbox:
+            self._wrote_outbox = False
+            if self.on_outbox is not None:
+                self.on_outbox()
         events: list[Event] = []
         for unit, (result, produced) in zip(batch, results, strict=True):
             events.extend(unit.events)
@@ -176,11 +189,18 @@ class Writer:
     ) -> None:
         inserts: dict[Table, list[dict[str, Any]]] = {}
         updates: dict[Update, list[dict[str, Any]]] = {}
+        durable: list[Event] = []
         async with conn.begin():
             for unit in batch:
                 produced: list[Event] = []
                 value = await unit.fn(conn, produced) if unit.fn is not None else None
                 results.append((value, produced))
+                for event in unit.events:
+                    if is_durable(event):
+                        durable.append(event)
+                for event in produced:
+                    if is_durable(event):
+                        durable.append(event)
                 for table, rows in unit.inserts:
                     inserts.setdefault(table, []).extend(rows)
                 for stmt, params in unit.updates:
@@ -190,3 +210,6 @@ class Writer:
                     await conn.execute(table.insert(), rows)
             for stmt, param_list in updates.items():
                 await conn.execute(stmt, param_list)
+            if durable:
+                await conn.execute(OUTBOX.insert(), outbox_rows(durable, utcnow()))
+                self._wrote_outbox = True

@@ -203,3 +203,6 @@ class OcppMessage(SQLModel, table=True):
 
 # Account tables live in their own module; importing it registers them on the same metadata.
 from schema import account_models as _account_models  # noqa: E402, F401
+
+# Durable work (outbox, processed events, worker job results), registered the same way.
+from schema import work_models as _work_models  # noqa: E402, F401

@@ -1,0 +1,141 @@
+"""Which durable-work parts a process runs, from its roles and the bus.
+
+| BUS_URL  | a gateway process                | a worker process (`chargenet worker`)           |
+| -------- | -------------------------------- | ----------------------------------------------- |
+| redis:// | relay: outbox → Redis Stream     | stream consumer (group) + scheduled jobs        |
+| memory   | nothing (the worker relays)      | relay → handlers in this process + scheduled jobs |
+
+`chargenet serve` has both roles. Scheduled jobs run once per interval across replicas (a
+Redis lock) or, with the in-process bus, simply in this process.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.worker import jobs
+from api.worker.processor import HandlerRegistry, Processor
+from api.worker.relay import DurableChannel, InProcessChannel, OutboxRelay, RedisStreamChannel
+from api.worker.runner import JobLock, LocalJobLock, RedisJobLock, ScheduledJob, Scheduler, StreamWorker
+from api.worker.settings import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+PURGE_PROCESSED_INTERVAL_S = 3_600.0
+
+
+def uses_redis(bus_url: str) -> bool:
+    return bus_url.startswith(("redis://", "rediss://", "unix://"))
+
+
+def scheduled_jobs(engine: AsyncEngine, settings: WorkerSettings) -> list[ScheduledJob]:
+    return [
+        ScheduledJob(
+            "stuck-sessions",
+            settings.stuck_check_interval_s,
+            functools.partial(
+                jobs.check_stuck_sessions,
+                engine,
+                offline_grace_s=settings.stuck_offline_grace_s,
+                meter_silence_s=settings.stuck_meter_silence_s,
+            ),
+        ),
+        ScheduledJob(
+            "purge-processed-events",
+            PURGE_PROCESSED_INTERVAL_S,
+            functools.partial(
+                jobs.purge_processed_events, engine, retention_days=settings.processed_retention_days
+            ),
+        ),
+    ]
+
+
+class DurableWork:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        settings: WorkerSettings,
+        *,
+        bus_url: str,
+        gateway: bool,
+        worker: bool,
+        registry: HandlerRegistry | None = None,
+        redis: Redis | None = None,
+    ) -> None:
+        self.settings = settings
+        self.processor = Processor(engine, registry or jobs.default_registry(), consumer=settings.group)
+        self.redis: Redis | None = None
+        self._own_redis = False
+        self.relay: OutboxRelay | None = None
+        self.consumer: StreamWorker | None = None
+        self.scheduler: Scheduler | None = None
+        channel: DurableChannel | None = None
+        lock: JobLock = LocalJobLock()
+        if uses_redis(bus_url):
+            if gateway or worker:
+                self._own_redis = redis is None
+                self.redis = redis or Redis.from_url(bus_url)
+            if gateway:
+                channel = RedisStreamChannel(
+                    self.redis,  # type: ignore[arg-type]
+                    stream=settings.durable_stream,
+                    maxlen=settings.stream_maxlen,
+                )
+            if worker:
+                assert self.redis is not None
+                self.consumer = StreamWorker(
+                    self.redis,
+                    self.processor,
+                    stream=settings.durable_stream,
+                    group=settings.group,
+                    consumer=settings.consumer,
+                    claim_idle_s=settings.claim_idle_s,
+                    max_attempts=settings.max_attempts,
+                )
+                lock = RedisJobLock(self.redis, prefix=settings.lock_prefix)
+        elif worker:
+            channel = InProcessChannel(self.processor, max_attempts=settings.max_attempts)
+        if channel is not None:
+            self.relay = OutboxRelay(
+                engine,
+                channel,
+                poll_s=settings.outbox_poll_s,
+                retention_s=settings.outbox_retention_s,
+            )
+        if worker:
+            self.scheduler = Scheduler(scheduled_jobs(engine, settings), lock)
+
+    @property
+    def parts(self) -> list[str]:
+        return [
+            name
+            for name, part in (
+                ("relay", self.relay),
+                ("consumer", self.consumer),
+                ("scheduler", self.scheduler),
+            )
+            if part is not None
+        ]
+
+    def nudge(self) -> None:
+        """The writer committed outbox rows: relay them now rather than at the next poll."""
+        if self.relay is not None:
+            self.relay.nudge()
+
+    async def start(self) -> None:
+        for part in (self.relay, self.consumer, self.scheduler):
+            if part is not None:
+                part.start()
+        if self.parts:
+            log.info("durable work: %s", ", ".join(self.parts))
+
+    async def stop(self) -> None:
+        for part in (self.scheduler, self.consumer, self.relay):
+            if part is not None:
+                await part.stop()
+        if self.redis is not None and self._own_redis:
+            await self.redis.aclose()

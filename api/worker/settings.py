@@ -1,0 +1,44 @@
+"""Settings of the outbox relay, the worker and its jobs (environment or `.env`)."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DURABLE_STREAM = "chargenet:durable"
+WORKER_GROUP = "chargenet-jobs"
+
+
+def default_consumer_name() -> str:
+    """Unique per process, readable in XINFO CONSUMERS: host and pid."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class WorkerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_prefix="")
+
+    # The Redis Stream durable events travel on, and its approximate length bound: far more
+    # entries than a worker outage of a day produces, so trimming never drops unread work.
+    durable_stream: str = Field(default=DURABLE_STREAM, alias="CHARGENET_DURABLE_STREAM")
+    stream_maxlen: int = Field(default=1_000_000, ge=1_000, alias="CHARGENET_DURABLE_STREAM_MAXLEN")
+    # The consumer group: every replica of `chargenet worker` joins it; each event is handled
+    # by one of them. Also the name under which processed events are recorded.
+    group: str = Field(default=WORKER_GROUP, alias="CHARGENET_WORKER_GROUP")
+    consumer: str = Field(default_factory=default_consumer_name, alias="CHARGENET_WORKER_NAME")
+    # A message pending this long on a consumer is taken over (its worker died or failed it).
+    claim_idle_s: float = Field(default=30.0, gt=0, alias="CHARGENET_WORKER_CLAIM_IDLE")
+    # Deliveries before a message goes to the dead-letter stream `<durable_stream>:dead`.
+    max_attempts: int = Field(default=5, ge=1, alias="CHARGENET_WORKER_MAX_ATTEMPTS")
+    # The relay polls this often and is nudged at once by the writer after a commit.
+    outbox_poll_s: float = Field(default=0.1, gt=0, alias="CHARGENET_OUTBOX_POLL")
+    outbox_retention_s: float = Field(default=86_400.0, ge=0, alias="CHARGENET_OUTBOX_RETENTION")
+    # Longer than any redelivery can come late; the ledger is what makes redelivery harmless.
+    processed_retention_days: int = Field(default=7, ge=1, alias="CHARGENET_PROCESSED_RETENTION_DAYS")
+    stuck_check_interval_s: float = Field(default=300.0, gt=0, alias="CHARGENET_STUCK_CHECK_INTERVAL")
+    stuck_offline_grace_s: float = Field(default=7_200.0, gt=0, alias="CHARGENET_STUCK_OFFLINE_GRACE")
+    stuck_meter_silence_s: float = Field(default=21_600.0, gt=0, alias="CHARGENET_STUCK_METER_SILENCE")
+    # Keys of the scheduled jobs' once-per-interval locks in Redis.
+    lock_prefix: str = Field(default="chargenet:jobs", alias="CHARGENET_JOB_LOCK_PREFIX")

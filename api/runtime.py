@@ -34,9 +34,13 @@ from schema import heap
 from schema.bus import Bus, InProcessBus
 from schema.db import create_engine
 from schema.migrate import upgrade_async
+from schema.redis_bus import bus_from_url
 from schema.settings import Settings
 
 log = logging.getLogger("chargenet")
+
+# Time for ended subscriptions to send `complete` to their clients before the server closes.
+SUBSCRIPTIONS_COMPLETE_S = 0.1
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -84,6 +88,7 @@ class Runtime:
         s = self.settings
         await upgrade_async(s.database_url)
         self.engine = create_engine(s.database_url)
+        await self.bus.start()
         if s.demo:
             await seed_demo(self.engine)
             self.example_location_id = await first_location_global_id(self.engine)
@@ -163,6 +168,9 @@ class Runtime:
         for charger in self.chargers:
             await charger.close()
         if self.api_server is not None:
+            # Subscriptions end first, so each client gets `complete` before its socket closes.
+            self.bus.end_subscriptions()
+            await asyncio.sleep(SUBSCRIPTIONS_COMPLETE_S)
             self.api_server.should_exit = True
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -171,6 +179,7 @@ class Runtime:
             await self.gateway.stop()
         if self.durable is not None:
             await self.durable.stop()
+        await self.bus.aclose()
         if self.engine is not None:
             await self.engine.dispose()
         await heap.uninstall()
@@ -251,4 +260,7 @@ def run(settings: Settings, *, api: bool = True, gateway: bool = True, worker: b
     if api and settings.demo:
         settings = ensure_admin_token(settings)
     use_fast_event_loop()
-    asyncio.run(Runtime(settings, run_api=api, run_gateway=gateway, run_worker=worker).run_until_stopped())
+    bus = bus_from_url(settings.bus_url)
+    asyncio.run(
+        Runtime(settings, run_api=api, run_gateway=gateway, run_worker=worker, bus=bus).run_until_stopped()
+    )

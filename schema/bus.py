@@ -23,20 +23,44 @@ SUBSCRIPTION_QUEUE_LIMIT = 1_000
 
 CommandExecutor = Callable[[Command, float], Awaitable[CommandReply]]
 
+# How long past its own timeout a command may take before the caller stops waiting: the
+# executor answers within `timeout`, this covers the hop back.
+COMMAND_REPLY_GRACE_S = 1.0
+
+
+class BusResumed:
+    """Delivered through a subscription when the bus reconnected after an outage: events may
+    have been missed meanwhile, so the subscriber re-reads its state and carries on.
+
+    Not an `Event`: it is never published, only handed to local subscribers. The in-process
+    bus never loses events and never delivers it.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "BUS_RESUMED"
+
+
+BUS_RESUMED = BusResumed()
+
 
 class Subscription:
-    """An async iterator of events for a set of topics; close it (or use `async with`)."""
+    """An async iterator of events for a set of topics; close it (or use `async with`).
+
+    Besides events it may yield `BUS_RESUMED` (see `BusResumed`).
+    """
 
     __slots__ = ("_bus", "_closed", "_lagged", "_queue", "topics")
 
     def __init__(self, bus: InProcessBus, topics: tuple[str, ...]) -> None:
         self._bus = bus
         self.topics = topics
-        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(SUBSCRIPTION_QUEUE_LIMIT)
+        self._queue: asyncio.Queue[Event | BusResumed | None] = asyncio.Queue(SUBSCRIPTION_QUEUE_LIMIT)
         self._closed = False
         self._lagged = False
 
-    def _offer(self, event: Event) -> None:
+    def _offer(self, event: Event | BusResumed) -> None:
         try:
             self._queue.put_nowait(event)
         except asyncio.QueueFull:
@@ -50,10 +74,10 @@ class Subscription:
         except asyncio.QueueFull:
             pass
 
-    def __aiter__(self) -> AsyncIterator[Event]:
+    def __aiter__(self) -> AsyncIterator[Event | BusResumed]:
         return self
 
-    async def __anext__(self) -> Event:
+    async def __anext__(self) -> Event | BusResumed:
         if self._lagged:
             raise SubscriptionLagged("subscriber fell behind; resubscribe for a fresh snapshot")
         if self._closed and self._queue.empty():
@@ -65,7 +89,7 @@ class Subscription:
             raise StopAsyncIteration
         return item
 
-    async def next(self, timeout: float) -> Event:
+    async def next(self, timeout: float) -> Event | BusResumed:
         return await asyncio.wait_for(self.__anext__(), timeout)
 
     def close(self) -> None:
@@ -82,6 +106,9 @@ class Subscription:
 
 
 class Bus(Protocol):
+    async def start(self) -> None:
+        """Connect; called once before use."""
+
     async def publish(self, events: Sequence[Event]) -> None: ...
 
     def subscribe(self, *topics: str) -> Subscription: ...
@@ -92,6 +119,23 @@ class Bus(Protocol):
 
     def release_station(self, charge_point_id: str, executor: CommandExecutor) -> None: ...
 
+    def end_subscriptions(self) -> None:
+        """End every open subscription (their iterators stop) and every later one at once:
+        a stopping API completes its clients' subscriptions instead of dropping them."""
+
+    async def aclose(self) -> None:
+        """Release held stations, end subscriptions, close connections."""
+
+
+async def run_executor(
+    executor: CommandExecutor, charge_point_id: str, command: Command, timeout: float
+) -> CommandReply:
+    """Run a station's executor, bounded: an executor that never answers is a timeout."""
+    try:
+        return await asyncio.wait_for(executor(command, timeout), timeout + COMMAND_REPLY_GRACE_S)
+    except TimeoutError as exc:
+        raise CommandTimeout(f"{command.name} to {charge_point_id} timed out") from exc
+
 
 class InProcessBus:
     """Everything in one event loop: topics map to subscriber queues, stations to executors."""
@@ -99,8 +143,16 @@ class InProcessBus:
     def __init__(self) -> None:
         self._subs: dict[str, set[Subscription]] = {}
         self._executors: dict[str, CommandExecutor] = {}
+        self._ended = False
+
+    async def start(self) -> None:
+        pass
 
     async def publish(self, events: Sequence[Event]) -> None:
+        self.deliver(events)
+
+    def deliver(self, events: Sequence[Event]) -> None:
+        """Hand events to this process's subscribers, synchronously."""
         subs = self._subs
         for event in events:
             topics = event.topics()
@@ -117,9 +169,29 @@ class InProcessBus:
 
     def subscribe(self, *topics: str) -> Subscription:
         sub = Subscription(self, topics)
+        if self._ended:
+            sub.close()
+            return sub
         for topic in topics:
             self._subs.setdefault(topic, set()).add(sub)
         return sub
+
+    def has_subscribers(self, topics: Sequence[str]) -> bool:
+        subs = self._subs
+        return any(topic in subs for topic in topics)
+
+    def resume_all(self) -> None:
+        """Give every open subscription `BUS_RESUMED` (for a networked bus built on this one)."""
+        for sub in {s for group in self._subs.values() for s in group}:
+            sub._offer(BUS_RESUMED)
+
+    def end_subscriptions(self) -> None:
+        self._ended = True
+        for sub in {s for group in self._subs.values() for s in group}:
+            sub.close()
+
+    async def aclose(self) -> None:
+        self.end_subscriptions()
 
     def _remove(self, sub: Subscription) -> None:
         for topic in sub.topics:
@@ -144,7 +216,4 @@ class InProcessBus:
         executor = self._executors.get(charge_point_id)
         if executor is None:
             raise StationOffline(f"station {charge_point_id} is not connected")
-        try:
-            return await asyncio.wait_for(executor(command, timeout), timeout + 1.0)
-        except TimeoutError as exc:
-            raise CommandTimeout(f"{command.name} to {charge_point_id} timed out") from exc
+        return await run_executor(executor, charge_point_id, command, timeout)

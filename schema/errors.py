@@ -88,3 +88,9 @@ class LastOwner(ChargeNetError):
     their account."""
 
     code = "LAST_OWNER"
+
+
+class BusUnavailable(ChargeNetError):
+    """The networked bus (Redis) cannot be reached: commands can't be routed right now."""
+
+    code = "BUS_UNAVAILABLE"

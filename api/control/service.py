@@ -21,7 +21,15 @@ from api.sessions import repository as sessions
 from schema.bus import Bus, Subscription
 from schema.commands import Command, CommandReply, RemoteStart, RemoteStop
 from schema.enums import TransactionState
-from schema.errors import CommandFailed, CommandTimeout, Forbidden, InvalidInput, NotFound, StationOffline
+from schema.errors import (
+    BusUnavailable,
+    CommandFailed,
+    CommandTimeout,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    StationOffline,
+)
 from schema.events import (
     TransactionEnded,
     TransactionEvent,
@@ -68,6 +76,8 @@ async def send(
         if exc.station_code in ("NotImplemented", "NotSupported"):
             return CommandOutcome.NOT_SUPPORTED, exc.message, None
         return CommandOutcome.FAILED, exc.message, None
+    except BusUnavailable:
+        return CommandOutcome.FAILED, "commands can't reach the stations right now; try again shortly", None
     if not reply.accepted:
         return CommandOutcome.REJECTED, f"station answered {reply.status}", reply
     return CommandOutcome.ACCEPTED, "accepted by the station", reply

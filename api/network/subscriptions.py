@@ -17,6 +17,7 @@ from api.network.types import (
     parse_global_id,
     station_global_id,
 )
+from schema.bus import BusResumed
 from schema.errors import InvalidInput
 from schema.events import ConnectorState, StationStatusChanged, location_topic, station_topic
 from schema.models import ChargingStation, Connector
@@ -64,6 +65,14 @@ def _snapshot_event(s: ChargingStation, connectors: list[Connector]) -> StationS
     )
 
 
+async def _snapshot(info: Info, station_id: int | None, location_id: int | None) -> list[StationStatusUpdate]:
+    async with info.context.db() as s:
+        snapshot = await repository.station_snapshots(
+            s, info.context.principal, station_id=station_id, location_id=location_id
+        )
+    return [_from_event(_snapshot_event(station, connectors)) for station, connectors in snapshot]
+
+
 @strawberry.type
 class NetworkSubscription:
     @strawberry.subscription(
@@ -84,14 +93,14 @@ class NetworkSubscription:
         # Subscribe before reading the snapshot so no change falls between the two.
         sub = info.context.bus.subscribe(station_topic(sid) if sid else location_topic(lid or 0))
         try:
-            async with info.context.db() as s:
-                snapshot = await repository.station_snapshots(
-                    s, info.context.principal, station_id=sid, location_id=lid
-                )
-            for station, connectors in snapshot:
-                yield _from_event(_snapshot_event(station, connectors))
+            for update in await _snapshot(info, sid, lid):
+                yield update
             async for event in sub:
                 if isinstance(event, StationStatusChanged):
                     yield _from_event(event)
+                elif isinstance(event, BusResumed):
+                    # The bus was down and changes may have been missed: the stored state again.
+                    for update in await _snapshot(info, sid, lid):
+                        yield update
         finally:
             sub.close()

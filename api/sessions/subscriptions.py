@@ -12,9 +12,20 @@ from api.auth.permissions import IsAuthenticated
 from api.network.types import parse_global_id
 from api.sessions import repository
 from api.sessions.types import TransactionLive
+from schema.bus import BusResumed
 from schema.enums import TransactionState
 from schema.errors import NotFound
 from schema.events import TransactionEnded, TransactionEvent, transaction_topic
+from schema.models import Transaction
+
+
+async def _stored(info: Info, pk: int) -> Transaction:
+    async with info.context.db() as s:
+        found = await repository.transactions_by_ids(s, info.context.principal, [pk])
+    row = found.get(pk)
+    if row is None:
+        raise NotFound("no such transaction")
+    return row
 
 
 @strawberry.type
@@ -29,16 +40,20 @@ class SessionsSubscription:
         pk = parse_global_id(transaction_id, "Transaction")
         sub = info.context.bus.subscribe(transaction_topic(pk))
         try:
-            async with info.context.db() as s:
-                found = await repository.transactions_by_ids(s, info.context.principal, [pk])
-            row = found.get(pk)
-            if row is None:
-                raise NotFound("no such transaction")
+            row = await _stored(info, pk)
             yield TransactionLive.from_model(row)
             if row.state == TransactionState.COMPLETED.value:
                 return
             last = row.last_sample_at
             async for event in sub:
+                if isinstance(event, BusResumed):
+                    # The bus was down and readings may have been missed: the stored state again.
+                    row = await _stored(info, pk)
+                    yield TransactionLive.from_model(row)
+                    if row.state == TransactionState.COMPLETED.value:
+                        return
+                    last = row.last_sample_at
+                    continue
                 if not isinstance(event, TransactionEvent):
                     continue
                 # An event older than the snapshot (queued before we read it) adds nothing.

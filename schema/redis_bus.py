@@ -194,6 +194,9 @@ class RedisBus:
             self._listener.listen(self._events_channel, self._on_events)
         return sub
 
+    def subscriber_count(self) -> int:
+        return self._local.subscriber_count()
+
     async def publish(self, events: Sequence[Event]) -> None:
         if not events or self._closed:
             return

@@ -19,7 +19,9 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.control.service import CommandOutcome, send
 from gateway.server import Gateway
@@ -29,6 +31,7 @@ from schema.db import create_engine
 from schema.errors import BusUnavailable, CommandFailed, CommandTimeout, StationOffline
 from schema.events import ConnectorState, Event, StationStatusChanged, TransactionUpdated
 from schema.migrate import upgrade
+from schema.models import ChargingStation, Transaction
 from schema.redis_bus import RedisBus, bus_from_url
 from schema.timeutil import utcnow
 from tests.builders import ACCEPTED_TAGS, make_station
@@ -36,7 +39,7 @@ from tests.conftest import OPERATOR_TOKEN, ApiServer, ChargerFactory
 from tests.graphql_client import GraphQLWS, data, gql
 from tests.redis_server import RedisServer, shared_redis_url, unique_prefix
 from tests.test_cli_serve import free_port
-from tests.test_graphql_live import START, STATION_STATUS, gid
+from tests.test_graphql_live import START, STATION_STATUS, TX_UPDATED, gid
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -488,3 +491,54 @@ class TestGatewayAndApiOnTwoProcesses:
         started = data(await gql(http, START, {"input": start}, token=OPERATOR_TOKEN))["startCharging"]
         assert started["outcome"] == "ACCEPTED" and started["message"] == "session started", started
         assert started["transaction"]["state"] == "ACTIVE"
+
+
+class TestLiveSubscriptionsAcrossARedisRestart:
+    """The API's bus runs on a Redis of the test's own; what changes while it is down reaches
+    the app as a fresh snapshot once it is back."""
+
+    @pytest.fixture
+    async def redis_server(self, tmp_path: Path) -> AsyncIterator[RedisServer]:
+        server = RedisServer(tmp_path)
+        await asyncio.to_thread(server.start)
+        yield server
+        await asyncio.to_thread(server.stop)
+
+    @pytest.fixture
+    async def bus(self, make_bus: BusFactory, redis_server: RedisServer) -> RedisBus:
+        api_bus = await make_bus(redis_server.url)
+        (await joined(api_bus.subscribe("warm-up"))).close()
+        return api_bus
+
+    async def test_station_status_and_session_watchers_get_a_fresh_snapshot(
+        self, api_server: ApiServer, engine: AsyncEngine, redis_server: RedisServer, station: int
+    ) -> None:
+        # given an app watching the station and a session on it
+        async with AsyncSession(engine) as session:
+            row = Transaction(station_id=station, connector_id=1, start_key="k", started_at=utcnow())
+            session.add(row)
+            await session.flush()
+            tx = row.id or 0
+            await session.commit()
+        auth = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+        client = await GraphQLWS.open(api_server.ws_url, payload=auth)
+        await client.subscribe(STATION_STATUS, {"stationId": gid("Station", station)})
+        assert (await client.next_payload())["stationStatusChanged"]["online"] is False
+        await client.subscribe(TX_UPDATED, {"id": gid("Transaction", tx)})
+        assert (await client.next_payload())["transactionUpdated"]["energyWh"] == 0
+        # when Redis goes down, the station comes online and meters while nobody hears of it
+        await asyncio.to_thread(redis_server.stop)
+        async with engine.begin() as conn:
+            await conn.execute(update(ChargingStation).values(online=True, status="Charging"))
+            await conn.execute(update(Transaction).values(energy_wh=4_200, last_sample_at=utcnow()))
+        # and Redis comes back
+        await asyncio.to_thread(redis_server.start)
+        # then both watchers get the stored state again, and nothing else
+        fresh = [await client.next_payload(10), await client.next_payload(10)]
+        status = next(p["stationStatusChanged"] for p in fresh if "stationStatusChanged" in p)
+        session = next(p["transactionUpdated"] for p in fresh if "transactionUpdated" in p)
+        assert (status["reason"], status["online"], status["status"]) == ("snapshot", True, "CHARGING")
+        assert (session["state"], session["energyWh"]) == ("ACTIVE", 4_200)
+        with pytest.raises(TimeoutError):
+            await client.receive(0.3)
+        await client.close()

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import ast
+import asyncio
+import subprocess
+import sys
+import uuid
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
 from api.graphql_schema import SCHEMA_PATH, export_sdl
+from tests.conftest import _pg_admin
 
 ROOT = Path(__file__).resolve().parent.parent
 # The composition root wires gateway and API together; nothing else in api/ may import gateway/.
@@ -56,3 +62,24 @@ def test_packages_only_share_schema(package: str, forbidden: str) -> None:
         if forbidden in _imports(p) and str(p.relative_to(ROOT)) not in COMPOSITION_ROOT
     ]
     assert offenders == []
+
+
+def test_replicas_starting_together_migrate_once(postgres_url: str) -> None:
+    """Five processes upgrading the same fresh PostgreSQL database at once all succeed."""
+    name = f"chargenet_race_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "api.cli", "migrate", "--database-url", url],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for _ in range(5)
+        ]
+        outputs = [p.communicate(timeout=120)[0] for p in procs]
+        assert all(p.returncode == 0 for p in procs), outputs
+    finally:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -12,6 +12,10 @@ from schema import models  # noqa: F401  (registers the tables on the metadata)
 from schema.db import create_engine
 
 target_metadata = SQLModel.metadata
+# Replicas that start together (two gateways, two APIs, a worker) all call upgrade: on
+# PostgreSQL they queue on this transaction-scoped advisory lock, and each later one finds the
+# schema current. Any constant works; this one reads "CHRG".
+MIGRATION_LOCK_KEY = 0x43485247
 
 
 def _run(connection: Connection) -> None:
@@ -22,6 +26,8 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
         context.run_migrations()
 
 

@@ -10,15 +10,12 @@ another node, so a station that moved to another gateway keeps its new owner.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import enum
 import json
 import logging
 import os
 import secrets
 import socket
 import time
-import typing
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +23,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from schema.commands import Command, CommandReply, command_from_dict
+from schema.commands import Command, CommandReply
 from schema.errors import ChargeNetError, CommandFailed, CommandTimeout, StationOffline
 
 log = logging.getLogger(__name__)
@@ -219,32 +216,6 @@ def encode_request(
             "deadline": time.time() + timeout,
         }
     )
-
-
-_ENUM_FIELDS: dict[type[Command], dict[str, type[enum.Enum]]] = {}
-
-
-def _enum_fields(cls: type[Command]) -> dict[str, type[enum.Enum]]:
-    found = _ENUM_FIELDS.get(cls)
-    if found is None:
-        hints = typing.get_type_hints(cls)
-        found = _ENUM_FIELDS[cls] = {
-            f.name: hint
-            for f in dataclasses.fields(cls)
-            if isinstance(hint := hints.get(f.name), type) and issubclass(hint, enum.Enum)
-        }
-    return found
-
-
-def decode_command(data: dict[str, Any]) -> Command:
-    """`command_from_dict`, with enum fields turned back from their JSON text into members."""
-    command = command_from_dict(data)
-    members = {
-        name: kind(value)
-        for name, kind in _enum_fields(type(command)).items()
-        if not isinstance(value := getattr(command, name), kind)
-    }
-    return dataclasses.replace(command, **members) if members else command
 
 
 def time_left(request: dict[str, Any]) -> float:

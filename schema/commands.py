@@ -6,8 +6,9 @@ The gateway translates each into the OCPP message of the version the station spe
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Any, ClassVar
 
 
@@ -55,9 +56,26 @@ COMMAND_TYPES: dict[str, type[Command]] = {
 }
 
 
+def _enum_fields(cls: type[Command]) -> dict[str, type[Enum]]:
+    hints = typing.get_type_hints(cls)
+    return {
+        f.name: hint
+        for f in dataclasses.fields(cls)
+        if isinstance(hint := hints.get(f.name), type) and issubclass(hint, Enum)
+    }
+
+
+# Fields whose JSON text must become enum members again (Reset.kind "Hard" → ResetKind.HARD).
+ENUM_FIELDS: dict[type[Command], dict[str, type[Enum]]] = {c: _enum_fields(c) for c in COMMAND_TYPES.values()}
+
+
 def command_from_dict(data: dict[str, Any]) -> Command:
     data = dict(data)
-    return COMMAND_TYPES[data.pop("name")](**data)
+    cls = COMMAND_TYPES[data.pop("name")]
+    for name, kind in ENUM_FIELDS[cls].items():
+        if name in data and not isinstance(data[name], kind):
+            data[name] = kind(data[name])
+    return cls(**data)
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ from redis.exceptions import RedisError
 from schema import bus_routing as routing
 from schema.bus import Bus, CommandExecutor, InProcessBus, Subscription, run_executor
 from schema.bus_listener import PubSubListener
-from schema.commands import Command, CommandReply
+from schema.commands import Command, CommandReply, command_from_dict
 from schema.errors import BusUnavailable, ChargeNetError, CommandFailed, CommandTimeout, StationOffline
 from schema.events import Event, event_from_dict
 
@@ -358,7 +358,7 @@ class RedisBus:
             executor = self._executors.get(cpid)
             if executor is None:
                 raise StationOffline(f"station {cpid} is not connected")
-            command = routing.decode_command(request["command"])
+            command = command_from_dict(request["command"])
             left = routing.time_left(request)
             if left <= 0:
                 raise CommandTimeout(f"{command.name} to {cpid} arrived after its deadline")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -13,7 +14,7 @@ from gateway.meter import BadSample, latest_reading, parse_samples
 from gateway.tables import OCPP_MESSAGE
 from gateway.writer import Unit, Writer
 from schema.bus import SUBSCRIPTION_QUEUE_LIMIT, InProcessBus
-from schema.commands import Reset, TriggerMessage, command_from_dict
+from schema.commands import Reset, ResetKind, TriggerMessage, command_from_dict
 from schema.errors import StationOffline, SubscriptionLagged
 from schema.events import StationReported, event_from_dict
 from schema.timeutil import parse_ocpp_datetime
@@ -201,3 +202,8 @@ class TestHeapPolicy:
             assert keep
         finally:
             gc.unfreeze()
+
+
+def test_commands_survive_json_with_their_enums() -> None:
+    wire = json.loads(json.dumps(Reset(kind=ResetKind.HARD).to_dict()))
+    assert command_from_dict(wire) == Reset(kind=ResetKind.HARD)

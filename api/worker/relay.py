@@ -82,12 +82,12 @@ class InProcessChannel:
                     raise
                 if attempt == self._max_attempts:
                     log.error(
-                        "DEAD LETTER: event %d (%s) failed %d times and is given up: %r; payload %s",
+                        "DEAD LETTER: event %d (%s) failed %d times and is given up "
+                        "(its outbox row is kept until the retention purge): %r",
                         message.id,
                         message.event_type,
                         attempt,
                         exc,
-                        message.payload,
                         exc_info=exc,
                     )
                     self.dead_letters.append((message, repr(exc)))

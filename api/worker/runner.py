@@ -166,14 +166,16 @@ class StreamWorker(BackgroundLoop):
         *,
         exc: BaseException | None = None,
     ) -> None:
+        # The payload carries id tags: the log names the event, the dead-letter entry keeps it.
         log.error(
-            "DEAD LETTER: stream entry %s of %s failed %d deliveries and moves to %s: %s; fields %r",
+            "DEAD LETTER: event %s (%s), stream entry %s of %s, failed %d deliveries; moved to %s: %s",
+            fields.get(b"id", b"?").decode(errors="replace"),
+            fields.get(b"type", b"?").decode(errors="replace"),
             entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
             self.stream,
             deliveries,
             self.dead_letters,
             error,
-            fields,
             exc_info=exc,
         )
         record: dict[Any, Any] = {

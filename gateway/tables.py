@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Table
+from sqlalchemy import Insert, Table
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from schema.models import (
     ChargingStation,
@@ -26,3 +28,15 @@ ID_TOKEN = _t(IdToken)
 METER_SAMPLE = _t(MeterSample)
 OCPP_MESSAGE = _t(OcppMessage)
 TRANSACTION = _t(Transaction)
+
+
+def insert_into(table: Table, dialect: str) -> Insert:
+    """The INSERT for a batch of rows. Meter samples are facts a charger resends when a reply
+    was lost; their primary key is the fact, so a resend is skipped instead of failing the
+    whole group-commit batch."""
+    if table is METER_SAMPLE:
+        if dialect == "postgresql":
+            return postgresql_insert(table).on_conflict_do_nothing()
+        if dialect == "sqlite":
+            return sqlite_insert(table).on_conflict_do_nothing()
+    return table.insert()

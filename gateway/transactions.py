@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.meter import Sample, latest_reading, parse_samples
 from gateway.state import ActiveTransaction, StationContext
-from gateway.tables import ID_TOKEN, METER_SAMPLE, TRANSACTION
+from gateway.tables import ID_TOKEN, METER_SAMPLE, TRANSACTION, insert_into
 from gateway.writer import Unit, Writer
 from schema.enums import TransactionState
 from schema.events import Event, TransactionEnded, TransactionStarted, TransactionUpdated
@@ -70,9 +70,10 @@ def _sample_rows(
             "transaction_id": transaction_id,
             "sampled_at": s.sampled_at,
             "measurand": s.measurand,
-            "phase": s.phase,
-            "location": s.location,
-            "context": s.context,
+            # '' for absent: part of the sample's key (see MeterSample)
+            "phase": s.phase or "",
+            "location": s.location or "",
+            "context": s.context or "",
             "unit": s.unit,
             "value": s.value,
         }
@@ -261,7 +262,7 @@ def _late_samples_fn(
         # than attached to someone else's session.
         rows = _sample_rows(ctx, connector_id, owner, samples)
         if rows:
-            await conn.execute(METER_SAMPLE.insert(), rows)
+            await conn.execute(insert_into(METER_SAMPLE, conn.dialect.name), rows)
 
     return fn
 
@@ -341,7 +342,10 @@ async def stop_transaction(
         if closed.rowcount == 0:
             return
         if samples:
-            await conn.execute(METER_SAMPLE.insert(), _sample_rows(ctx, connector_id, row["id"], samples))
+            await conn.execute(
+                insert_into(METER_SAMPLE, conn.dialect.name),
+                _sample_rows(ctx, connector_id, row["id"], samples),
+            )
         events.append(_tx_event(TransactionEnded, ctx, now, row))
 
     await writer.submit(Unit(fn=fn))
@@ -394,5 +398,7 @@ async def _record_orphan_stop(
     result = await conn.execute(TRANSACTION.insert().values(**row))
     row["id"] = int(result.inserted_primary_key[0])  # type: ignore[index]
     if samples:
-        await conn.execute(METER_SAMPLE.insert(), _sample_rows(ctx, connector_id, row["id"], samples))
+        await conn.execute(
+            insert_into(METER_SAMPLE, conn.dialect.name), _sample_rows(ctx, connector_id, row["id"], samples)
+        )
     events.append(_tx_event(TransactionEnded, ctx, now, row, start_missing=True))

@@ -23,6 +23,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Update
 
+from gateway.tables import insert_into
 from schema.bus import Bus
 from schema.events import Event
 from schema.outbox import OUTBOX, is_durable, outbox_rows
@@ -207,7 +208,7 @@ class Writer:
                     updates.setdefault(stmt, []).append(params)
             for table, rows in inserts.items():
                 if rows:
-                    await conn.execute(table.insert(), rows)
+                    await conn.execute(insert_into(table, conn.dialect.name), rows)
             for stmt, param_list in updates.items():
                 await conn.execute(stmt, param_list)
             if durable:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Integer, PrimaryKeyConstraint, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from schema.timeutil import UTCDateTime, utcnow
@@ -139,24 +139,35 @@ class Transaction(SQLModel, table=True):
 
 
 class MeterSample(SQLModel, table=True):
+    """One sampled value. The primary key is the fact itself (station, connector, time,
+    measurand, phase, location, context): a MeterValues a charger resends after a lost reply
+    (OCPP 1.6 §4.8, a gateway dying between commit and CALLRESULT) is stored once. Absent
+    phase/location/context are '' rather than NULL so the key compares them."""
+
     __tablename__ = "meter_sample"
     __table_args__ = (
+        PrimaryKeyConstraint(
+            "station_id",
+            "connector_id",
+            "sampled_at",
+            "measurand",
+            "phase",
+            "location",
+            "context",
+            name="pk_meter_sample",
+        ),
         Index("ix_meter_sample_tx_time", "transaction_id", "sampled_at"),
         Index("ix_meter_sample_station_time", "station_id", "sampled_at"),
     )
 
-    id: int | None = Field(
-        default=None,
-        sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
-    )
     station_id: int = Field(foreign_key="charging_station.id")
     connector_id: int
     transaction_id: int | None = Field(default=None, foreign_key="charging_transaction.id")
     sampled_at: datetime = Field(sa_column=_ts())
     measurand: str = Field(default="Energy.Active.Import.Register", max_length=40)
-    phase: str | None = Field(default=None, max_length=8)
-    location: str | None = Field(default=None, max_length=8)
-    context: str | None = Field(default=None, max_length=24)
+    phase: str = Field(default="", max_length=8)
+    location: str = Field(default="", max_length=8)
+    context: str = Field(default="", max_length=24)
     unit: str | None = Field(default=None, max_length=12)
     value: float
 

@@ -117,6 +117,26 @@ class TestOfflineReplay:
         # and the finished session's energy is the register difference, untouched
         assert await scalar(engine, "SELECT energy_wh FROM charging_transaction") == 2_500
 
+    async def test_a_resent_meter_value_is_stored_once(
+        self,
+        engine: AsyncEngine,
+        station: int,
+        connect_charger: ChargerFactory,
+    ) -> None:
+        # given a MeterValues the gateway stored but whose reply the charger never saw
+        cp = await connect_charger("CP-1")
+        tx = (await cp.call("StartTransaction", start_payload()))["transactionId"]
+        await cp.call("MeterValues", meter(tx, 2_000, ts(10)))
+        before = await scalar(engine, "SELECT count(*) FROM meter_sample WHERE transaction_id = :t", t=tx)
+        # when the charger resends it after reconnecting, and again in the same batch as a new one
+        await cp.close()
+        cp2 = await connect_charger("CP-1")
+        await cp2.call("MeterValues", meter(tx, 2_000, ts(10)))
+        await cp2.call("MeterValues", meter(tx, 2_500, ts(11)))
+        # then each sampled value exists once
+        after = await scalar(engine, "SELECT count(*) FROM meter_sample WHERE transaction_id = :t", t=tx)
+        assert before > 0 and after == 2 * before
+
     async def test_meter_values_for_a_foreign_transaction_id_are_not_misfiled(
         self,
         engine: AsyncEngine,

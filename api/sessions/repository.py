@@ -101,9 +101,9 @@ async def samples_for_transaction(
     )
     if measurand is not None:
         stmt = stmt.where(col(MeterSample.measurand) == measurand)
-    stmt = stmt.order_by(col(MeterSample.sampled_at), col(MeterSample.id)).limit(
-        min(limit, MAX_SAMPLES_PER_REQUEST)
-    )
+    stmt = stmt.order_by(
+        col(MeterSample.sampled_at), col(MeterSample.measurand), col(MeterSample.phase)
+    ).limit(min(limit, MAX_SAMPLES_PER_REQUEST))
     return await read_rows(session, stmt)
 
 

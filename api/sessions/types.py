@@ -33,9 +33,9 @@ class MeterSampleNode:
         return cls(
             sampled_at=m.sampled_at,
             measurand=m.measurand,
-            phase=m.phase,
-            location=m.location,
-            context=m.context,
+            phase=m.phase or None,
+            location=m.location or None,
+            context=m.context or None,
             unit=m.unit,
             value=m.value,
         )

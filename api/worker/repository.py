@@ -87,7 +87,8 @@ async def sample_stats(conn: AsyncConnection, transaction_id: int) -> SampleStat
         (SAMPLE.c.unit.in_(_KILO_UNITS), SAMPLE.c.value * 1000.0),
         else_=SAMPLE.c.value,
     )
-    is_total_power = and_(SAMPLE.c.measurand == POWER_IMPORT, SAMPLE.c.phase.is_(None))
+    # No phase (stored as an empty string) is the total over all phases.
+    is_total_power = and_(SAMPLE.c.measurand == POWER_IMPORT, SAMPLE.c.phase == "")
     row = (
         await conn.execute(
             select(func.count(), func.max(case((is_total_power, power_w)))).where(

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
 from api.graphql_schema import SCHEMA_PATH, export_sdl
+from schema.migrations_filter import include_name
 from tests.conftest import _pg_admin
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +33,8 @@ def test_schema_file_matches_the_code() -> None:
 
 async def test_migrations_build_exactly_the_models(engine: AsyncEngine) -> None:
     def diff(sync_conn: object) -> list[object]:
-        ctx = MigrationContext.configure(sync_conn, opts={"compare_type": False})  # type: ignore[arg-type]
+        opts = {"compare_type": False, "include_name": include_name}
+        ctx = MigrationContext.configure(sync_conn, opts=opts)  # type: ignore[arg-type]
         return list(compare_metadata(ctx, SQLModel.metadata))
 
     async with engine.connect() as conn:

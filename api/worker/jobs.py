@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.worker import repository as repo
 from api.worker.processor import HandlerRegistry
+from schema import partitions
 from schema.events import Event, TransactionEnded
 from schema.timeutil import utcnow
 
@@ -119,3 +120,11 @@ async def purge_processed_events(engine: AsyncEngine, *, retention_days: int) ->
     if removed:
         log.info("purged %d processed-event records older than %d days", removed, retention_days)
     return removed
+
+
+async def maintain_meter_partitions(engine: AsyncEngine, *, keep_months: int) -> None:
+    """PostgreSQL: create the coming months' meter-sample partitions, drop expired ones."""
+    created = await partitions.ensure_partitions(engine)
+    dropped = await partitions.drop_expired(engine, keep_months=keep_months)
+    if created or dropped:
+        log.info("meter sample partitions: created %s, dropped %s", created or "none", dropped or "none")

@@ -26,6 +26,8 @@ from api.worker.settings import WorkerSettings
 log = logging.getLogger(__name__)
 
 PURGE_PROCESSED_INTERVAL_S = 3_600.0
+# Partitions exist three months ahead; a daily check keeps that margin.
+METER_PARTITIONS_INTERVAL_S = 86_400.0
 
 
 def uses_redis(bus_url: str) -> bool:
@@ -42,6 +44,13 @@ def scheduled_jobs(engine: AsyncEngine, settings: WorkerSettings) -> list[Schedu
                 engine,
                 offline_grace_s=settings.stuck_offline_grace_s,
                 meter_silence_s=settings.stuck_meter_silence_s,
+            ),
+        ),
+        ScheduledJob(
+            "meter-partitions",
+            METER_PARTITIONS_INTERVAL_S,
+            functools.partial(
+                jobs.maintain_meter_partitions, engine, keep_months=settings.meter_retention_months
             ),
         ),
         ScheduledJob(

@@ -40,5 +40,8 @@ class WorkerSettings(BaseSettings):
     stuck_check_interval_s: float = Field(default=300.0, gt=0, alias="CHARGENET_STUCK_CHECK_INTERVAL")
     stuck_offline_grace_s: float = Field(default=7_200.0, gt=0, alias="CHARGENET_STUCK_OFFLINE_GRACE")
     stuck_meter_silence_s: float = Field(default=21_600.0, gt=0, alias="CHARGENET_STUCK_METER_SILENCE")
+    # Meter samples (PostgreSQL): whole months older than this are dropped; 0 keeps everything.
+    # Deleting measurements is the operator's decision, so nothing is dropped by default.
+    meter_retention_months: int = Field(default=0, ge=0, alias="CHARGENET_METER_RETENTION_MONTHS")
     # Keys of the scheduled jobs' once-per-interval locks in Redis.
     lock_prefix: str = Field(default="chargenet:jobs", alias="CHARGENET_JOB_LOCK_PREFIX")

@@ -10,6 +10,7 @@ from sqlmodel import SQLModel
 
 from schema import models  # noqa: F401  (registers the tables on the metadata)
 from schema.db import create_engine
+from schema.migrations_filter import include_name
 
 target_metadata = SQLModel.metadata
 # Replicas that start together (two gateways, two APIs, a worker) all call upgrade: on
@@ -24,6 +25,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":

@@ -25,16 +25,7 @@ KEY = "station_id, connector_id, sampled_at, measurand, phase, location, context
 MONTHS_BACK = 13
 
 
-def upgrade() -> None:
-    if op.get_bind().dialect.name != 'postgresql':
-        return
-    op.execute("ALTER TABLE meter_sample RENAME TO meter_sample_flat")
-    op.execute("ALTER TABLE meter_sample_flat RENAME CONSTRAINT pk_meter_sample TO pk_meter_sample_flat")
-    op.execute("ALTER INDEX ix_meter_sample_tx_time RENAME TO ix_meter_sample_flat_tx_time")
-    op.execute("ALTER INDEX ix_meter_sample_station_time RENAME TO ix_meter_sample_flat_station_time")
-    op.execute(
-        "CREATE TABLE meter_sample (LIKE meter_sample_flat INCLUDING DEFAULTS) PARTITION BY RANGE (sampled_at)"
-    )
+def _keys_and_indexes() -> None:
     op.execute(f"ALTER TABLE meter_sample ADD CONSTRAINT pk_meter_sample PRIMARY KEY ({KEY})")
     op.execute(
         "ALTER TABLE meter_sample ADD CONSTRAINT fk_meter_sample_station "
@@ -46,6 +37,19 @@ def upgrade() -> None:
     )
     op.execute("CREATE INDEX ix_meter_sample_tx_time ON meter_sample (transaction_id, sampled_at)")
     op.execute("CREATE INDEX ix_meter_sample_station_time ON meter_sample (station_id, sampled_at)")
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name != 'postgresql':
+        return
+    op.execute("ALTER TABLE meter_sample RENAME TO meter_sample_flat")
+    op.execute("ALTER TABLE meter_sample_flat RENAME CONSTRAINT pk_meter_sample TO pk_meter_sample_flat")
+    op.execute("ALTER INDEX ix_meter_sample_tx_time RENAME TO ix_meter_sample_flat_tx_time")
+    op.execute("ALTER INDEX ix_meter_sample_station_time RENAME TO ix_meter_sample_flat_station_time")
+    op.execute(
+        "CREATE TABLE meter_sample (LIKE meter_sample_flat INCLUDING DEFAULTS) PARTITION BY RANGE (sampled_at)"
+    )
+    _keys_and_indexes()
     op.execute(f"CREATE TABLE {DEFAULT_PARTITION} PARTITION OF meter_sample DEFAULT")
     current = month_start(datetime.now(UTC))
     for n in range(-MONTHS_BACK, MONTHS_AHEAD + 1):
@@ -65,14 +69,4 @@ def downgrade() -> None:
     op.execute("INSERT INTO meter_sample_flat SELECT * FROM meter_sample")
     op.execute("DROP TABLE meter_sample CASCADE")
     op.execute("ALTER TABLE meter_sample_flat RENAME TO meter_sample")
-    op.execute(f"ALTER TABLE meter_sample ADD CONSTRAINT pk_meter_sample PRIMARY KEY ({KEY})")
-    op.execute(
-        "ALTER TABLE meter_sample ADD CONSTRAINT fk_meter_sample_station "
-        "FOREIGN KEY (station_id) REFERENCES charging_station (id)"
-    )
-    op.execute(
-        "ALTER TABLE meter_sample ADD CONSTRAINT fk_meter_sample_transaction "
-        "FOREIGN KEY (transaction_id) REFERENCES charging_transaction (id)"
-    )
-    op.execute("CREATE INDEX ix_meter_sample_tx_time ON meter_sample (transaction_id, sampled_at)")
-    op.execute("CREATE INDEX ix_meter_sample_station_time ON meter_sample (station_id, sampled_at)")
+    _keys_and_indexes()

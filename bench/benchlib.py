@@ -28,10 +28,10 @@ import subprocess
 import sys
 import time
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
@@ -74,11 +74,32 @@ def rss_kb(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, from /proc/<pid>/stat."""
+def cpu_seconds(pid: int, *, reaped_children: bool = False) -> float:
+    """User + system CPU time of a process, from /proc/<pid>/stat; with `reaped_children`, plus
+    that of its children that have exited (and were waited for)."""
     text = Path(f"/proc/{pid}/stat").read_text()
     fields = text[text.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / CLK_TCK
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU time of the whole local PostgreSQL server: every `postgres` process, plus the
+    backends that have already exited (the postmaster reaps them). Backends come and go as
+    connection pools grow and shrink, so counting only live ones misses work."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            text = stat.read_text()
+            if text[text.index("(") + 1 : text.rindex(")")] != "postgres":
+                continue
+            pid = int(stat.parent.name)
+            parent = int(text[text.rindex(")") + 2 :].split()[1])
+            parent_comm = Path(f"/proc/{parent}/comm").read_text().strip() if parent > 1 else ""
+            total += cpu_seconds(pid, reaped_children=parent_comm != "postgres")
+    return total
 
 
 def machine_busy_seconds() -> float:
@@ -89,30 +110,58 @@ def machine_busy_seconds() -> float:
     return (sum(ticks[:8]) - idle) / CLK_TCK
 
 
+# One process, several, or a function returning the cumulative CPU seconds of a group.
+PidGroup = int | Sequence[int] | Callable[[], float]
+
+
 class CpuMeter:
     """CPU use of some processes over a window, as a fraction of one core.
 
-    "others" is everything else on the machine in the same window: on a two-core box a
-    busy neighbour changes every figure, so the reports show it.
+    A name may stand for several processes; a process of a list that exits during the window
+    drops out (its use in the window is not counted). A group whose processes come and go
+    (PostgreSQL's backends) is better given as a function of cumulative CPU seconds, e.g.
+    `postgres_cpu_seconds`. "others" is everything else on the machine in the same window: on
+    a two-core box a busy neighbour changes every figure, so the reports show it.
     """
 
-    def __init__(self, pids: dict[str, int]) -> None:
-        self.pids = pids
+    def __init__(self, pids: Mapping[str, PidGroup]) -> None:
+        self.pids = dict(pids)
         self._t0 = time.perf_counter()
-        self._c0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        self._c0 = {name: self._seconds(group) for name, group in self.pids.items()}
         self._m0 = machine_busy_seconds()
+
+    @staticmethod
+    def _seconds(group: PidGroup) -> dict[int, float]:
+        if callable(group):
+            return {0: group()}
+        out = {}
+        for pid in [group] if isinstance(group, int) else group:
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                out[pid] = cpu_seconds(pid)
+        return out
 
     def stop(self) -> dict[str, float]:
         elapsed = time.perf_counter() - self._t0
         out = {}
-        for name, pid in self.pids.items():
-            try:
-                out[name] = (cpu_seconds(pid) - self._c0[name]) / elapsed
-            except (FileNotFoundError, ProcessLookupError):
+        for name, group in self.pids.items():
+            now = self._seconds(group)
+            if not now:
                 out[name] = float("nan")
+                continue
+            out[name] = sum(now[p] - self._c0[name][p] for p in now if p in self._c0[name]) / elapsed
         machine = (machine_busy_seconds() - self._m0) / elapsed
         out["others"] = max(0.0, machine - sum(v for v in out.values() if v == v))
         return out
+
+
+def tcp_counters(*names: str) -> dict[str, int]:
+    """Machine-wide TCP counters from /proc/net/netstat (e.g. ListenOverflows: connection
+    attempts a listening socket's full accept queue turned away)."""
+    lines = [
+        ln.split() for ln in Path("/proc/net/netstat").read_text().splitlines() if ln.startswith("TcpExt:")
+    ]
+    values = dict(zip(lines[0][1:], (int(v) for v in lines[1][1:]), strict=True))
+    return {n: values.get(n, 0) for n in names}
 
 
 def fmt_cpu(usage: dict[str, float]) -> str:
@@ -387,16 +436,177 @@ async def seed_id_tag(url: str) -> None:
     await engine.dispose()
 
 
-async def count_rows(url: str, table: str) -> int:
+async def count_rows(url: str, table: str, where: str = "") -> int:
     from sqlalchemy import text
 
     from schema.db import create_engine
 
     engine = create_engine(url)
     async with engine.connect() as conn:
-        n = (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
+        sql = f"SELECT count(*) FROM {table}" + (f" WHERE {where}" if where else "")
+        n = (await conn.execute(text(sql))).scalar_one()
     await engine.dispose()
     return int(n)
+
+
+SEED_CONNECTOR_STATUSES = ("Available", "Available", "Charging", "Preparing", "Faulted", "Unavailable")
+
+
+async def seed_stations(url: str, stations: int, *, prefix: str, heartbeat_interval_s: int = 300) -> None:
+    """An organisation, N/10 locations, N stations (`{prefix}000000`…) with 2 connectors each,
+    in a few inserts; a third of them marked online, connector statuses mixed like a real map."""
+    from sqlalchemy import insert, select
+
+    from schema.db import create_engine
+    from schema.models import ChargingStation, Connector, Location, Organization
+    from schema.timeutil import utcnow
+
+    org_t, loc_t = Organization.__table__, Location.__table__  # type: ignore[attr-defined]
+    st_t, con_t = ChargingStation.__table__, Connector.__table__  # type: ignore[attr-defined]
+    now = utcnow()
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(org_t).values(name="Bench Network", slug="bench", currency="EUR", created_at=now)
+        )
+        org_id = (await conn.execute(select(org_t.c.id))).scalar_one()
+        n_loc = max(1, stations // 10)
+        await conn.execute(
+            insert(loc_t),
+            [
+                {
+                    "organization_id": org_id,
+                    "name": f"Site {i}",
+                    "address": f"Street {i}",
+                    "city": "Berlin",
+                    "country": "DE",
+                    "latitude": 52.0 + (i % 100) / 100,
+                    "longitude": 13.0 + (i // 100) / 100,
+                    "time_zone": "Europe/Berlin",
+                    "created_at": now,
+                }
+                for i in range(n_loc)
+            ],
+        )
+        loc_ids = [r[0] for r in await conn.execute(select(loc_t.c.id).order_by(loc_t.c.id))]
+        await conn.execute(
+            insert(st_t),
+            [
+                {
+                    "organization_id": org_id,
+                    "location_id": loc_ids[i % n_loc],
+                    "charge_point_id": f"{prefix}{i:06d}",
+                    "vendor": "ChargeNetBench",
+                    "model": "BenchAC22",
+                    "registration_status": "Accepted",
+                    "online": i % 3 != 0,
+                    "heartbeat_interval_s": heartbeat_interval_s,
+                    "status": "Available",
+                    "error_code": "NoError",
+                    "created_at": now,
+                }
+                for i in range(stations)
+            ],
+        )
+        st_ids = [r[0] for r in await conn.execute(select(st_t.c.id).order_by(st_t.c.id))]
+        await conn.execute(
+            insert(con_t),
+            [
+                {
+                    "station_id": sid,
+                    "connector_id": n,
+                    "connector_type": "Type2",
+                    "current_type": "AC",
+                    "max_power_w": 22_000,
+                    "status": SEED_CONNECTOR_STATUSES[(k + n) % len(SEED_CONNECTOR_STATUSES)],
+                    "error_code": "NoError",
+                    "status_since": now,
+                }
+                for k, sid in enumerate(st_ids)
+                for n in (1, 2)
+            ],
+        )
+    await engine.dispose()
+
+
+# -- ChargeNet as deployed: separate processes on PostgreSQL and Redis ----------------------
+
+
+@dataclass
+class BenchRedis:
+    """The Redis of a multi-process run.
+
+    By default a private `redis-server` on a free port (no persistence), because pub/sub
+    channels are server-wide: a database number separates keys, not the `chargenet:events`
+    channel, so a run on a shared server would flood (and be crossed by) every other ChargeNet
+    process on it. With `url` an existing server is used and its database flushed first.
+    """
+
+    url: str
+    server: Any = None
+
+    @classmethod
+    def start(cls, url: str | None, workdir: Path) -> BenchRedis:
+        import redis
+
+        if url is None:
+            from tests.redis_server import RedisServer
+
+            server = RedisServer(workdir)
+            server.start()
+            return cls(server.url, server)
+        with redis.Redis.from_url(url) as client:
+            client.flushdb()
+        return cls(url)
+
+    @property
+    def pid(self) -> int:
+        import redis
+
+        with redis.Redis.from_url(self.url) as client:
+            return int(client.info("server")["process_id"])
+
+    def count_keys(self, pattern: str) -> int:
+        import redis
+
+        with redis.Redis.from_url(self.url) as client:
+            return sum(1 for _ in client.scan_iter(match=pattern, count=10_000))
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+
+def postgres_sessions(url: str) -> int:
+    """Connections ever opened to the database of `url` (pg_stat_database.sessions): how much a
+    run churned its pools, each new backend being a fork on the database host."""
+    from sqlalchemy import text
+
+    from schema.db import create_engine
+
+    async def query() -> int:
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as conn:
+                sql = "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+                return int((await conn.execute(text(sql))).scalar_one())
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(query())
+
+
+def chargenet_cluster(database_url: str, bus_url: str, **env: str) -> Any:
+    """`chargenet gateway` / `chargenet api` processes sharing a database and a bus
+    (tests/cluster.py: readiness waits, one JWT key set, output kept), logging warnings only:
+    per-connection INFO lines would cost the gateways CPU the figures should not include."""
+    from tests.cluster import Cluster
+
+    return Cluster(
+        database_url=database_url,
+        bus_url=bus_url,
+        extra_env={"CHARGENET_LOG_LEVEL": "WARNING", **env},
+    )
 
 
 # -- child processes -----------------------------------------------------------------------
@@ -450,6 +660,34 @@ def spawn(name: str, target: Callable[..., None], *args: Any, ready_timeout: flo
     c = Child(name, proc, parent)
     c.info = c.answer(ready_timeout)
     return c
+
+
+class Worker(Protocol):
+    async def main(self) -> None: ...
+
+
+def run_load_worker(
+    conn: multiprocessing.connection.Connection,
+    loop_name: str,
+    make: Callable[[multiprocessing.connection.Connection], Worker],
+) -> None:
+    """The body of a load process: many sockets, its own loop, `make(conn).main()` until closed."""
+
+    def body() -> None:
+        raise_nofile()
+        install_loop(loop_name)
+        asyncio.run(make(conn).main())
+
+    report_errors(conn, body)
+
+
+def parse_modes(text: str, known: Sequence[str]) -> set[str]:
+    """A comma-separated subset of `known`, or exit with the unknown ones named."""
+    modes = {m.strip() for m in text.split(",") if m.strip()}
+    unknown = modes - set(known)
+    if unknown:
+        raise SystemExit(f"unknown modes: {', '.join(sorted(unknown))}")
+    return modes
 
 
 def report_errors(conn: multiprocessing.connection.Connection, fn: Callable[[], None]) -> None:
@@ -659,6 +897,11 @@ class OcppConn(asyncio.Protocol):
         elif self.on_reply is not None:
             self.on_reply(self, frame, sent, now)
 
+    @property
+    def is_open(self) -> bool:
+        """Frames can be sent: the socket is up and no close handshake has begun."""
+        return not self.closed and self.ws.state is State.OPEN
+
     def send_text(self, text: str) -> None:
         if not self.closed:
             self.ws.send_text(text.encode())
@@ -677,7 +920,11 @@ class OcppConn(asyncio.Protocol):
         mid = self.new_id()
         fut: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self.pending[mid] = (time.perf_counter(), fut)
-        self.send_text(json.dumps([2, mid, action, payload], separators=(",", ":")))
+        try:
+            self.send_text(json.dumps([2, mid, action, payload], separators=(",", ":")))
+        except Exception:
+            del self.pending[mid]  # nothing will answer it
+            raise
         frame = await asyncio.wait_for(fut, timeout)
         if frame[0] != 3:
             raise RuntimeError(f"{action} answered with {frame!r}")

@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from array import array
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -166,16 +167,14 @@ async def _echo_main(conn: multiprocessing.connection.Connection, host: str) -> 
 
 
 def load_child(conn: multiprocessing.connection.Connection, loop_name: str) -> None:
-    def body() -> None:
-        bl.raise_nofile()
-        bl.install_loop(loop_name)
-        asyncio.run(LoadWorker(conn).main())
-
-    bl.report_errors(conn, body)
+    bl.run_load_worker(conn, loop_name, LoadWorker)
 
 
 class LoadWorker:
     """Holds a slice of the chargers and runs the modes the orchestrator asks for."""
+
+    # Requests the orchestrator may send (method names); subclasses add their own.
+    HANDLERS: tuple[str, ...] = ("connect", "start_tx", "run")
 
     def __init__(self, conn: multiprocessing.connection.Connection) -> None:
         self.conn = conn
@@ -191,8 +190,9 @@ class LoadWorker:
                     c.abort()
                 self.conn.send(("ok", {}))
                 return
-            handler = {"connect": self.connect, "start_tx": self.start_tx, "run": self.run}[kind]
-            self.conn.send(("ok", await handler(**params)))
+            if kind not in self.HANDLERS:
+                raise ValueError(f"unknown request {kind!r}")
+            self.conn.send(("ok", await getattr(self, kind)(**params)))
 
     async def connect(
         self,
@@ -226,10 +226,12 @@ class LoadWorker:
             "elapsed": time.perf_counter() - t0,
         }
 
-    async def start_tx(self, offset: int, concurrency: int) -> dict[str, Any]:
+    async def start_tx(self, offset: int, concurrency: int, limit: int | None = None) -> dict[str, Any]:
+        """StartTransaction on the first `limit` chargers (default: all)."""
         t0 = time.perf_counter()
+        chargers = self.chargers[:limit]
         results = await bl.gather_limited(
-            (bl.start_transaction(c, offset + i) for i, c in enumerate(self.chargers)), concurrency
+            (bl.start_transaction(c, offset + i) for i, c in enumerate(chargers)), concurrency
         )
         errors = [repr(r) for r in results if isinstance(r, BaseException)]
         gc.collect()
@@ -343,8 +345,9 @@ class LoadWorker:
 class Fleet:
     """The load processes; chargers are split between them."""
 
-    def __init__(self, procs: int, loop_name: str) -> None:
-        self.workers = [bl.spawn(f"load{k}", load_child, loop_name) for k in range(procs)]
+    def __init__(self, procs: int, loop_name: str, target: Callable[..., None] | None = None) -> None:
+        """`target(conn, loop_name)` runs a load process (default: a `LoadWorker`)."""
+        self.workers = [bl.spawn(f"load{k}", target or load_child, loop_name) for k in range(procs)]
 
     @property
     def pids(self) -> dict[str, int]:
@@ -721,10 +724,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main() -> None:
     args = build_parser().parse_args()
-    modes = {m.strip() for m in args.modes.split(",") if m.strip()}
-    unknown = modes - set(MODES)
-    if unknown:
-        raise SystemExit(f"unknown modes: {', '.join(sorted(unknown))}")
+    modes = bl.parse_modes(args.modes, MODES)
     bl.raise_nofile()
     kind = "postgresql" if args.database_url and not args.database_url.startswith("sqlite") else "sqlite"
     extra = (" loop=" + args.loop) + (", EXPERIMENT no message log" if args.no_message_log else "")

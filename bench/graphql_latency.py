@@ -33,83 +33,6 @@ QUERY = (
     "{ stations(first: 100) { edges { node { id chargePointId online status "
     "connectors { connectorId status maxPowerW } } } } }"
 )
-STATUSES = ("Available", "Available", "Charging", "Preparing", "Faulted", "Unavailable")
-
-
-async def seed(url: str, stations: int) -> None:
-    """An organisation, N/10 locations, N stations with 2 connectors each, in a few inserts."""
-    from sqlalchemy import insert, select
-
-    from schema.db import create_engine
-    from schema.models import ChargingStation, Connector, Location, Organization
-    from schema.timeutil import utcnow
-
-    org_t, loc_t = Organization.__table__, Location.__table__  # type: ignore[attr-defined]
-    st_t, con_t = ChargingStation.__table__, Connector.__table__  # type: ignore[attr-defined]
-    now = utcnow()
-    engine = create_engine(url)
-    async with engine.begin() as conn:
-        await conn.execute(
-            insert(org_t).values(name="Bench Network", slug="bench", currency="EUR", created_at=now)
-        )
-        org_id = (await conn.execute(select(org_t.c.id))).scalar_one()
-        n_loc = max(1, stations // 10)
-        await conn.execute(
-            insert(loc_t),
-            [
-                {
-                    "organization_id": org_id,
-                    "name": f"Site {i}",
-                    "address": f"Street {i}",
-                    "city": "Berlin",
-                    "country": "DE",
-                    "latitude": 52.0 + (i % 100) / 100,
-                    "longitude": 13.0 + (i // 100) / 100,
-                    "time_zone": "Europe/Berlin",
-                    "created_at": now,
-                }
-                for i in range(n_loc)
-            ],
-        )
-        loc_ids = [r[0] for r in await conn.execute(select(loc_t.c.id).order_by(loc_t.c.id))]
-        await conn.execute(
-            insert(st_t),
-            [
-                {
-                    "organization_id": org_id,
-                    "location_id": loc_ids[i % n_loc],
-                    "charge_point_id": f"GQL-{i:06d}",
-                    "vendor": "ChargeNetBench",
-                    "model": "BenchAC22",
-                    "registration_status": "Accepted",
-                    "online": i % 3 != 0,
-                    "heartbeat_interval_s": 300,
-                    "status": "Available",
-                    "error_code": "NoError",
-                    "created_at": now,
-                }
-                for i in range(stations)
-            ],
-        )
-        st_ids = [r[0] for r in await conn.execute(select(st_t.c.id).order_by(st_t.c.id))]
-        await conn.execute(
-            insert(con_t),
-            [
-                {
-                    "station_id": sid,
-                    "connector_id": n,
-                    "connector_type": "Type2",
-                    "current_type": "AC",
-                    "max_power_w": 22_000,
-                    "status": STATUSES[(k + n) % len(STATUSES)],
-                    "error_code": "NoError",
-                    "status_since": now,
-                }
-                for k, sid in enumerate(st_ids)
-                for n in (1, 2)
-            ],
-        )
-    await engine.dispose()
 
 
 def measure(port: int, count: int, warmup: int) -> tuple[list[float], dict[str, Any]]:
@@ -154,7 +77,7 @@ def main() -> None:
     api: bl.Child | None = None
     try:
         t0 = time.perf_counter()
-        asyncio.run(seed(db.url, args.stations))
+        asyncio.run(bl.seed_stations(db.url, args.stations, prefix="GQL-"))
         print(f"seeded {args.stations} stations in {time.perf_counter() - t0:.1f} s", flush=True)
         profile = str(tmp / "api.prof") if args.cprofile else None
         token = secrets.token_urlsafe(16)

@@ -13,6 +13,11 @@ per subscription. Each charger then sends MeterValues every --interval seconds, 
 Every reading is matched to the `next` frame carrying its energyWh; latency is send →
 receive on the shared monotonic clock, so it also works with --load-procs 2 (chargers and
 subscribers in separate processes).
+
+With --bus redis the reading crosses processes as deployed at scale: `chargenet gateway` and
+`chargenet api` run as separate OS processes (tests/cluster.py starts them) on the PostgreSQL
+database with BUS_URL = a Redis of the run's own (benchlib.BenchRedis; --redis-url for another),
+so every event goes gateway → Redis pub/sub → API → subscriber. Target there: p99 < 100 ms.
 """
 
 from __future__ import annotations
@@ -96,12 +101,7 @@ class GqlSub:
 
 
 def load_child(conn: multiprocessing.connection.Connection, loop_name: str) -> None:
-    def body() -> None:
-        bl.raise_nofile()
-        bl.install_loop(loop_name)
-        asyncio.run(LiveWorker(conn).main())
-
-    bl.report_errors(conn, body)
+    bl.run_load_worker(conn, loop_name, LiveWorker)
 
 
 class LiveWorker:
@@ -250,6 +250,53 @@ def _arr(kind: str, data: bytes) -> array[Any]:
     return a
 
 
+class Servers:
+    """What is measured: the composed process (gateway + API + in-process bus), or with
+    `bus == "redis"` a `chargenet gateway` and a `chargenet api` process sharing a Redis."""
+
+    def __init__(self, args: argparse.Namespace, db: bl.BenchDatabase, tmp: Path) -> None:
+        self.bus = args.bus
+        self.child: bl.Child | None = None
+        self.cluster: Any = None
+        self.redis: bl.BenchRedis | None = None
+        if self.bus == "memory":
+            self.token = secrets.token_urlsafe(16)
+            profile = str(tmp / "server.prof") if args.cprofile else None
+            self.child = bl.spawn(
+                "server", bl.runtime_child, db.url, args.loop, True, True, self.token, profile
+            )
+            self.gateway_port = int(self.child.info["gateway_port"])
+            self.api_port = int(self.child.info["api_port"])
+            self.pids: dict[str, bl.PidGroup] = {"server": self.child.pid}
+            self.spy_pid = self.child.pid
+            return
+        self.redis = bl.BenchRedis.start(args.redis_url, tmp)
+        self.cluster = bl.chargenet_cluster(db.url, self.redis.url, CHARGENET_AUTO_REGISTER="true")
+        self.token = self.cluster.env["CHARGENET_ADMIN_TOKEN"]
+        gateway = asyncio.run(self.cluster.gateway("gateway"))
+        api = asyncio.run(self.cluster.api("api"))
+        self.gateway_port, self.api_port = int(gateway.port), int(api.port)
+        self.pids = {
+            "gateway": gateway.popen.pid,
+            "api": api.popen.pid,
+            "redis": self.redis.pid,
+            "postgres": bl.postgres_cpu_seconds,
+        }
+        self.spy_pid = api.popen.pid
+
+    def ask(self, message: tuple[Any, ...]) -> dict[str, Any] | None:
+        """Questions only the composed child answers (GC, subscriber count)."""
+        return None if self.child is None else dict(self.child.request(message))
+
+    def close(self) -> None:
+        if self.child is not None:
+            self.child.stop()
+        if self.cluster is not None:
+            asyncio.run(self.cluster.aclose())
+        if self.redis is not None:
+            self.redis.stop()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sessions", type=int, default=1000, help="chargers in a session = subscriptions")
@@ -265,7 +312,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="1: chargers and subscribers in one load process; 2: one process each",
     )
     p.add_argument("--connect-concurrency", type=int, default=100)
-    bl.add_server_args(p, pg_name="chargenet_bench_live", subject="server")
+    p.add_argument(
+        "--bus",
+        choices=("memory", "redis"),
+        default="memory",
+        help="memory: one composed process; redis: `chargenet gateway` and `chargenet api` processes "
+        "on PostgreSQL (--database-url required) and Redis",
+    )
+    p.add_argument(
+        "--redis-url",
+        help="--bus redis: use this Redis (its database is flushed first) instead of a redis-server of "
+        "the run's own; pub/sub is server-wide, so do not share it with other ChargeNet processes",
+    )
+    bl.add_server_args(p, pg_name="chargenet_bench_live", subject="server (the API with --bus redis)")
     p.add_argument("--gen-loop", choices=("asyncio", "uvloop"), default="uvloop", help="load event loop")
     p.add_argument(
         "--gc-freeze",
@@ -277,6 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main() -> None:
     args = build_parser().parse_args()
+    if args.bus == "redis" and (args.database_url is None or args.database_url.startswith("sqlite")):
+        raise SystemExit("--bus redis runs separate processes: give a PostgreSQL --database-url")
+    if args.bus == "redis" and (args.cprofile or args.gc_freeze or args.loop != "uvloop"):
+        raise SystemExit("--cprofile, --gc-freeze and --loop apply to the composed process only")
     bl.raise_nofile()
     tmp = Path(tempfile.mkdtemp(prefix="chargenet-bench-live-"))
     db = bl.fresh_database(args.database_url, tmp, args.pg_name)
@@ -285,13 +348,13 @@ def main() -> None:
         "split: chargers and subscribers in 2 load processes" if args.load_procs == 2 else "1 load process"
     )
     freeze = ", EXPERIMENT gc.freeze" if args.gc_freeze else ""
-    report = bl.Report(f"live_latency ({db.kind}, loop={args.loop}, {split}{freeze})")
-    token = secrets.token_urlsafe(16)
-    server: bl.Child | None = None
+    where = "bus=redis, gateway and API as separate processes" if args.bus == "redis" else f"loop={args.loop}"
+    report = bl.Report(f"live_latency ({db.kind}, {where}, {split}{freeze})")
+    server: Servers | None = None
     workers: list[bl.Child] = []
     try:
-        profile = str(tmp / "server.prof") if args.cprofile else None
-        server = bl.spawn("server", bl.runtime_child, db.url, args.loop, True, True, token, profile)
+        server = Servers(args, db, tmp)
+        token = server.token
         workers = [bl.spawn(f"load{k}", load_child, args.gen_loop) for k in range(args.load_procs)]
         chargers_w, subs_w = workers[0], workers[-1]
         print(f"[{db.kind}] {args.sessions} chargers: boot + StartTransaction…", flush=True)
@@ -299,7 +362,7 @@ def main() -> None:
             (
                 "chargers",
                 {
-                    "port": server.info["gateway_port"],
+                    "port": server.gateway_port,
                     "count": args.sessions,
                     "concurrency": args.connect_concurrency,
                 },
@@ -312,7 +375,7 @@ def main() -> None:
             (
                 "subscribe",
                 {
-                    "port": server.info["api_port"],
+                    "port": server.api_port,
                     "token": token,
                     "tx_ids": ch["tx_ids"],
                     "concurrency": args.connect_concurrency,
@@ -321,16 +384,18 @@ def main() -> None:
         )
         if sb["failed"]:
             report.note(f"subscription failures: {sb['failed']} e.g. {sb['first_errors']}")
-        stats = server.request(("stats",))
+        stats = server.ask(("stats",))
         report.note(
             f"[{db.kind}] setup: {len(ch['tx_ids'])} sessions in {ch['elapsed']:.1f} s, "
-            f"{sb['subscribed']} subscriptions in {sb['elapsed']:.1f} s; bus holds {stats['subscribers']} "
-            f"subscribers"
+            f"{sb['subscribed']} subscriptions in {sb['elapsed']:.1f} s"
+            + (f"; bus holds {stats['subscribers']} subscribers" if stats else "")
         )
         if args.gc_freeze:
-            frozen = server.request(("gc_freeze",))["frozen"]
-            report.note(f"[{db.kind}] EXPERIMENT: gc.freeze() in the server after setup ({frozen} obj.)")
-        server.request(("gc_reset",))
+            frozen = server.ask(("gc_freeze",)) or {}
+            report.note(
+                f"[{db.kind}] EXPERIMENT: gc.freeze() in the server after setup ({frozen['frozen']} obj.)"
+            )
+        server.ask(("gc_reset",))
         t_start = time.perf_counter() + 1.0
         seconds = args.warmup + args.duration
         params = {"t_start": t_start, "seconds": seconds, "interval": args.interval, "grace": args.grace}
@@ -343,12 +408,12 @@ def main() -> None:
         if args.py_spy:
             Path(args.py_spy).mkdir(parents=True, exist_ok=True)
             spy_out = Path(args.py_spy) / f"server_{db.kind}_live.txt"
-            spy = bl.py_spy(server.pid, args.duration, spy_out)
-        cpu = bl.CpuMeter({"server": server.pid, **{w.name: w.pid for w in workers}})
+            spy = bl.py_spy(server.spy_pid, args.duration, spy_out)
+        cpu = bl.CpuMeter({**server.pids, **{w.name: w.pid for w in workers}})
         time.sleep(args.duration)
         usage = cpu.stop()
         answers = [w.answer(120 + args.grace) for w in workers]
-        gc_note = server.request(("stats",))["gc"]
+        gc_note = (server.ask(("stats",)) or {}).get("gc")
         if spy is not None:
             spy.wait(60)
             if spy_out is not None:
@@ -381,18 +446,21 @@ def main() -> None:
             f"{len(lat)} of {len(sent)} readings delivered ({missing} missing), "
             f"{len(sent) / args.duration:.0f} readings/s, errors {errors}; CPU {bl.fmt_cpu(usage)}"
         )
+        # One process: what makes a number on screen feel live; across processes the issue's bound.
+        p50_target, p99_target = (None, 100.0) if args.bus == "redis" else (10.0, 50.0)
+        path = " across processes via Redis" if args.bus == "redis" else ""
         report.add(
-            f"[{db.kind}] MeterValues → subscriber `next`: p50",
+            f"[{db.kind}] MeterValues → subscriber `next`{path}: p50",
             f"{summary['p50']:.1f} ms",
-            "≤ 10 ms",
-            summary["p50"] <= 10.0 and missing == 0,
+            f"≤ {p50_target:g} ms" if p50_target else "",
+            None if p50_target is None else summary["p50"] <= p50_target and missing == 0,
             detail,
         )
         report.add(
-            f"[{db.kind}] MeterValues → subscriber `next`: p99",
+            f"[{db.kind}] MeterValues → subscriber `next`{path}: p99",
             f"{summary['p99']:.1f} ms",
-            "≤ 50 ms",
-            summary["p99"] <= 50.0 and missing == 0,
+            f"< {p99_target:g} ms" if args.bus == "redis" else f"≤ {p99_target:g} ms",
+            summary["p99"] <= p99_target and missing == 0,
             f"p90 {summary['p90']:.1f} ms, max {summary['max']:.1f} ms; {args.sessions} sessions × "
             f"1 reading / {args.interval:g} s, {sb['subscribed']} subscriptions",
         )
@@ -400,10 +468,11 @@ def main() -> None:
             f"[{db.kind}] MeterValues CALL → CALLRESULT (same run)",
             f"p50 {acks['p50']:.1f} ms / p99 {acks['p99']:.1f} ms",
         )
-        report.note(f"[{db.kind}] server GC pauses during the run: {gc_note}")
+        if gc_note:
+            report.note(f"[{db.kind}] server GC pauses during the run: {gc_note}")
         if any(a["first_error"] for a in answers):
             report.note(f"first CALLERROR: {next(a['first_error'] for a in answers if a['first_error'])}")
-        load_cpu = max(v for k, v in usage.items() if k != "server")
+        load_cpu = max(v for k, v in usage.items() if k.startswith("load"))
         if load_cpu > 0.8:
             report.note(
                 f"a load process used {100 * load_cpu:.0f}% of a core: it may be a bottleneck; "
@@ -417,7 +486,7 @@ def main() -> None:
                 print(f"{w.name}: {exc}", file=sys.stderr)
             w.stop(10)
         if server is not None:
-            server.stop()
+            server.close()
         db.drop()
         if args.cprofile:
             print(f"cProfile output kept in {tmp}")

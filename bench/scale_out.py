@@ -223,6 +223,8 @@ class ScaleWorker(gl.LoadWorker):
                     return
                 except Exception as exc:
                     why = f"{type(exc).__name__}: {str(exc)[:100]}"
+                    if c is not None and c.ws.close_rcvd is not None:  # the gateway closed it: why
+                        why += f" (close {c.ws.close_rcvd.code} {c.ws.close_rcvd.reason[:60]})"
                     failures[why] = failures.get(why, 0) + 1
                     if c is not None:
                         c.abort()

@@ -50,6 +50,10 @@ log = logging.getLogger(__name__)
 
 SUBPROTOCOLS = [OcppVersion.V16.value]
 HEALTH_PATHS = ("/healthz", "/readyz")
+# After a gateway restart thousands of chargers reconnect within seconds; asyncio's default
+# listen backlog of 100 made the kernel drop their SYNs, and TCP's retransmit back-off then
+# added tens of seconds per charger (bench/scale_out.py). The kernel caps it at somaxconn.
+LISTEN_BACKLOG = 4096
 PATH_PREFIX = "/ocpp/"
 # OCPP 2.0.1 bounds the charging station identity to 48 characters; 1.6 leaves it open.
 MAX_CHARGE_POINT_ID_LENGTH = 48
@@ -150,6 +154,7 @@ class Gateway:
             ping_interval=PING_INTERVAL_S,
             max_queue=4,
             server_header="ChargeNet",
+            backlog=LISTEN_BACKLOG,
         )
         self._tasks = [
             asyncio.create_task(self._every(LIVENESS_FLUSH_S, self._flush_liveness)),

@@ -37,6 +37,7 @@ from schema.errors import Unauthenticated
 from schema.settings import Settings
 
 _PRINCIPAL = "chargenet.principal"
+_EXPIRY_TIMERS = "chargenet.expiry_timers"
 # graphql-transport-ws: 4403 Forbidden is what a server sends when it refuses the connection.
 WS_CLOSE_FORBIDDEN = 4403
 # JWKS may be cached by verifiers; short enough that a rotated-in key is seen before it signs.
@@ -88,7 +89,16 @@ class ChargeNetGraphQL(GraphQL[Context, None]):
             except Unauthenticated as exc:
                 await _unauthenticated(exc.message)(scope, receive, send)
                 return
-        await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, send)
+            return
+        # A socket's expiry timer (see _close_at_expiry) ends with the socket, not at expiry.
+        timers: list[asyncio.Task[None]] = []
+        scope[_EXPIRY_TIMERS] = timers
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            for timer in timers:
+                timer.cancel()
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
@@ -133,9 +143,8 @@ def _close_at_expiry(ws: WebSocket, expires_at: int) -> None:
         except RuntimeError:
             pass  # already closed by the client
 
-    task = asyncio.get_running_loop().create_task(close())
-    # Ends with the socket: strawberry's handler returns, starlette drops the scope.
-    ws.scope.setdefault("chargenet.tasks", []).append(task)
+    # Cancelled by ChargeNetGraphQL.__call__ when the socket ends first.
+    ws.scope[_EXPIRY_TIMERS].append(asyncio.get_running_loop().create_task(close()))
 
 
 def build_auth(engine: AsyncEngine, settings: Settings) -> AuthDeps:

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 
+from api.accounts.passwords import hash_password
 from api.auth.roles import Role
 from schema.account_models import Membership, UserAccount
 from schema.db import session_factory
 from schema.models import ChargingStation, Connector, IdToken, Location, Organization
-from schema.secrets import hash_secret
 from schema.timeutil import utcnow
 
 DEMO_ORG_SLUG = "demo-network"
@@ -146,8 +146,8 @@ async def seed_demo(engine: AsyncEngine) -> bool:
 async def reset_demo_accounts(engine: AsyncEngine) -> list[DemoAccount]:
     """Ensure the demo driver and operator exist, give each a new random password, and return
     the credentials to print. Hashing runs off the event loop (Argon2, ~0.1 s each)."""
-    passwords = [secrets.token_urlsafe(12) for _ in range(2)]
-    hashes = await asyncio.gather(*(asyncio.to_thread(hash_secret, p) for p in passwords))
+    plain = [secrets.token_urlsafe(12) for _ in range(2)]
+    hashes = await asyncio.gather(*(hash_password(p) for p in plain))
     async with session_factory(engine)() as s:
         org = (await s.exec(select(Organization).where(Organization.slug == DEMO_ORG_SLUG))).one()
         users = []
@@ -183,8 +183,8 @@ async def reset_demo_accounts(engine: AsyncEngine) -> list[DemoAccount]:
         operator.display_name = operator.display_name or "Demo Operator"
         await s.commit()
     return [
-        DemoAccount(DEMO_DRIVER_EMAIL, passwords[0], "driver (card DEMO-RFID-0001, app token)"),
-        DemoAccount(DEMO_OPERATOR_EMAIL, passwords[1], f"{DEMO_OPERATOR_ROLE.value} of the demo network"),
+        DemoAccount(DEMO_DRIVER_EMAIL, plain[0], "driver (card DEMO-RFID-0001, app token)"),
+        DemoAccount(DEMO_OPERATOR_EMAIL, plain[1], f"{DEMO_OPERATOR_ROLE.value} of the demo network"),
     ]
 
 

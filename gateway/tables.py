@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from sqlalchemy import Insert, Table
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -30,6 +32,7 @@ OCPP_MESSAGE = _t(OcppMessage)
 TRANSACTION = _t(Transaction)
 
 
+@cache  # built once per table and dialect, not per batch
 def insert_into(table: Table, dialect: str) -> Insert:
     """The INSERT for a batch of rows. Meter samples are facts a charger resends when a reply
     was lost; their primary key is the fact, so a resend is skipped instead of failing the

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from schema.timeutil import UTCDateTime, utcnow
-
-
-def _ts(*, nullable: bool = False, index: bool = False) -> Column[datetime]:
-    return Column(UTCDateTime(), nullable=nullable, index=index)
+from schema.columns import bigint_pk, utc_column
+from schema.timeutil import utcnow
 
 
 class UserAccount(SQLModel, table=True):
@@ -27,17 +24,17 @@ class UserAccount(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     # Lower-cased; NULL once the account is deleted (the row stays for financial records).
     email: str | None = Field(default=None, max_length=254, unique=True)
-    email_verified_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    email_verified_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     # NULL for accounts that only ever signed in with Google or Apple.
     password_hash: str | None = Field(default=None, max_length=200)
-    password_changed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    password_changed_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     display_name: str | None = Field(default=None, max_length=120)
     phone: str | None = Field(default=None, max_length=32)
     locale: str = Field(default="en", max_length=16)
     # Platform staff of the ChargeNet deployment itself: every organisation, every permission.
     is_platform_admin: bool = False
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
-    deleted_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
+    deleted_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
 
 
 class ExternalIdentity(SQLModel, table=True):
@@ -51,7 +48,7 @@ class ExternalIdentity(SQLModel, table=True):
     provider: str = Field(max_length=16)
     subject: str = Field(max_length=255)
     email: str | None = Field(default=None, max_length=254)
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
 
 
 class AuthSession(SQLModel, table=True):
@@ -66,10 +63,10 @@ class AuthSession(SQLModel, table=True):
     ip_address: str | None = Field(default=None, max_length=45)
     # How the session was opened: password, google, apple.
     method: str = Field(default="password", max_length=16)
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
-    last_used_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
-    expires_at: datetime = Field(sa_column=_ts())
-    revoked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
+    last_used_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
+    expires_at: datetime = Field(sa_column=utc_column())
+    revoked_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     revoke_reason: str | None = Field(default=None, max_length=40)
 
 
@@ -79,9 +76,9 @@ class RefreshToken(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     session_id: int = Field(foreign_key="auth_session.id", index=True)
     token_hash: str = Field(max_length=64, unique=True)
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
     # Set when exchanged for a new token; presenting it again is reuse (RFC 9700 §4.14.2).
-    rotated_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    rotated_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
 
 
 class OneTimeToken(SQLModel, table=True):
@@ -93,9 +90,9 @@ class OneTimeToken(SQLModel, table=True):
     user_id: int = Field(foreign_key="user_account.id", index=True)
     purpose: str = Field(max_length=24)
     token_hash: str = Field(max_length=64, unique=True)
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
-    expires_at: datetime = Field(sa_column=_ts())
-    used_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
+    expires_at: datetime = Field(sa_column=utc_column())
+    used_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
 
 
 class Membership(SQLModel, table=True):
@@ -106,7 +103,7 @@ class Membership(SQLModel, table=True):
     organization_id: int = Field(foreign_key="organization.id", index=True)
     user_id: int = Field(foreign_key="user_account.id", index=True)
     role: str = Field(max_length=16)
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
 
 
 class Invitation(SQLModel, table=True):
@@ -118,11 +115,11 @@ class Invitation(SQLModel, table=True):
     role: str = Field(max_length=16)
     token_hash: str = Field(max_length=64, unique=True)
     invited_by_user_id: int | None = Field(default=None, foreign_key="user_account.id")
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
-    expires_at: datetime = Field(sa_column=_ts())
-    accepted_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
+    expires_at: datetime = Field(sa_column=utc_column())
+    accepted_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     accepted_by_user_id: int | None = Field(default=None, foreign_key="user_account.id")
-    revoked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    revoked_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
 
 
 class ApiKey(SQLModel, table=True):
@@ -138,10 +135,10 @@ class ApiKey(SQLModel, table=True):
     # Space-separated permission names, a subset of what its creator held.
     permissions: str = Field(sa_column=Column(Text(), nullable=False))
     created_by_user_id: int | None = Field(default=None, foreign_key="user_account.id")
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
-    expires_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
-    last_used_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
-    revoked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
+    expires_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    last_used_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    revoked_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
 
 
 class AuditEntry(SQLModel, table=True):
@@ -152,7 +149,7 @@ class AuditEntry(SQLModel, table=True):
 
     id: int | None = Field(
         default=None,
-        sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+        sa_column=bigint_pk(),
     )
     organization_id: int | None = Field(default=None, foreign_key="organization.id")
     actor_kind: str = Field(max_length=16)
@@ -166,7 +163,7 @@ class AuditEntry(SQLModel, table=True):
     ip_address: str | None = Field(default=None, max_length=45)
     result: str = Field(max_length=40)
     detail: str | None = Field(default=None, sa_column=Column(Text(), nullable=True))
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
 
 
 class Vehicle(SQLModel, table=True):
@@ -180,4 +177,4 @@ class Vehicle(SQLModel, table=True):
     # Space-separated connector types (Type2, CCS2, CHAdeMO, …).
     connector_types: str = Field(default="", max_length=120)
     nickname: str | None = Field(default=None, max_length=60)
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())

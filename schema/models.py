@@ -8,14 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, Index, Integer, PrimaryKeyConstraint, Text, UniqueConstraint
+from sqlalchemy import Column, Index, PrimaryKeyConstraint, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from schema.timeutil import UTCDateTime, utcnow
-
-
-def _ts(*, nullable: bool = False, index: bool = False) -> Column[datetime]:
-    return Column(UTCDateTime(), nullable=nullable, index=index)
+from schema.columns import bigint_pk, utc_column
+from schema.timeutil import utcnow
 
 
 class Organization(SQLModel, table=True):
@@ -25,7 +22,7 @@ class Organization(SQLModel, table=True):
     name: str = Field(max_length=200)
     slug: str = Field(max_length=80, unique=True)
     currency: str = Field(default="EUR", max_length=3)
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
 
 
 class Location(SQLModel, table=True):
@@ -40,7 +37,7 @@ class Location(SQLModel, table=True):
     latitude: float
     longitude: float
     time_zone: str = Field(max_length=64, description="IANA zone for local-time rules")
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
 
 
 class ChargingStation(SQLModel, table=True):
@@ -59,17 +56,17 @@ class ChargingStation(SQLModel, table=True):
     # Argon2 hash of the station's Basic-auth password (OCPP security profile 1); never plain.
     password_hash: str | None = Field(default=None, max_length=200)
     online: bool = Field(default=False, index=True)
-    last_seen_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
-    last_boot_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    last_seen_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    last_boot_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     heartbeat_interval_s: int = Field(default=300)
     # Connector 0 in OCPP: the status of the station as a whole.
     status: str = Field(default="Unknown", max_length=20)
     error_code: str = Field(default="NoError", max_length=30)
     firmware_status: str | None = Field(default=None, max_length=30)
-    firmware_status_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    firmware_status_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     diagnostics_status: str | None = Field(default=None, max_length=30)
-    diagnostics_status_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    diagnostics_status_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
 
 
 class Connector(SQLModel, table=True):
@@ -86,7 +83,7 @@ class Connector(SQLModel, table=True):
     error_code: str = Field(default="NoError", max_length=30)
     vendor_error_code: str | None = Field(default=None, max_length=50)
     info: str | None = Field(default=None, max_length=50)
-    status_since: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    status_since: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
 
 
 class IdToken(SQLModel, table=True):
@@ -101,8 +98,8 @@ class IdToken(SQLModel, table=True):
     # The driver the card or app token belongs to; NULL for fleet/anonymous cards.
     user_id: int | None = Field(default=None, foreign_key="user_account.id", index=True)
     label: str | None = Field(default=None, max_length=60)
-    expires_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    expires_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
 
 
 class Transaction(SQLModel, table=True):
@@ -123,19 +120,19 @@ class Transaction(SQLModel, table=True):
     user_id: int | None = Field(default=None, foreign_key="user_account.id", index=True)
     start_key: str = Field(max_length=120)
     state: str = Field(default="Active", max_length=16, index=True)
-    started_at: datetime = Field(sa_column=_ts())
-    stopped_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    started_at: datetime = Field(sa_column=utc_column())
+    stopped_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     meter_start_wh: int = 0
     meter_stop_wh: int | None = None
     energy_wh: int = 0
     power_w: int | None = None
     soc_percent: int | None = None
-    last_sample_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    last_sample_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     stop_reason: str | None = Field(default=None, max_length=30)
     reservation_id: int | None = None
     # The charger stopped a transaction whose start ChargeNet never saw (OCPP 1.6 offline queue).
     start_missing: bool = False
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
 
 
 class MeterSample(SQLModel, table=True):
@@ -163,7 +160,7 @@ class MeterSample(SQLModel, table=True):
     station_id: int = Field(foreign_key="charging_station.id")
     connector_id: int
     transaction_id: int | None = Field(default=None, foreign_key="charging_transaction.id")
-    sampled_at: datetime = Field(sa_column=_ts())
+    sampled_at: datetime = Field(sa_column=utc_column())
     measurand: str = Field(default="Energy.Active.Import.Register", max_length=40)
     phase: str = Field(default="", max_length=8)
     location: str = Field(default="", max_length=8)
@@ -182,7 +179,7 @@ class ConnectorStatusEvent(SQLModel, table=True):
 
     id: int | None = Field(
         default=None,
-        sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+        sa_column=bigint_pk(),
     )
     station_id: int = Field(foreign_key="charging_station.id")
     connector_id: int = Field(description="0 = the station as a whole")
@@ -190,8 +187,8 @@ class ConnectorStatusEvent(SQLModel, table=True):
     error_code: str = Field(default="NoError", max_length=30)
     vendor_error_code: str | None = Field(default=None, max_length=50)
     info: str | None = Field(default=None, max_length=50)
-    reported_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
-    received_at: datetime = Field(sa_column=_ts())
+    reported_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    received_at: datetime = Field(sa_column=utc_column())
 
 
 class OcppMessage(SQLModel, table=True):
@@ -201,7 +198,7 @@ class OcppMessage(SQLModel, table=True):
 
     id: int | None = Field(
         default=None,
-        sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+        sa_column=bigint_pk(),
     )
     charge_point_id: str = Field(max_length=64, index=True)
     direction: str = Field(max_length=3)
@@ -209,7 +206,7 @@ class OcppMessage(SQLModel, table=True):
     message_id: str = Field(max_length=64)
     action: str | None = Field(default=None, max_length=50)
     payload: str = Field(sa_column=Column(Text(), nullable=False))
-    logged_at: datetime = Field(sa_column=_ts(index=True))
+    logged_at: datetime = Field(sa_column=utc_column(index=True))
 
 
 # Account tables live in their own module; importing it registers them on the same metadata.

@@ -10,19 +10,12 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-from schema.timeutil import UTCDateTime, utcnow
-
-
-def _ts(*, nullable: bool = False, index: bool = False) -> Column[datetime]:
-    return Column(UTCDateTime(), nullable=nullable, index=index)
+from schema.columns import bigint_pk, utc_column
+from schema.timeutil import utcnow
 
 
 def _fk(target: str, name: str, *, nullable: bool = False, index: bool = False) -> Column[int]:
     return Column(Integer(), ForeignKey(target, name=name), nullable=nullable, index=index)
-
-
-def _bigint_pk() -> Column[int]:
-    return Column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
 
 
 class OutboxEvent(SQLModel, table=True):
@@ -43,12 +36,12 @@ class OutboxEvent(SQLModel, table=True):
         Index("ix_outbox_event_published_at", "published_at"),
     )
 
-    id: int | None = Field(default=None, sa_column=_bigint_pk())
+    id: int | None = Field(default=None, sa_column=bigint_pk())
     event_type: str = Field(max_length=40)
     # `Event.to_dict()` with datetimes as ISO 8601 text; `event_from_dict` rebuilds the event.
     payload: dict[str, Any] = Field(sa_column=Column(JSON(), nullable=False))
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
-    published_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
+    published_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
 
 
 class ProcessedEvent(SQLModel, table=True):
@@ -61,12 +54,12 @@ class ProcessedEvent(SQLModel, table=True):
     __tablename__ = "processed_event"
     __table_args__ = (UniqueConstraint("consumer", "event_id", name="uq_processed_event_consumer_event"),)
 
-    id: int | None = Field(default=None, sa_column=_bigint_pk())
+    id: int | None = Field(default=None, sa_column=bigint_pk())
     consumer: str = Field(max_length=80)
     # The outbox row's id (not the stream entry id, which differs per relay attempt).
     event_id: int = Field(sa_column=Column(BigInteger(), nullable=False))
     event_type: str = Field(max_length=40)
-    processed_at: datetime = Field(default_factory=utcnow, sa_column=_ts(index=True))
+    processed_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(index=True))
 
 
 class SessionSummary(SQLModel, table=True):
@@ -82,8 +75,8 @@ class SessionSummary(SQLModel, table=True):
     user_id: int | None = Field(
         default=None, sa_column=_fk("user_account.id", "fk_session_summary_user", nullable=True, index=True)
     )
-    started_at: datetime = Field(sa_column=_ts())
-    stopped_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True, index=True))
+    started_at: datetime = Field(sa_column=utc_column())
+    stopped_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True, index=True))
     duration_s: int = 0
     # From the meter register (stop − start), never summed from power.
     energy_wh: int = 0
@@ -92,7 +85,7 @@ class SessionSummary(SQLModel, table=True):
     # Sampled values stored for the session (every measurand and phase).
     sample_count: int = 0
     stop_reason: str | None = Field(default=None, max_length=30)
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
 
 
 class StuckSession(SQLModel, table=True):
@@ -106,5 +99,5 @@ class StuckSession(SQLModel, table=True):
     transaction_id: int = Field(sa_column=_fk("charging_transaction.id", "fk_stuck_session_transaction"))
     # "station_offline" or "no_meter_values".
     reason: str = Field(max_length=30)
-    detected_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
-    resolved_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True, index=True))
+    detected_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
+    resolved_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True, index=True))

@@ -27,7 +27,7 @@ class _Denying(BasePermission):
         # message/error_extensions are set and read by strawberry synchronously in one call,
         # so concurrent requests sharing this instance cannot interleave between the two.
         principal = _principal(info)
-        ok = self.allows(principal)
+        ok = self.allows_on(principal, source)
         if not ok:
             self.message = "sign in required" if not principal.is_authenticated else self.denied_message
             self.error_extensions = {
@@ -39,6 +39,10 @@ class _Denying(BasePermission):
 
     def allows(self, principal: Principal) -> bool:
         raise NotImplementedError
+
+    def allows_on(self, principal: Principal, source: Any) -> bool:
+        """The check for this field of `source`; most rules look at the caller only."""
+        return self.allows(principal)
 
 
 class IsPublic(BasePermission):
@@ -92,24 +96,13 @@ def HasOnObject(permission: Permission) -> type[BasePermission]:
     def allows_on(self: _Denying, principal: Principal, source: Any) -> bool:
         return principal.can(permission, getattr(source, "organization_id", None))
 
-    def has_permission(self: _Denying, source: Any, info: Info, **kwargs: Any) -> bool:
-        principal = _principal(info)
-        ok = allows_on(self, principal, source)
-        if not ok:
-            self.message = (
-                "sign in required" if not principal.is_authenticated else f"requires {permission.value}"
-            )
-            self.error_extensions = {
-                "code": "UNAUTHENTICATED" if not principal.is_authenticated else "FORBIDDEN"
-            }
-        return ok
-
     return type(
         f"HasOnObject_{permission.name}",
         (_Denying,),
         {
-            "has_permission": has_permission,
+            "allows_on": allows_on,
             "allows": lambda self, p: p.has(permission),
+            "denied_message": f"requires {permission.value}",
             "permission": permission,
         },
     )

@@ -7,7 +7,6 @@ another driver's vehicle or card fails with NOT_FOUND, exactly like an id that n
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import string
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from api.accounts import passwords
 from api.accounts.tokens import revoke_sessions
 from api.audit import service as audit
 from api.audit.service import Actor
@@ -31,7 +31,6 @@ from schema.account_models import UserAccount, Vehicle
 from schema.enums import ConnectorType
 from schema.errors import InvalidCredentials, InvalidInput, LastOwner, NotFound, Unauthenticated
 from schema.models import IdToken
-from schema.secrets import verify_secret
 
 # A household's cars and a few shared ones; a real fleet belongs to an organisation.
 MAX_VEHICLES_PER_ACCOUNT = 20
@@ -340,7 +339,8 @@ async def _confirm_password(
     by_account = account_key("login", user.email or f"user:{user.id}")
     by_address = address_key("login", actor.ip_address)
     limiter.check(by_account, by_address)
-    if not await asyncio.to_thread(verify_secret, password, user.password_hash or ""):
+    matches, _ = await passwords.verify_password(password, user.password_hash)
+    if not matches:
         limiter.failure(by_account, ACCOUNT_BUDGET)
         limiter.failure(by_address, ADDRESS_BUDGET)
         raise InvalidCredentials("the password is wrong")

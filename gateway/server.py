@@ -27,14 +27,8 @@ from websockets.typing import Subprotocol
 from gateway import validation
 from gateway.message_log import MessageLog
 from gateway.ocppj import OcppJSession
-from gateway.stations import (
-    StationRecord,
-    find_station,
-    flush_last_seen,
-    load_context,
-    register_station,
-    set_online,
-)
+from gateway.station_loader import LoadedStation, StationLoader, StationRecord
+from gateway.stations import flush_last_seen, register_station, set_online
 from gateway.v16 import commands as v16_commands
 from gateway.v16.handlers import ACTIONS as V16_ACTIONS
 from gateway.v16.handlers import NOT_SUPPORTED as V16_NOT_SUPPORTED
@@ -110,10 +104,11 @@ class Gateway:
         self.command_timeout_s = command_timeout_s
         self.retention_days = message_log_retention_days
         self.writer = Writer(engine, bus)
+        self.loader = StationLoader(engine)
         self.message_log = MessageLog(self.writer, enabled=message_log)
         self.connections: dict[str, Connected] = {}
         # Keyed weakly: a handshake that fails after our checks never reaches the handler.
-        self._handshakes: weakref.WeakKeyDictionary[ServerConnection, StationRecord] = (
+        self._handshakes: weakref.WeakKeyDictionary[ServerConnection, LoadedStation] = (
             weakref.WeakKeyDictionary()
         )
         self._verified: set[str] = set()
@@ -176,6 +171,7 @@ class Gateway:
         await self._flush_liveness()
         await self.message_log.flush()
         await self.writer.stop()
+        await self.loader.aclose()
 
     async def _every(self, seconds: float, fn: Any, *, now: bool = False) -> None:
         if not now:
@@ -211,18 +207,19 @@ class Gateway:
         cpid = unquote(path[len(PATH_PREFIX) :]).strip("/")
         if not cpid or "/" in cpid or len(cpid) > MAX_CHARGE_POINT_ID_LENGTH:
             return connection.respond(HTTPStatus.BAD_REQUEST, "invalid charge point id\n")
-        record = await find_station(self.engine, cpid)
-        if record is None:
+        loaded = await self.loader.load(cpid)
+        if loaded is None:
             if not self.auto_register:
                 log.info("refused unknown station %s", cpid)
                 return connection.respond(HTTPStatus.NOT_FOUND, "unknown charge point\n")
-            record = await register_station(self.writer, cpid, heartbeat_interval_s=self.heartbeat_interval_s)
+            loaded = await register_station(self.writer, cpid, heartbeat_interval_s=self.heartbeat_interval_s)
             log.info("auto-registered station %s", cpid)
+        record = loaded.record
         if record.password_hash is not None and not await self._authenticate(record, request.headers):
             response = connection.respond(HTTPStatus.UNAUTHORIZED, "authentication required\n")
             response.headers["WWW-Authenticate"] = 'Basic realm="ChargeNet OCPP"'
             return response
-        self._handshakes[connection] = record
+        self._handshakes[connection] = loaded
         return None
 
     def _health(self, connection: ServerConnection, path: str) -> Response:
@@ -257,18 +254,18 @@ class Gateway:
     # -- connection ------------------------------------------------------------------------
 
     async def _handle(self, connection: ServerConnection) -> None:
-        record = self._handshakes.pop(connection, None)
-        if record is None:
+        loaded = self._handshakes.pop(connection, None)
+        if loaded is None:
             await connection.close(1011, "handshake state lost")
             return
         if connection.subprotocol is None:
             await connection.close(1002, "OCPP subprotocol required: offer ocpp1.6")
             return
-        ctx = await load_context(self.engine, record)
+        ctx = loaded.context
         handler = ChargePoint16(
             ctx, self.engine, self.writer, boot_retry_interval_s=self.boot_retry_interval_s
         )
-        cpid = record.charge_point_id
+        cpid = ctx.charge_point_id
         msg_log = self.message_log
 
         def log_frame(

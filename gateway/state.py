@@ -41,6 +41,8 @@ class StationContext:
     status: str = "Unknown"
     error_code: str = "NoError"
     online: bool = True
+    # time.monotonic() of the database read this view started from (0: built without one).
+    loaded_at: float = 0.0
     connectors: dict[int, ConnectorView] = field(default_factory=dict)
     transactions: dict[int, ActiveTransaction] = field(default_factory=dict)
 

@@ -2,58 +2,25 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.state import ActiveTransaction, ConnectorView, StationContext
-from gateway.tables import CONNECTOR, STATION, TRANSACTION
+from gateway.state import StationContext
+from gateway.station_loader import LoadedStation, StationRecord
+from gateway.tables import STATION
 from gateway.writer import Unit, Writer
-from schema.enums import RegistrationStatus, TransactionState
+from schema.enums import RegistrationStatus
 from schema.events import Event, StationReported
 from schema.timeutil import utcnow
 
 
-@dataclass(frozen=True, slots=True)
-class StationRecord:
-    station_id: int
-    charge_point_id: str
-    location_id: int | None
-    registration_status: str
-    password_hash: str | None
-    heartbeat_interval_s: int
-
-
-async def find_station(engine: AsyncEngine, charge_point_id: str) -> StationRecord | None:
-    async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(
-                    STATION.c.id,
-                    STATION.c.location_id,
-                    STATION.c.registration_status,
-                    STATION.c.password_hash,
-                    STATION.c.heartbeat_interval_s,
-                ).where(STATION.c.charge_point_id == charge_point_id)
-            )
-        ).first()
-    if row is None:
-        return None
-    return StationRecord(
-        row.id,
-        charge_point_id,
-        row.location_id,
-        row.registration_status,
-        row.password_hash,
-        row.heartbeat_interval_s,
-    )
-
-
 async def register_station(
     writer: Writer, charge_point_id: str, *, heartbeat_interval_s: int
-) -> StationRecord:
+) -> LoadedStation:
     """Auto-registration: an unknown id becomes a station without a location, Accepted."""
 
     async def fn(conn: AsyncConnection, _events: list[Event]) -> int:
@@ -76,53 +43,18 @@ async def register_station(
         return int(result.inserted_primary_key[0])  # type: ignore[index]
 
     station_id = await writer.submit(Unit(fn=fn))
-    return StationRecord(
+    record = StationRecord(
         station_id, charge_point_id, None, RegistrationStatus.ACCEPTED.value, None, heartbeat_interval_s
     )
-
-
-async def load_context(engine: AsyncEngine, record: StationRecord) -> StationContext:
-    """Everything the gateway answers from memory while the station stays connected."""
     ctx = StationContext(
-        station_id=record.station_id,
-        charge_point_id=record.charge_point_id,
-        location_id=record.location_id,
+        station_id=station_id,
+        charge_point_id=charge_point_id,
+        location_id=None,
         registration_status=record.registration_status,
-        heartbeat_interval_s=record.heartbeat_interval_s,
+        heartbeat_interval_s=heartbeat_interval_s,
+        loaded_at=time.monotonic(),
     )
-    async with engine.connect() as conn:
-        station = (
-            await conn.execute(
-                select(STATION.c.status, STATION.c.error_code).where(STATION.c.id == record.station_id)
-            )
-        ).one()
-        ctx.status, ctx.error_code = station.status, station.error_code
-        for row in await conn.execute(
-            select(
-                CONNECTOR.c.connector_id, CONNECTOR.c.status, CONNECTOR.c.error_code, CONNECTOR.c.status_since
-            ).where(CONNECTOR.c.station_id == record.station_id)
-        ):
-            ctx.connectors[row.connector_id] = ConnectorView(
-                row.connector_id, row.status, row.error_code, row.status_since
-            )
-        for row in await conn.execute(
-            select(TRANSACTION).where(
-                TRANSACTION.c.station_id == record.station_id,
-                TRANSACTION.c.state == TransactionState.ACTIVE.value,
-            )
-        ):
-            ctx.transactions[row.id] = ActiveTransaction(
-                transaction_id=row.id,
-                connector_id=row.connector_id,
-                id_tag=row.id_tag,
-                started_at=row.started_at,
-                meter_start_wh=row.meter_start_wh,
-                energy_wh=row.energy_wh,
-                power_w=row.power_w,
-                soc_percent=row.soc_percent,
-                last_sample_at=row.last_sample_at,
-            )
-    return ctx
+    return LoadedStation(record, ctx)
 
 
 _SET_ONLINE = (
@@ -171,6 +103,28 @@ class BootInfo:
     ocpp_version: str
 
 
+# A Boot this soon after the handshake read the station answers from that read: after a
+# restart every charger boots within a second of connecting, and re-reading its registration
+# was one more round trip per charger in the storm. Later Boots (a Pending station retrying,
+# or one an operator changed meanwhile) read it again.
+REGISTRATION_FRESH_S = 10.0
+
+_RECORD_BOOT = (
+    update(STATION)
+    .where(STATION.c.id == bindparam("b_station_id"))
+    .values(
+        vendor=bindparam("b_vendor"),
+        model=bindparam("b_model"),
+        serial_number=bindparam("b_serial"),
+        firmware_version=bindparam("b_firmware"),
+        ocpp_version=bindparam("b_ocpp_version"),
+        last_boot_at=bindparam("b_now"),
+        last_seen_at=bindparam("b_now"),
+        online=True,
+    )
+)
+
+
 async def record_boot(
     writer: Writer, ctx: StationContext, info: BootInfo, *, retry_interval_s: int
 ) -> tuple[str, int]:
@@ -180,29 +134,35 @@ async def record_boot(
     Rejected it is how long the station waits before its next BootNotification.
     """
     now = utcnow()
+    params = {
+        "b_station_id": ctx.station_id,
+        "b_vendor": info.vendor,
+        "b_model": info.model,
+        "b_serial": info.serial_number,
+        "b_firmware": info.firmware_version,
+        "b_ocpp_version": info.ocpp_version,
+        "b_now": now,
+    }
+    fresh = (
+        ctx.registration_status == RegistrationStatus.ACCEPTED.value
+        and time.monotonic() - ctx.loaded_at < REGISTRATION_FRESH_S
+    )
 
-    async def fn(conn: AsyncConnection, _events: list[Event]) -> str:
-        await conn.execute(
-            update(STATION)
-            .where(STATION.c.id == ctx.station_id)
-            .values(
-                vendor=info.vendor,
-                model=info.model,
-                serial_number=info.serial_number,
-                firmware_version=info.firmware_version,
-                ocpp_version=info.ocpp_version,
-                last_boot_at=now,
-                last_seen_at=now,
-                online=True,
-            )
-        )
-        status: str = (
+    async def read_status(conn: AsyncConnection, _events: list[Event]) -> str:
+        status: object = (
             await conn.execute(select(STATION.c.registration_status).where(STATION.c.id == ctx.station_id))
         ).scalar_one()
         return str(status)
 
     ctx.online = True
-    status = await writer.submit(Unit(fn=fn, events=[ctx.status_event(now, reason="booted")]))
+    result = await writer.submit(
+        Unit(
+            fn=None if fresh else read_status,
+            updates=[(_RECORD_BOOT, params)],
+            events=[ctx.status_event(now, reason="booted")],
+        )
+    )
+    status = ctx.registration_status if fresh else str(result)
     ctx.registration_status = status
     if status == RegistrationStatus.ACCEPTED.value:
         return status, ctx.heartbeat_interval_s

@@ -5,19 +5,41 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import bindparam, update
 
 from gateway.state import ConnectorView, StationContext
 from gateway.tables import CONNECTOR, STATION, STATUS_EVENT
 from gateway.writer import Unit, Writer
-from schema.events import Event
 from schema.timeutil import utcnow
 
 # Connectors a station reports that nobody registered get these defaults until an operator
 # edits them; the station's own report is the source of truth that they exist.
 DEFAULT_CONNECTOR_TYPE = "Type2"
 DEFAULT_MAX_POWER_W = 22_000
+
+
+# Bound statements, so the writer merges every status in a batch into one executemany each.
+_STATION_STATUS = (
+    update(STATION)
+    .where(STATION.c.id == bindparam("b_station_id"))
+    .values(
+        status=bindparam("b_status"), error_code=bindparam("b_error_code"), last_seen_at=bindparam("b_now")
+    )
+)
+_CONNECTOR_STATUS = (
+    update(CONNECTOR)
+    .where(
+        CONNECTOR.c.station_id == bindparam("b_station_id"),
+        CONNECTOR.c.connector_id == bindparam("b_connector_id"),
+    )
+    .values(
+        status=bindparam("b_status"),
+        error_code=bindparam("b_error_code"),
+        vendor_error_code=bindparam("b_vendor_error_code"),
+        info=bindparam("b_info"),
+        status_since=bindparam("b_now"),
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,53 +75,71 @@ async def record_status(writer: Writer, ctx: StationContext, report: StatusRepor
         if changed:
             view.status, view.error_code, view.status_since = report.status, report.error_code, now
 
-    async def fn(conn: AsyncConnection, _events: list[Event]) -> None:
-        if cid == 0:
-            await conn.execute(
-                update(STATION)
-                .where(STATION.c.id == ctx.station_id)
-                .values(status=report.status, error_code=report.error_code, last_seen_at=now)
+    unit = Unit()
+    if cid == 0:
+        unit.updates.append(
+            (
+                _STATION_STATUS,
+                {
+                    "b_station_id": ctx.station_id,
+                    "b_status": report.status,
+                    "b_error_code": report.error_code,
+                    "b_now": now,
+                },
             )
-        elif is_new:
-            await conn.execute(
-                CONNECTOR.insert().values(
-                    station_id=ctx.station_id,
-                    connector_id=cid,
-                    connector_type=DEFAULT_CONNECTOR_TYPE,
-                    current_type="AC",
-                    max_power_w=DEFAULT_MAX_POWER_W,
-                    status=report.status,
-                    error_code=report.error_code,
-                    vendor_error_code=report.vendor_error_code,
-                    info=report.info,
-                    status_since=now,
-                )
+        )
+    elif is_new:
+        unit.inserts.append(
+            (
+                CONNECTOR,
+                [
+                    {
+                        "station_id": ctx.station_id,
+                        "connector_id": cid,
+                        "connector_type": DEFAULT_CONNECTOR_TYPE,
+                        "current_type": "AC",
+                        "max_power_w": DEFAULT_MAX_POWER_W,
+                        "status": report.status,
+                        "error_code": report.error_code,
+                        "vendor_error_code": report.vendor_error_code,
+                        "info": report.info,
+                        "status_since": now,
+                    }
+                ],
             )
-        elif changed:
-            await conn.execute(
-                update(CONNECTOR)
-                .where(CONNECTOR.c.station_id == ctx.station_id, CONNECTOR.c.connector_id == cid)
-                .values(
-                    status=report.status,
-                    error_code=report.error_code,
-                    vendor_error_code=report.vendor_error_code,
-                    info=report.info,
-                    status_since=now,
-                )
+        )
+    elif changed:
+        unit.updates.append(
+            (
+                _CONNECTOR_STATUS,
+                {
+                    "b_station_id": ctx.station_id,
+                    "b_connector_id": cid,
+                    "b_status": report.status,
+                    "b_error_code": report.error_code,
+                    "b_vendor_error_code": report.vendor_error_code,
+                    "b_info": report.info,
+                    "b_now": now,
+                },
             )
-        if changed:
-            await conn.execute(
-                STATUS_EVENT.insert().values(
-                    station_id=ctx.station_id,
-                    connector_id=cid,
-                    status=report.status,
-                    error_code=report.error_code,
-                    vendor_error_code=report.vendor_error_code,
-                    info=report.info,
-                    reported_at=report.timestamp,
-                    received_at=now,
-                )
+        )
+    if changed:
+        unit.inserts.append(
+            (
+                STATUS_EVENT,
+                [
+                    {
+                        "station_id": ctx.station_id,
+                        "connector_id": cid,
+                        "status": report.status,
+                        "error_code": report.error_code,
+                        "vendor_error_code": report.vendor_error_code,
+                        "info": report.info,
+                        "reported_at": report.timestamp,
+                        "received_at": now,
+                    }
+                ],
             )
-
-    events: list[Event] = [ctx.status_event(now, changed_connector_id=cid)] if changed else []
-    await writer.submit(Unit(fn=fn, events=events))
+        )
+        unit.events.append(ctx.status_event(now, changed_connector_id=cid))
+    await writer.submit(unit)

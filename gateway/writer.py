@@ -23,6 +23,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Update
 
+from gateway.held_connection import HeldConnection
 from gateway.tables import insert_into
 from schema.bus import Bus
 from schema.events import Event
@@ -61,12 +62,10 @@ class Unit:
 
 class Writer:
     def __init__(self, engine: AsyncEngine, bus: Bus) -> None:
-        self._engine = engine
         self._bus = bus
         self._queue: asyncio.Queue[Unit] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        # One connection held for the writer's life: no pool checkout, reset or pre-ping per batch.
-        self._conn: AsyncConnection | None = None
+        self._conn = HeldConnection(engine, "writer")
         self._last_commit = 0.0
         self.batches = 0
         self.units = 0
@@ -89,7 +88,7 @@ class Writer:
         except asyncio.CancelledError:
             pass
         self._task = None
-        await self._drop_connection()
+        await self._conn.drop()
 
     async def submit(self, unit: Unit) -> Any:
         """Queue `unit` and wait until it is committed and its events are published."""
@@ -122,20 +121,6 @@ class Writer:
                 batch.append(self._queue.get_nowait())
             except asyncio.QueueEmpty:
                 return
-
-    async def _connection(self) -> AsyncConnection:
-        if self._conn is None or self._conn.closed or self._conn.invalidated:
-            await self._drop_connection()
-            self._conn = await self._engine.connect()
-        return self._conn
-
-    async def _drop_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                await conn.close()
-            except Exception:
-                log.debug("closing the writer's connection failed", exc_info=True)
 
     async def _commit(self, batch: list[Unit]) -> None:
         try:
@@ -176,12 +161,12 @@ class Writer:
         # Events a unit's fn produces are kept apart per attempt, so a retried unit
         # never announces the same fact twice.
         results: list[tuple[Any, list[Event]]] = []
-        conn = await self._connection()
+        conn = await self._conn.get()
         try:
             await self._run_batch(conn, batch, results)
         except BaseException:
             # Whatever failed, the next batch starts from a fresh connection and transaction.
-            await self._drop_connection()
+            await self._conn.drop()
             raise
         return results
 

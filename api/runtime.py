@@ -13,6 +13,7 @@ import secrets
 import signal
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,6 +27,7 @@ from api.demo import (
     reset_demo_accounts,
     seed_demo,
 )
+from api.worker import liveness
 from api.worker.service import DurableWork
 from api.worker.settings import WorkerSettings
 from gateway.server import Gateway
@@ -79,6 +81,7 @@ class Runtime:
     api_server: uvicorn.Server | None = None
     chargers: list[SimCharger] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _beat: asyncio.Task[None] | None = None
     example_location_id: str = "<a Location id>"
     demo_accounts: list[DemoAccount] = field(default_factory=list)
     worker_settings: WorkerSettings = field(default_factory=WorkerSettings)
@@ -118,6 +121,10 @@ class Runtime:
             if self.gateway is not None:
                 self.gateway.writer.on_outbox = self.durable.nudge
             await self.durable.start()
+            alive_file = self.worker_settings.alive_file
+            if not (self.run_api or self.run_gateway) and alive_file:
+                durable = self.durable
+                self._beat = asyncio.create_task(liveness.beat(Path(alive_file), lambda: durable.alive))
         if self.run_api:
             app = create_app(
                 engine=self.engine,
@@ -165,6 +172,10 @@ class Runtime:
             self._tasks.append(asyncio.create_task(charger.run()))
 
     async def stop(self) -> None:
+        if self._beat is not None:
+            self._beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._beat
         for charger in self.chargers:
             await charger.close()
         if self.api_server is not None:

@@ -4,8 +4,10 @@
 
 Without arguments it finds the `chargenet` process of the container and probes what that
 process serves: `api` and `serve` answer GET /healthz on CHARGENET_API_PORT, `gateway` answers
-it on CHARGENET_GATEWAY_PORT. Commands without a port (`worker`, `migrate`) are healthy while
-they run: the container stops when they exit. Exit status 0 is healthy, 1 unhealthy.
+it on CHARGENET_GATEWAY_PORT. `worker` serves no port: it touches CHARGENET_WORKER_ALIVE_FILE
+every 10 s while its event loop and all its loops run, and is unhealthy when that file is
+older than CHARGENET_WORKER_ALIVE_MAX_AGE seconds (or missing). Other commands (`migrate`) are
+healthy while they run. Exit status 0 is healthy, 1 unhealthy.
 Standard library only: the runtime image has no curl.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -21,6 +24,9 @@ from pathlib import Path
 DEFAULT_PORTS = {"api": ("CHARGENET_API_PORT", 8000), "gateway": ("CHARGENET_GATEWAY_PORT", 9000)}
 # `serve` runs the API and the gateway; the API's answer covers the process.
 PROBED = {"api": "api", "serve": "api", "gateway": "gateway"}
+WORKER_ALIVE_FILE = ("CHARGENET_WORKER_ALIVE_FILE", "/tmp/chargenet-worker.alive")
+# Six missed beats of the worker's 10 s period: a slow disk or a long GC never trips it.
+WORKER_ALIVE_MAX_AGE_S = 60.0
 # Well below Docker's --timeout, so a hung probe reports itself instead of being killed.
 PROBE_TIMEOUT_S = 3.0
 
@@ -61,8 +67,23 @@ def url_for(role: str, path: str = "/healthz") -> str:
     return f"http://127.0.0.1:{port}{path}"
 
 
+def worker_alive(now: float | None = None) -> bool:
+    variable, default = WORKER_ALIVE_FILE
+    path = Path(os.environ.get(variable) or default)
+    max_age = float(os.environ.get("CHARGENET_WORKER_ALIVE_MAX_AGE", WORKER_ALIVE_MAX_AGE_S))
+    try:
+        age = (time.time() if now is None else now) - path.stat().st_mtime
+    except OSError:
+        print(f"{path}: missing")
+        return False
+    print(f"{path}: touched {age:.0f} s ago (at most {max_age:.0f})")
+    return age <= max_age
+
+
 def main(argv: Sequence[str]) -> int:
     command = argv[0] if argv else running_command()
+    if command == "worker":
+        return 0 if worker_alive() else 1
     role = PROBED.get(command or "")
     if role is None:
         print(f"chargenet {command or '?'} serves no port: running is healthy")

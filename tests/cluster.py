@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -65,12 +67,15 @@ class Cluster:
             **(extra_env or {}),
         }
         self.processes: dict[str, Process] = {}
+        self._workdir = Path(tempfile.mkdtemp(prefix="chargenet-cluster-"))
 
-    def _spawn(self, name: str, args: list[str], port: int | None) -> Process:
+    def _spawn(
+        self, name: str, args: list[str], port: int | None, env: dict[str, str] | None = None
+    ) -> Process:
         popen = subprocess.Popen(
             [sys.executable, "-m", "api.cli", *args],
             cwd=ROOT,
-            env=self.env,
+            env={**self.env, **(env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -110,8 +115,13 @@ class Cluster:
         await self._ready(proc, f"http://127.0.0.1:{port}/readyz")
         return proc
 
+    def alive_file(self, name: str) -> Path:
+        """Each worker of the cluster beats into a file of its own (they share one /tmp)."""
+        return self._workdir / f"{name}.alive"
+
     async def worker(self, name: str, *, ready_line: str = "worker") -> Process:
-        proc = self._spawn(name, ["worker"], None)
+        alive = {"CHARGENET_WORKER_ALIVE_FILE": str(self.alive_file(name))}
+        proc = self._spawn(name, ["worker"], None, alive)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if not proc.alive():
@@ -153,3 +163,4 @@ class Cluster:
                 await asyncio.to_thread(proc.popen.wait, 15)
             except subprocess.TimeoutExpired:
                 proc.popen.kill()
+        shutil.rmtree(self._workdir, ignore_errors=True)

@@ -17,11 +17,13 @@ import fnmatch
 import http.server
 import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -36,6 +38,7 @@ import yaml
 from dockerfile_parse import DockerfileParser
 
 from api.cli import build_parser
+from api.worker.settings import WorkerSettings
 from gateway.server import HEALTH_PATHS, PATH_PREFIX
 from schema.settings import Settings
 
@@ -378,6 +381,20 @@ class TestKubernetesWiring:
         assert "migrate" in cli_commands()
         assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
         assert job["spec"]["backoffLimit"] <= 5
+
+    def test_the_worker_is_probed_by_its_liveness_file(self) -> None:
+        (container,) = one("Deployment", "chargenet-worker")["spec"]["template"]["spec"]["containers"]
+        probe = container["livenessProbe"]
+        assert probe["exec"]["command"] == ["python", "/opt/chargenet/healthcheck.py", "worker"]
+        # the probe's patience exceeds the check's own bound, so one slow beat is not a restart
+        assert probe["periodSeconds"] * probe["failureThreshold"] >= load_healthcheck().WORKER_ALIVE_MAX_AGE_S
+        assert any(m["mountPath"] == "/tmp" for m in container["volumeMounts"])
+        assert service("worker")["healthcheck"]["test"] == [
+            "CMD",
+            "python",
+            "/opt/chargenet/healthcheck.py",
+            "worker",
+        ]
 
     def test_probes_use_real_routes_and_ports(self) -> None:
         paths = {"chargenet-api": api_routes(), "chargenet-gateway": set(HEALTH_PATHS)}
@@ -757,7 +774,26 @@ class TestHealthcheckScript:
         healthcheck = load_healthcheck()
         monkeypatch.setenv("CHARGENET_API_PORT", "1")
         assert healthcheck.main(["api"]) == 1
+        assert healthcheck.main(["migrate"]) == 0
+
+    def test_a_worker_is_alive_while_its_file_is_fresh(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        healthcheck = load_healthcheck()
+        alive = tmp_path / "worker.alive"
+        monkeypatch.setenv("CHARGENET_WORKER_ALIVE_FILE", str(alive))
+        assert healthcheck.main(["worker"]) == 1  # never written
+        alive.touch()
         assert healthcheck.main(["worker"]) == 0
+        stale = time.time() - healthcheck.WORKER_ALIVE_MAX_AGE_S - 5
+        os.utime(alive, (stale, stale))
+        assert healthcheck.main(["worker"]) == 1
+
+    def test_the_worker_and_the_check_agree_on_the_file(self) -> None:
+        variable, default = load_healthcheck().WORKER_ALIVE_FILE
+        field = WorkerSettings.model_fields["alive_file"]
+        assert (field.alias, field.default) == (variable, default)
+        assert default.startswith("/tmp/")  # the one writable volume of the read-only containers
 
     def test_reads_only_settings_for_ports(self) -> None:
         variables = {v for v, _ in load_healthcheck().DEFAULT_PORTS.values()}

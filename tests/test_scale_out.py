@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -22,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.simulator import SimCharger, SimConfig
 from schema.events import TransactionEnded
 from tests.builders import ACCEPTED_TAGS, make_station
-from tests.cluster import ADMIN_TOKEN, Cluster
+from tests.cluster import ADMIN_TOKEN, ROOT, Cluster
 from tests.dbutil import fetch, scalar
 from tests.graphql_client import GraphQLWS, data, gql
 from tests.redis_server import RedisServer
@@ -189,6 +192,17 @@ class TestAcrossProcesses:
         await asyncio.sleep(1.5)  # time for a duplicate to show up, if there were one
         for tx in (started["transaction"]["id"], tx2):
             assert await summaries(engine, pk(tx)) == 1
+        # and both workers told their orchestrator they are alive, through the image's check
+        for name in ("worker-1", "worker-2"):
+            env = {**os.environ, "CHARGENET_WORKER_ALIVE_FILE": str(cluster.alive_file(name))}
+            check = await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, str(ROOT / "infra" / "healthcheck.py"), "worker"],
+                env=env,
+                capture_output=True,
+                timeout=30,
+            )
+            assert check.returncode == 0, check.stdout
 
 
 class TestFailures:

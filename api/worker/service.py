@@ -130,6 +130,11 @@ class DurableWork:
             if part is not None
         ]
 
+    @property
+    def alive(self) -> bool:
+        """Every loop this process started is still running (none died of an uncaught error)."""
+        return all(part.running for part in (self.relay, self.consumer, self.scheduler) if part is not None)
+
     def nudge(self) -> None:
         """The writer committed outbox rows: relay them now rather than at the next poll."""
         if self.relay is not None:

@@ -43,5 +43,8 @@ class WorkerSettings(BaseSettings):
     # Meter samples (PostgreSQL): whole months older than this are dropped; 0 keeps everything.
     # Deleting measurements is the operator's decision, so nothing is dropped by default.
     meter_retention_months: int = Field(default=0, ge=0, alias="CHARGENET_METER_RETENTION_MONTHS")
+    # A worker serves no port, so its liveness is a file it touches while its event loop and
+    # every one of its loops run (infra/healthcheck.py `worker` checks its age); empty: off.
+    alive_file: str = Field(default="/tmp/chargenet-worker.alive", alias="CHARGENET_WORKER_ALIVE_FILE")
     # Keys of the scheduled jobs' once-per-interval locks in Redis.
     lock_prefix: str = Field(default="chargenet:jobs", alias="CHARGENET_JOB_LOCK_PREFIX")

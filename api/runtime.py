@@ -271,7 +271,7 @@ def run(settings: Settings, *, api: bool = True, gateway: bool = True, worker: b
     if api and settings.demo:
         settings = ensure_admin_token(settings)
     use_fast_event_loop()
-    bus = bus_from_url(settings.bus_url)
+    bus = bus_from_url(settings.bus_url, prefix=settings.bus_prefix)
     asyncio.run(
         Runtime(settings, run_api=api, run_gateway=gateway, run_worker=worker, bus=bus).run_until_stopped()
     )

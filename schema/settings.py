@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     # "memory": events and commands stay inside one process (the embedded default);
     # "redis://host:6379/0": many gateway, API and worker processes share one bus.
     bus_url: str = Field(default="memory", alias="BUS_URL")
+    # Every Redis key and channel of the bus starts with this, so two ChargeNet networks (or
+    # staging next to production) can share one Redis; the worker's stream and job locks have
+    # their own names (CHARGENET_DURABLE_STREAM, CHARGENET_JOB_LOCK_PREFIX).
+    bus_prefix: str = Field(default="chargenet", min_length=1, alias="CHARGENET_BUS_PREFIX")
     api_host: str = Field(default="127.0.0.1", alias="CHARGENET_API_HOST")
     api_port: int = Field(default=8000, alias="CHARGENET_API_PORT")
     gateway_host: str = Field(default="127.0.0.1", alias="CHARGENET_GATEWAY_HOST")

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.runtime import Runtime
+from api.worker import runner
 from api.worker.jobs import check_stuck_sessions, default_registry
 from api.worker.processor import HandlerRegistry, Processor
 from api.worker.relay import InProcessChannel, OutboxRelay, RedisStreamChannel
@@ -340,6 +341,27 @@ class TestWorkersInAGroup:
         assert survivor.processor.processed == 1 and survivor.acked == 2
         consumers = {c["name"]: c["pending"] for c in await redis.xinfo_consumers(names.stream, names.group)}
         assert consumers[b"dead-worker"] == 0
+
+    async def test_departed_consumers_are_forgotten_only_when_they_hold_nothing(
+        self, engine: AsyncEngine, redis: Redis, names: Names, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # given a consumer that left with nothing pending and one that left holding an entry
+        await redis.xgroup_create(names.stream, names.group, id="0", mkstream=True)
+        for n in range(2):
+            await redis.xadd(names.stream, {"n": str(n)})
+        (_, [(done_id, _)]), *_ = await redis.xreadgroup(names.group, "gone", {names.stream: ">"}, count=1)
+        await redis.xack(names.stream, names.group, done_id)
+        await redis.xreadgroup(names.group, "holding", {names.stream: ">"}, count=1)
+        survivor = stream_worker(redis, engine, names, "survivor")
+        await redis.xgroup_createconsumer(names.stream, names.group, "survivor")
+        monkeypatch.setattr(runner, "FORGET_CONSUMER_MS", 0)
+        await asyncio.sleep(0.01)
+        # when the survivor tidies the group
+        forgotten = await survivor.forget_departed()
+        # then only the one without pending entries is gone; the other waits to be claimed
+        assert forgotten == ["gone"]
+        consumers = {c["name"] for c in await redis.xinfo_consumers(names.stream, names.group)}
+        assert consumers == {b"holding", b"survivor"}
 
     async def test_a_handler_that_keeps_failing_goes_to_the_dead_letter_stream(
         self, engine: AsyncEngine, charger: SimCharger, redis: Redis, names: Names

@@ -371,6 +371,24 @@ class TestShutdown:
         with pytest.raises(ValueError, match="BUS_URL"):
             bus_from_url("amqp://elsewhere")
 
+    async def test_networks_with_their_own_prefix_share_one_redis_unseen(
+        self, make_bus: BusFactory, prefix: str
+    ) -> None:
+        # given two gateways on one Redis, the second under another deployment's prefix
+        ours, theirs = await make_bus(), await make_bus(prefix=f"{prefix}-staging")
+        ours.serve_station("CP-1", answering())
+        await owned_by(ours, "CP-1", ours.node_id)
+        mine, other = await joined(ours.subscribe("stations")), await joined(theirs.subscribe("stations"))
+        # when our network publishes
+        await ours.publish([status_event(1)])
+        # then only our subscribers get it, and the other network does not know our station
+        assert isinstance(await mine.next(2), StationStatusChanged)
+        with pytest.raises(TimeoutError):
+            await other.next(0.3)
+        assert await theirs.owner_of("CP-1") is None
+        with pytest.raises(StationOffline):
+            await theirs.request("CP-1", Reset(), timeout=1)
+
     def test_a_stopping_api_completes_its_subscriptions(self, redis_url: str, tmp_path: Path) -> None:
         """`chargenet api` on Redis: SIGTERM ends live subscriptions with `complete`."""
         db_url = f"sqlite+aiosqlite:///{tmp_path / 'api.db'}"

@@ -40,6 +40,16 @@ DEAD_LETTER_ERROR_CHARS = 500
 Entry = tuple[bytes, dict[bytes, bytes]]
 
 
+# A consumer idle this long with nothing pending has left (its worker was replaced); every
+# restart adds a name (host-pid), and XINFO CONSUMERS would otherwise grow without bound.
+FORGET_CONSUMER_MS = 3_600_000
+FORGET_EVERY_S = 600.0
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def dead_letter_stream(stream: str) -> str:
     return f"{stream}:dead"
 
@@ -74,6 +84,7 @@ class StreamWorker(BackgroundLoop):
         self._block_ms = max(1, round(block_s * 1000))
         self._batch_size = batch_size
         self._next_claim = 0.0
+        self._next_forget = 0.0
         self._group_ready = False
         self.acked = 0
         self.dead_lettered = 0
@@ -122,6 +133,24 @@ class StreamWorker(BackgroundLoop):
                 await self._handle(entry_id, fields, deliveries=await self._deliveries(entry_id))
             if start in (b"0-0", "0-0"):
                 return claimed
+
+    async def forget_departed(self) -> list[str]:
+        """Remove consumers that left (a name per host and pid, so every restart leaves one)
+        once they hold nothing and were idle longer than `FORGET_CONSUMER_MS`; returns them.
+
+        Nothing is lost: a consumer with pending entries is kept until they are claimed.
+        """
+        departed: list[str] = []
+        for info in await self._redis.xinfo_consumers(self.stream, self.group):
+            name = _text(info["name"])
+            if name != self.consumer and int(info["pending"]) == 0 and int(info["idle"]) > FORGET_CONSUMER_MS:
+                # DELCONSUMER of one with pending entries would drop them; it has none now,
+                # and a late XREADGROUP under the same name would simply recreate it.
+                await self._redis.xgroup_delconsumer(self.stream, self.group, name)
+                departed.append(name)
+        if departed:
+            log.info("forgot %d departed consumers of %s: %s", len(departed), self.group, ", ".join(departed))
+        return departed
 
     async def _deliveries(self, entry_id: bytes) -> int:
         pending = await self._redis.xpending_range(
@@ -199,6 +228,9 @@ class StreamWorker(BackgroundLoop):
             if now >= self._next_claim:
                 self._next_claim = now + self._claim_every_s
                 await self.claim_once()
+            if now >= self._next_forget:
+                self._next_forget = now + FORGET_EVERY_S
+                await self.forget_departed()
             await self.read_once()
         except ResponseError as exc:
             if "NOGROUP" in str(exc):

@@ -27,6 +27,7 @@ from api.accounts.social import SocialSignInMutation
 from api.auth.permissions import IsPublic
 from api.auth.policy import assert_every_root_field_has_a_rule
 from api.control.mutations import ControlMutation
+from api.control.operations_api import ControlOperationsMutation, ControlQuery
 from api.drivers.mutations import DriverMutation
 from api.drivers.queries import DriverQuery
 from api.network.queries import NetworkQuery
@@ -48,7 +49,7 @@ PARSER_CACHE_SIZE = 512
 
 
 @strawberry.type
-class Query(NetworkQuery, SessionsQuery, AccountsQuery, DriverQuery, OrgsQuery):
+class Query(NetworkQuery, SessionsQuery, AccountsQuery, DriverQuery, OrgsQuery, ControlQuery):
     # Each node type's resolve_nodes reads through the caller-scoped loaders.
     node: relay.Node | None = relay.node(
         permission_classes=[IsPublic], description="Any object by its global id, if the caller may see it."
@@ -56,7 +57,14 @@ class Query(NetworkQuery, SessionsQuery, AccountsQuery, DriverQuery, OrgsQuery):
 
 
 @strawberry.type
-class Mutation(ControlMutation, AccountsMutation, SocialSignInMutation, DriverMutation, OrgsMutation):
+class Mutation(
+    ControlMutation,
+    ControlOperationsMutation,
+    AccountsMutation,
+    SocialSignInMutation,
+    DriverMutation,
+    OrgsMutation,
+):
     pass
 
 

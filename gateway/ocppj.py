@@ -24,6 +24,9 @@ CALL, CALLRESULT, CALLERROR = 2, 3, 4
 # OCPP-J limits the unique id to 36 characters.
 MAX_MESSAGE_ID_LENGTH = 36
 
+# Follow-up tasks still running, held so the loop does not drop them mid-way.
+_FOLLOW_UPS: set[asyncio.Task[None]] = set()
+
 Send = Callable[[str], Awaitable[None]]
 LogFrame = Callable[[MessageDirection, int, str, str | None, str], None]
 
@@ -49,6 +52,7 @@ class OcppJSession:
     """One station's OCPP-J conversation, independent of the WebSocket library."""
 
     __slots__ = (
+        "_follow_ups",
         "_lock",
         "_log",
         "_pending",
@@ -77,6 +81,19 @@ class OcppJSession:
         self._log = log_frame
         self._pending: dict[str, asyncio.Future[Any]] = {}
         self._lock: asyncio.Lock | None = None
+        # Created on first use: tens of thousands of idle sessions should not each carry one.
+        self._follow_ups: list[Callable[[], Awaitable[None]]] | None = None
+
+    def after_reply(self, follow_up: Callable[[], Awaitable[None]]) -> None:
+        """Run `follow_up` once the CALLRESULT being prepared has been sent.
+
+        A handler cannot itself await a CALL to the station: the reader that would receive the
+        answer is the one running the handler. And what the central system asks after a
+        BootNotification must reach the station after the Accepted that permits it.
+        """
+        if self._follow_ups is None:
+            self._follow_ups = []
+        self._follow_ups.append(follow_up)
 
     async def on_frame(self, raw: str | bytes) -> None:
         """Handle one frame; never raises: bad input gets a CALLERROR and the socket stays up."""
@@ -146,6 +163,20 @@ class OcppJSession:
         text = json.dumps([CALLRESULT, message_id, result], separators=(",", ":"))
         self._log(MessageDirection.OUT, CALLRESULT, message_id, action, text)
         await self._send(text)
+        if self._follow_ups:
+            follow_ups, self._follow_ups = self._follow_ups, None
+            for follow_up in follow_ups:
+                task = asyncio.create_task(self._run_follow_up(follow_up))
+                _FOLLOW_UPS.add(task)
+                task.add_done_callback(_FOLLOW_UPS.discard)
+
+    async def _run_follow_up(self, follow_up: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await follow_up()
+        except (CommandFailed, CommandTimeout, StationOffline) as exc:
+            log.info("follow-up for %s not done: %s", self.charge_point_id, exc)
+        except Exception:
+            log.exception("follow-up for %s failed", self.charge_point_id)
 
     async def _reply_error(
         self,
@@ -201,6 +232,7 @@ class OcppJSession:
         return result
 
     def connection_lost(self) -> None:
+        self._follow_ups = None
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(ConnectionError("station disconnected"))

@@ -35,7 +35,6 @@ from gateway.v16.handlers import NOT_SUPPORTED as V16_NOT_SUPPORTED
 from gateway.v16.handlers import ChargePoint16
 from gateway.writer import Writer
 from schema.bus import Bus
-from schema.commands import Command, CommandReply
 from schema.enums import MessageDirection, OcppVersion
 from schema.secrets import fingerprint, verify_secret
 from schema.timeutil import utcnow
@@ -126,16 +125,7 @@ class Gateway:
         return int(next(iter(self._server.sockets)).getsockname()[1])
 
     async def start(self) -> None:
-        validation.warm(
-            "v16",
-            [
-                *V16_ACTIONS,
-                *(
-                    f"{a}Response"
-                    for a in ("RemoteStartTransaction", "RemoteStopTransaction", "Reset", "TriggerMessage")
-                ),
-            ],
-        )
+        validation.warm("v16", [*V16_ACTIONS, *v16_commands.ACTIONS, *v16_commands.RESPONSES])
         self.writer.start()
         self._server = await serve(
             self._handle,
@@ -282,8 +272,8 @@ class Gateway:
             log_frame=log_frame,
         )
 
-        async def execute(command: Command, timeout: float) -> CommandReply:
-            return await v16_commands.execute(session, command, timeout)
+        handler.session = session
+        execute = handler.execute
 
         previous = self.connections.get(cpid)
         self.connections[cpid] = Connected(connection, session)

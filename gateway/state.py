@@ -43,6 +43,11 @@ class StationContext:
     online: bool = True
     # time.monotonic() of the database read this view started from (0: built without one).
     loaded_at: float = 0.0
+    firmware_version: str | None = None
+    # OCPP 1.6 SupportedFeatureProfiles; None until the station's configuration has been read.
+    feature_profiles: frozenset[str] | None = None
+    configuration_read_at: datetime | None = None
+    configuration_firmware: str | None = None
     connectors: dict[int, ConnectorView] = field(default_factory=dict)
     transactions: dict[int, ActiveTransaction] = field(default_factory=dict)
 

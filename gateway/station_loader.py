@@ -75,6 +75,10 @@ async def read_stations(conn: AsyncConnection, charge_point_ids: Sequence[str]) 
             STATION.c.heartbeat_interval_s,
             STATION.c.status,
             STATION.c.error_code,
+            STATION.c.firmware_version,
+            STATION.c.feature_profiles,
+            STATION.c.configuration_read_at,
+            STATION.c.configuration_firmware,
         ).where(_among(STATION.c.charge_point_id, "cpids", charge_point_ids, dialect, String))
     ):
         record = StationRecord(
@@ -94,6 +98,10 @@ async def read_stations(conn: AsyncConnection, charge_point_ids: Sequence[str]) 
             status=row.status,
             error_code=row.error_code,
             loaded_at=loaded_at,
+            firmware_version=row.firmware_version,
+            feature_profiles=parse_profiles(row.feature_profiles),
+            configuration_read_at=row.configuration_read_at,
+            configuration_firmware=row.configuration_firmware,
         )
         found[row.charge_point_id] = LoadedStation(record, ctx)
         by_id[row.id] = ctx
@@ -130,6 +138,13 @@ async def read_stations(conn: AsyncConnection, charge_point_ids: Sequence[str]) 
             last_sample_at=row.last_sample_at,
         )
     return found
+
+
+def parse_profiles(text: str | None) -> frozenset[str] | None:
+    """SupportedFeatureProfiles as stored ("Core,SmartCharging"); None when never read."""
+    if text is None:
+        return None
+    return frozenset(p.strip() for p in text.split(",") if p.strip())
 
 
 class StationLoader:

@@ -155,6 +155,7 @@ async def record_boot(
         return str(status)
 
     ctx.online = True
+    ctx.firmware_version = info.firmware_version
     result = await writer.submit(
         Unit(
             fn=None if fresh else read_status,

@@ -8,6 +8,7 @@ from sqlalchemy import Insert, Table
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from schema.control_models import StationConfigurationKey
 from schema.models import (
     ChargingStation,
     Connector,
@@ -30,6 +31,7 @@ ID_TOKEN = _t(IdToken)
 METER_SAMPLE = _t(MeterSample)
 OCPP_MESSAGE = _t(OcppMessage)
 TRANSACTION = _t(Transaction)
+CONFIGURATION_KEY = _t(StationConfigurationKey)
 
 
 @cache  # built once per table and dialect, not per batch

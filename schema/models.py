@@ -66,6 +66,12 @@ class ChargingStation(SQLModel, table=True):
     firmware_status_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     diagnostics_status: str | None = Field(default=None, max_length=30)
     diagnostics_status_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    # OCPP 1.6 SupportedFeatureProfiles as the station reported it (comma-separated); None until
+    # read. Commands of a profile the station lacks are refused without being sent.
+    feature_profiles: str | None = Field(default=None, max_length=200)
+    # When its configuration was last read, and on which firmware: a new firmware re-reads it.
+    configuration_read_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    configuration_firmware: str | None = Field(default=None, max_length=50)
     created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
 
 
@@ -213,4 +219,5 @@ class OcppMessage(SQLModel, table=True):
 from schema import account_models as _account_models  # noqa: E402, F401
 
 # Durable work (outbox, processed events, worker job results), registered the same way.
+from schema import control_models as _control_models  # noqa: E402, F401
 from schema import work_models as _work_models  # noqa: E402, F401

@@ -41,6 +41,7 @@ from api.auth.opaque import new_token
 from api.auth.roles import Permission, Role, format_permissions
 from api.graphql_schema import build_schema
 from schema.account_models import ApiKey, AuditEntry, Invitation, Membership, UserAccount, Vehicle
+from schema.control_models import StationCommand, StationConfigurationKey
 from schema.db import session_factory
 from schema.models import ChargingStation, Connector, IdToken, Location, Organization, Transaction
 from schema.timeutil import utcnow
@@ -58,6 +59,8 @@ PEOPLE = frozenset({DRIVER, *ROLES})
 MANAGERS = frozenset({"owner", "admin", PLATFORM})
 SESSION_READERS = frozenset({"owner", "admin", "operator", "finance", "viewer", KEY, PLATFORM})
 CONTROLLERS = frozenset({"owner", "admin", "operator", KEY, PLATFORM})
+# stations:diagnose: resets, configuration reads, firmware and logs (not in the matrix's key).
+DIAGNOSERS = frozenset({"owner", "admin", "operator", "technician", PLATFORM})
 MEMBERS = frozenset(ROLES)
 # The integration the matrix plays: reads the network and sessions, starts and stops charging.
 KEY_PERMISSIONS = frozenset({Permission.NETWORK_READ, Permission.SESSIONS_READ, Permission.STATIONS_CONTROL})
@@ -88,6 +91,7 @@ class World:
     location: int = 0
     target_membership: int = 0
     audit_entry: int = 0
+    command: int = 0
     users: dict[str, int] = field(default_factory=dict)
     sessions: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
@@ -159,7 +163,17 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
         audit = AuditEntry(
             organization_id=oid, actor_kind="user", actor_label="user:0", action="org.test", result="OK"
         )
-        s.add_all([tx, vehicle, card, app, target_key, key, invitation, audit])
+        command = StationCommand(
+            organization_id=oid,
+            station_id=station.id or 0,
+            name="Reset",
+            payload={"kind": "Soft"},
+            actor_kind="user",
+            actor_label="user:0",
+            outcome="ACCEPTED",
+        )
+        setting = StationConfigurationKey(station_id=station.id or 0, key="HeartbeatInterval", value="300")
+        s.add_all([tx, vehicle, card, app, target_key, key, invitation, audit, command, setting])
         await s.flush()
         world = World(
             org=oid,
@@ -176,6 +190,7 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
             location=location.id or 0,
             target_membership=memberships["target"].id or 0,
             audit_entry=audit.id or 0,
+            command=command.id or 0,
             users=users,
         )
         for who in PEOPLE:
@@ -209,6 +224,17 @@ def org(w: World, who: str) -> dict[str, Any]:
     return {"organizationId": gid("Organization", w.org)}
 
 
+FIRMWARE_URL = "https://firmware.example.com/sim-2.0.bin"
+
+
+def station_input(w: World, **extra: Any) -> dict[str, Any]:
+    return {"input": {"stationId": gid("Station", w.station), **extra}}
+
+
+def stations_input(w: World, **extra: Any) -> dict[str, Any]:
+    return {"input": {"stationIds": [gid("Station", w.station)], **extra}}
+
+
 RULES: dict[str, Rule] = {
     # --- public reads ---
     "Query.locations": Rule(ALL),
@@ -235,6 +261,29 @@ RULES: dict[str, Rule] = {
         CONTROLLERS,
         lambda w, _: {"input": {"transactionId": gid("Transaction", w.transaction), "waitSeconds": 0}},
     ),
+    # --- station operations (the matrix's station has no charger: STATION_OFFLINE is allowed) ---
+    "Mutation.resetStation": Rule(DIAGNOSERS, lambda w, _: station_input(w)),
+    "Mutation.bulkResetStations": Rule(DIAGNOSERS, lambda w, _: stations_input(w)),
+    "Mutation.unlockConnector": Rule(CONTROLLERS, lambda w, _: station_input(w, connectorId=1)),
+    "Mutation.changeAvailability": Rule(CONTROLLERS, lambda w, _: station_input(w, operative=False)),
+    "Mutation.bulkChangeAvailability": Rule(CONTROLLERS, lambda w, _: stations_input(w, operative=True)),
+    "Mutation.clearAuthorizationCache": Rule(DIAGNOSERS, lambda w, _: station_input(w)),
+    "Mutation.triggerMessage": Rule(DIAGNOSERS, lambda w, _: station_input(w, message="HEARTBEAT")),
+    "Mutation.changeConfiguration": Rule(
+        CONTROLLERS, lambda w, _: station_input(w, key="HeartbeatInterval", value="60")
+    ),
+    "Mutation.readConfiguration": Rule(DIAGNOSERS, lambda w, _: station_input(w)),
+    "Mutation.dataTransfer": Rule(CONTROLLERS, lambda w, _: station_input(w, vendorId="com.example")),
+    "Mutation.updateFirmware": Rule(DIAGNOSERS, lambda w, _: station_input(w, location=FIRMWARE_URL)),
+    "Mutation.bulkUpdateFirmware": Rule(DIAGNOSERS, lambda w, _: stations_input(w, location=FIRMWARE_URL)),
+    "Mutation.requestDiagnostics": Rule(DIAGNOSERS, lambda w, _: station_input(w, location=FIRMWARE_URL)),
+    "Mutation.localListVersion": Rule(DIAGNOSERS, lambda w, _: station_input(w)),
+    "Mutation.setChargingLimit": Rule(CONTROLLERS, lambda w, _: station_input(w, limit=16)),
+    "Mutation.clearChargingLimit": Rule(CONTROLLERS, lambda w, _: station_input(w)),
+    "Mutation.compositeSchedule": Rule(DIAGNOSERS, lambda w, _: station_input(w)),
+    # Scoped lists: everyone signed in may ask; the rows are their organisations' only.
+    "Query.commands": Rule(AUTHENTICATED, lambda w, _: {"stationId": gid("Station", w.station)}),
+    "Query.stationConfiguration": Rule(AUTHENTICATED, lambda w, _: {"stationId": gid("Station", w.station)}),
     # --- signing in (public by nature) ---
     "Mutation.signUp": Rule(
         ALL, lambda w, who: {"input": {"email": f"new-{who}@example.com", "password": "x"}}

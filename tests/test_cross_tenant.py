@@ -45,6 +45,7 @@ OBJECTS: dict[str, Callable[[World], int]] = {
     "Invitation": lambda w: w.invitation,
     "ApiKey": lambda w: w.target_key,
     "AuditEntry": lambda w: w.audit_entry,
+    "StationCommand": lambda w: w.command,
 }
 # Root operations that take another tenant's object: each must answer null or NOT_FOUND.
 PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
@@ -67,6 +68,23 @@ PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
     "auditLog": (
         "query ($o: ID!) { auditLog(organizationId: $o) { totalCount } }",
         lambda w: {"o": gid("Organization", w.org)},
+    ),
+    "resetStation": (
+        "mutation ($s: ID!) { resetStation(input: {stationId: $s}) { outcome } }",
+        lambda w: {"s": gid("Station", w.station)},
+    ),
+    "bulkResetStations": (
+        "mutation ($s: ID!) { bulkResetStations(input: {stationIds: [$s]}) { bulkId } }",
+        lambda w: {"s": gid("Station", w.station)},
+    ),
+    "changeConfiguration": (
+        "mutation ($s: ID!) "
+        '{ changeConfiguration(input: {stationId: $s, key: "AuthorizationKey", value: "mine"}) { outcome } }',
+        lambda w: {"s": gid("Station", w.station)},
+    ),
+    "setChargingLimit": (
+        "mutation ($s: ID!) { setChargingLimit(input: {stationId: $s, limit: 0}) { outcome } }",
+        lambda w: {"s": gid("Station", w.station)},
     ),
     "stopCharging": (
         "mutation ($t: ID!) { stopCharging(input: {transactionId: $t, waitSeconds: 0}) { outcome } }",
@@ -207,8 +225,32 @@ class TestCrossTenant:
             assert gid("Transaction", b.transaction) not in txs, who
             orgs = (await gql(http, org_query, token=token))["data"]["organizations"]["edges"]
             assert gid("Organization", b.org) not in {e["node"]["id"] for e in orgs}, who
+            commands = await gql(http, "{ commands(first: 100) { edges { node { id } } } }", token=token)
+            assert gid("StationCommand", b.command) not in {
+                e["node"]["id"] for e in commands["data"]["commands"]["edges"]
+            }, who
+            settings = await gql(
+                http,
+                "query ($s: ID!) { stationConfiguration(stationId: $s) { key value } }",
+                {"s": gid("Station", b.station)},
+                token=token,
+            )
+            assert settings["data"]["stationConfiguration"] == [], who
         # and the owner of A does see A's own session and organisation (the probes can see)
         own = await gql(http, tx_query, token=a.tokens["owner"])
         assert gid("Transaction", a.transaction) in {
             e["node"]["id"] for e in own["data"]["transactions"]["edges"]
         }
+        own_commands = await gql(
+            http, "{ commands(first: 100) { edges { node { id } } } }", token=a.tokens["owner"]
+        )
+        assert gid("StationCommand", a.command) in {
+            e["node"]["id"] for e in own_commands["data"]["commands"]["edges"]
+        }
+        own_settings = await gql(
+            http,
+            "query ($s: ID!) { stationConfiguration(stationId: $s) { key value } }",
+            {"s": gid("Station", a.station)},
+            token=a.tokens["owner"],
+        )
+        assert own_settings["data"]["stationConfiguration"] == [{"key": "HeartbeatInterval", "value": "300"}]

@@ -137,6 +137,15 @@ class StationNode(relay.Node):
 
     @strawberry.field(
         permission_classes=[HasOnObject(Permission.NETWORK_READ)],
+        description="OCPP feature profiles the station reported (null until its configuration was "
+        "read); commands outside them answer NOT_SUPPORTED without reaching the station.",
+    )
+    def feature_profiles(self) -> list[str] | None:
+        text = self._model.feature_profiles
+        return None if text is None else [p for p in text.split(",") if p]
+
+    @strawberry.field(
+        permission_classes=[HasOnObject(Permission.NETWORK_READ)],
         description="Accepted, Pending or Rejected at BootNotification.",
     )
     def registration_status(self) -> str:

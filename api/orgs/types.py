@@ -252,6 +252,18 @@ class AuditActor:
     user_id: relay.GlobalID | None
     api_key_id: relay.GlobalID | None
 
+    @classmethod
+    def from_row(cls, r: Any) -> AuditActor:
+        """From any row with the actor_kind/_label/_user_id/_api_key_id columns."""
+        return cls(
+            kind=r.actor_kind,
+            label=r.actor_label,
+            user_id=user_global_id(r.actor_user_id),
+            api_key_id=None
+            if r.actor_api_key_id is None
+            else relay.GlobalID("ApiKey", str(r.actor_api_key_id)),
+        )
+
 
 @strawberry.type(name="AuditEntry", description="Who did what, when, from where, with what result.")
 class AuditEntryNode(relay.Node):
@@ -269,14 +281,7 @@ class AuditEntryNode(relay.Node):
     def from_row(cls, r: AuditEntry | Row[Any]) -> AuditEntryNode:
         return cls(
             id=r.id or 0,
-            actor=AuditActor(
-                kind=r.actor_kind,
-                label=r.actor_label,
-                user_id=user_global_id(r.actor_user_id),
-                api_key_id=None
-                if r.actor_api_key_id is None
-                else relay.GlobalID("ApiKey", str(r.actor_api_key_id)),
-            ),
+            actor=AuditActor.from_row(r),
             action=r.action,
             target_type=r.target_type,
             target_id=r.target_id,

@@ -11,8 +11,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.meter import BadSample
-from gateway.ocppj import Handler, OcppError
+from gateway.ocppj import Handler, OcppError, OcppJSession
 from gateway.state import StationContext
+from gateway.station_setup import configuration_is_stale, record_configuration, record_configuration_change
 from gateway.stations import BootInfo, record_boot, record_station_report
 from gateway.status import StatusReport, record_status
 from gateway.transactions import (
@@ -23,8 +24,11 @@ from gateway.transactions import (
     start_transaction,
     stop_transaction,
 )
+from gateway.v16 import commands
 from gateway.writer import Writer
+from schema.commands import ChangeConfiguration, Command, CommandReply, GetConfiguration
 from schema.enums import OcppVersion
+from schema.errors import CommandFailed
 from schema.timeutil import parse_ocpp_datetime, to_ocpp, utcnow
 
 # Charger-initiated actions of the 1.6 security whitepaper that this gateway does not take yet:
@@ -37,6 +41,9 @@ NOT_SUPPORTED = frozenset(
         "SignedFirmwareStatusNotification",
     }
 )
+
+# A configuration read after boot may be long (a hundred keys); it must not hold the station.
+CONFIGURATION_READ_TIMEOUT_S = 30.0
 
 ACTIONS = (
     "BootNotification",
@@ -78,6 +85,33 @@ class ChargePoint16:
         self.boot_retry_interval_s = boot_retry_interval_s
         self.engine = engine
         self.writer = writer
+        # Set by the server once the session exists (commands and post-boot reads use it).
+        self.session: OcppJSession | None = None
+
+    async def execute(self, command: Command, timeout: float) -> CommandReply:
+        """A command from the bus: refused at once when the station lacks its feature profile."""
+        assert self.session is not None
+        action, payload = commands.to_call(command)
+        profile = commands.PROFILE_OF_ACTION.get(action)
+        features = self.ctx.feature_profiles
+        if features is not None and profile is not None and profile not in features:
+            raise CommandFailed(
+                f"{self.ctx.charge_point_id} does not support {profile} ({action})",
+                station_code="NotSupported",
+            )
+        reply = commands.to_reply(command, await self.session.call(action, payload, timeout=timeout))
+        if isinstance(command, ChangeConfiguration) and reply.status in ("Accepted", "RebootRequired"):
+            await record_configuration_change(self.writer, self.ctx, command.key, command.value)
+        elif isinstance(command, GetConfiguration) and not command.keys:
+            await record_configuration(self.writer, self.ctx, reply.detail["configuration"])
+        return reply
+
+    async def read_configuration(self) -> None:
+        """After boot: the whole configuration, stored, and the feature profiles kept."""
+        assert self.session is not None
+        result = await self.session.call("GetConfiguration", {}, timeout=CONFIGURATION_READ_TIMEOUT_S)
+        reply = commands.to_reply(GetConfiguration(), result)
+        await record_configuration(self.writer, self.ctx, reply.detail["configuration"])
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -106,6 +140,8 @@ class ChargePoint16:
             ),
             retry_interval_s=self.boot_retry_interval_s,
         )
+        if status == "Accepted" and self.session is not None and configuration_is_stale(self.ctx, utcnow()):
+            self.session.after_reply(self.read_configuration)
         return {"status": status, "currentTime": to_ocpp(utcnow()), "interval": interval}
 
     async def heartbeat(self, _p: dict[str, Any]) -> dict[str, Any]:

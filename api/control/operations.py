@@ -1,0 +1,238 @@
+"""Operator commands to stations: who may send which, the sending, and the trail it leaves.
+
+Every command is checked against the caller's permission in the station's organisation,
+sent through the bus to whichever gateway holds the station, classified (accepted, rejected
+with the station's word, offline, timed out, not supported), and written to the command log
+with its latency and to the audit log. Bulk variants send to many stations at once and write
+their trail in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.audit import service as audit
+from api.audit.service import Actor
+from api.auth.roles import Permission
+from api.control.service import CommandOutcome, send
+from api.network import repository as network
+from schema.bus import Bus
+from schema.commands import (
+    CancelReservation,
+    ChangeAvailability,
+    ChangeConfiguration,
+    ClearCache,
+    ClearChargingProfile,
+    Command,
+    DataTransfer,
+    GetCompositeSchedule,
+    GetConfiguration,
+    GetDiagnostics,
+    GetLocalListVersion,
+    RemoteStart,
+    RemoteStop,
+    ReserveNow,
+    Reset,
+    SendLocalList,
+    SetChargingProfile,
+    TriggerMessage,
+    UnlockConnector,
+    UpdateFirmware,
+)
+from schema.control_models import StationCommand
+from schema.errors import Forbidden, InvalidInput, NotFound
+from schema.models import ChargingStation
+from schema.timeutil import utcnow
+
+P = Permission
+# What each command needs in the station's organisation. Reading and diagnosing (reset,
+# triggers, configuration reads, firmware, logs) is a technician's job; changing what the
+# station does for drivers (availability, limits, configuration, reservations) is control.
+PERMISSION_OF: dict[type[Command], Permission] = {
+    RemoteStart: P.STATIONS_CONTROL,
+    RemoteStop: P.STATIONS_CONTROL,
+    Reset: P.STATIONS_DIAGNOSE,
+    TriggerMessage: P.STATIONS_DIAGNOSE,
+    UnlockConnector: P.STATIONS_CONTROL,
+    ChangeAvailability: P.STATIONS_CONTROL,
+    GetConfiguration: P.STATIONS_DIAGNOSE,
+    ChangeConfiguration: P.STATIONS_CONTROL,
+    ClearCache: P.STATIONS_DIAGNOSE,
+    DataTransfer: P.STATIONS_CONTROL,
+    UpdateFirmware: P.STATIONS_DIAGNOSE,
+    GetDiagnostics: P.STATIONS_DIAGNOSE,
+    SendLocalList: P.STATIONS_CONTROL,
+    GetLocalListVersion: P.STATIONS_DIAGNOSE,
+    ReserveNow: P.STATIONS_CONTROL,
+    CancelReservation: P.STATIONS_CONTROL,
+    SetChargingProfile: P.STATIONS_CONTROL,
+    ClearChargingProfile: P.STATIONS_CONTROL,
+    GetCompositeSchedule: P.STATIONS_DIAGNOSE,
+}
+# A bulk command names at most this many stations: a rollout larger than this is a campaign.
+MAX_BULK_STATIONS = 1_000
+# Commands in flight at once for one bulk request: each is a bus round trip to a gateway;
+# more would only queue on the gateways' sockets.
+BULK_CONCURRENCY = 200
+MAX_MESSAGE_CHARS = 300
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    station_id: int
+    outcome: CommandOutcome
+    message: str
+    station_status: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    command: StationCommand | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BulkResult:
+    bulk_id: str
+    results: list[CommandResult]
+
+
+def _check(actor: Actor, station: ChargingStation, command: Command) -> None:
+    permission = PERMISSION_OF[type(command)]
+    if not actor.principal.can(permission, station.organization_id):
+        raise Forbidden(f"requires {permission.value} at this station's organisation")
+
+
+async def _stations(
+    db: async_sessionmaker[AsyncSession], actor: Actor, station_ids: Sequence[int]
+) -> dict[int, ChargingStation]:
+    async with db() as s:
+        found = await network.stations_by_ids(s, actor.principal, list(station_ids))
+    missing = [i for i in station_ids if i not in found]
+    if missing:
+        raise NotFound("no such station" if len(station_ids) == 1 else f"no such stations: {missing[:10]}")
+    return found
+
+
+async def _send_one(
+    bus: Bus, actor: Actor, station: ChargingStation, command: Command, timeout: float, bulk_id: str | None
+) -> tuple[CommandResult, StationCommand]:
+    requested_at = utcnow()
+    t0 = time.perf_counter()
+    outcome, message, reply = await send(bus, station.charge_point_id, command, timeout)
+    latency_ms = round((time.perf_counter() - t0) * 1000)
+    p = actor.principal
+    row = StationCommand(
+        organization_id=station.organization_id,
+        station_id=station.id or 0,
+        name=command.name,
+        payload=_jsonable({k: v for k, v in command.to_dict().items() if k != "name"}),
+        actor_kind=p.kind.value,
+        actor_user_id=p.user_id,
+        actor_api_key_id=p.api_key_id,
+        actor_label=p.actor_label[:120],
+        bulk_id=bulk_id,
+        requested_at=requested_at,
+        completed_at=utcnow(),
+        latency_ms=latency_ms,
+        outcome=outcome.value,
+        station_status=None if reply is None else reply.status[:30],
+        message=message[:MAX_MESSAGE_CHARS],
+        reply=None if reply is None else _jsonable(reply.detail),
+    )
+    result = CommandResult(
+        station_id=station.id or 0,
+        outcome=outcome,
+        message=message,
+        station_status=None if reply is None else reply.status,
+        detail={} if reply is None else reply.detail,
+        command=row,
+    )
+    return result, row
+
+
+def _audit_entry(actor: Actor, row: StationCommand) -> Any:
+    return audit.entry(
+        actor,
+        action=f"station.command.{row.name}",
+        result=row.outcome,
+        organization_id=row.organization_id,
+        target_type="station",
+        target_id=row.station_id,
+        detail={"station_status": row.station_status, "latency_ms": row.latency_ms, "bulk_id": row.bulk_id},
+    )
+
+
+async def _record(db: async_sessionmaker[AsyncSession], actor: Actor, rows: list[StationCommand]) -> None:
+    """The command log and the audit log, in one transaction after the commands ran."""
+    async with db() as s:
+        s.add_all(rows)
+        s.add_all([_audit_entry(actor, r) for r in rows])
+        await s.commit()  # ids are filled in by the insert (RETURNING), no re-read needed
+
+
+async def run(
+    db: async_sessionmaker[AsyncSession],
+    bus: Bus,
+    actor: Actor,
+    *,
+    station_id: int,
+    command: Command,
+    timeout_s: float,
+) -> CommandResult:
+    """Send one command to one station the caller may command; never raises for the
+    station's behaviour (that is the result's outcome)."""
+    station = (await _stations(db, actor, [station_id]))[station_id]
+    _check(actor, station, command)
+    result, row = await _send_one(bus, actor, station, command, timeout_s, None)
+    await _record(db, actor, [row])
+    return result
+
+
+async def run_bulk(
+    db: async_sessionmaker[AsyncSession],
+    bus: Bus,
+    actor: Actor,
+    *,
+    station_ids: Sequence[int],
+    command: Command,
+    timeout_s: float,
+) -> BulkResult:
+    """The same command to many stations at once, one result per station in the order given.
+
+    All or nothing on access: a station the caller may not command fails the whole request
+    before anything is sent, so a rollout never half-happens because of a typo in its list.
+    """
+    unique = list(dict.fromkeys(station_ids))
+    if not unique:
+        raise InvalidInput("name at least one station")
+    if len(unique) > MAX_BULK_STATIONS:
+        raise InvalidInput(f"at most {MAX_BULK_STATIONS} stations per bulk command")
+    stations = await _stations(db, actor, unique)
+    for station in stations.values():
+        _check(actor, station, command)
+    bulk_id = str(uuid.uuid4())
+    gate = asyncio.Semaphore(BULK_CONCURRENCY)
+
+    async def one(station: ChargingStation) -> tuple[CommandResult, StationCommand]:
+        async with gate:
+            return await _send_one(bus, actor, station, command, timeout_s, bulk_id)
+
+    done = await asyncio.gather(*(one(stations[i]) for i in unique))
+    await _record(db, actor, [row for _, row in done])
+    return BulkResult(bulk_id, [result for result, _ in done])
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value

@@ -24,7 +24,7 @@ from collections.abc import Coroutine, Sequence
 from datetime import datetime
 from typing import Any
 
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 0.5
 # The owner lookup and the publish of a command: a caller learns "bus unavailable" this fast.
 LOOKUP_TIMEOUT_S = 0.5
+# Connections for lookups, publishes and ownership renewals of one process: each is busy for
+# a fraction of a millisecond, so this many serve thousands of commands a second.
+COMMAND_POOL_SIZE = 32
 # A batch of live events not sent within this is dropped (subscribers resnapshot on resume).
 PUBLISH_TIMEOUT_S = 1.0
 # Batches waiting for Redis beyond this are dropped: memory stays bounded during an outage.
@@ -86,11 +89,17 @@ class RedisBus:
         self._reply_channel = self._keys.replies(self.node_id).encode()
         self._events_channel = self._keys.events.encode()
         # Commands fail fast: one quick reconnect for a connection Redis dropped, no backoff.
-        self._redis = Redis.from_url(
-            url,
-            socket_connect_timeout=CONNECT_TIMEOUT_S,
-            socket_timeout=PUBLISH_TIMEOUT_S,
-            retry=Retry(NoBackoff(), 1),
+        # A bulk command has hundreds of lookups in flight; a plain pool refuses the one past
+        # its size at once ("too many connections"), so callers queue for a connection instead.
+        self._redis = Redis(
+            connection_pool=BlockingConnectionPool.from_url(
+                url,
+                max_connections=COMMAND_POOL_SIZE,
+                timeout=LOOKUP_TIMEOUT_S,
+                socket_connect_timeout=CONNECT_TIMEOUT_S,
+                socket_timeout=PUBLISH_TIMEOUT_S,
+                retry=Retry(NoBackoff(), 1),
+            )
         )
         # The listener's connection blocks on reads indefinitely (its keepalive notices a dead
         # peer) and reconnects by itself. RESP2: pub/sub messages arrive as plain replies.

@@ -211,6 +211,20 @@ class TestCommands:
         outcome, message, _ = await send(api, "CP-1", Reset(), 2)
         assert (outcome, message) == (CommandOutcome.NOT_SUPPORTED, "no resets here")
 
+    async def test_hundreds_of_commands_in_flight_from_one_process_are_all_answered(
+        self, make_bus: BusFactory
+    ) -> None:
+        # given a gateway holding 300 stations (a bulk command's worth, beyond any one pool)
+        gateway, api = await make_bus(), await make_bus()
+        stations = [f"CP-{n}" for n in range(300)]
+        for cpid in stations:
+            gateway.serve_station(cpid, answering())
+        await owned_by(gateway, stations[-1], gateway.node_id)
+        # when the API sends to all of them at once
+        replies = await asyncio.gather(*(api.request(cpid, Reset(), timeout=5) for cpid in stations))
+        # then every one is answered, none refused for want of a connection
+        assert [r.status for r in replies] == ["Accepted"] * len(stations)
+
     async def test_an_unknown_station_is_offline_at_once(self, make_bus: BusFactory) -> None:
         api = await make_bus()
         started = time.monotonic()

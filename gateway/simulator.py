@@ -3,7 +3,13 @@
 Used by the demo (`chargenet serve`, `chargenet simulate`), the tests and the benchmarks.
 Each simulated charger boots, reports its connectors, heartbeats, answers the central
 system's commands and, when asked to, runs realistic sessions: the energy register rises with
-a power curve that tapers as the state of charge climbs, and now and then a connector faults.
+a power curve that tapers as the state of charge climbs (and stays within the charging
+profiles in force), and now and then a connector faults.
+
+It answers every central-system message of the six OCPP 1.6 feature profiles: the command
+logic lives in gateway/sim_commands.py and the modules it uses (sim_config: configuration
+keys; sim_auth: local list and cache; sim_reservations; sim_smart: charging profiles;
+sim_files: firmware and diagnostics).
 """
 
 from __future__ import annotations
@@ -15,27 +21,36 @@ import json
 import logging
 import random
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from gateway.sim_auth import LocalAuth
+from gateway.sim_commands import SimCommands
+from gateway.sim_config import ConfigStore, seconds, standard_keys
+from gateway.sim_files import FileTransfers
+from gateway.sim_reservations import Reservations
+from gateway.sim_session import meter_payload, run_session
+from gateway.sim_smart import ChargingProfiles
+from gateway.sim_types import FEATURE_PROFILES, CallError, Reply
 from schema.timeutil import to_ocpp, utcnow
 
 log = logging.getLogger(__name__)
 
-
-class CallError(Exception):
-    def __init__(self, code: str, description: str) -> None:
-        super().__init__(f"{code}: {description}")
-        self.code = code
-        self.description = description
-
+__all__ = ["NO_ANSWER", "CallError", "SimCharger", "SimConfig", "SimConnector"]
 
 # Returned by an `on_call` hook: the charger never answers that CALL.
 NO_ANSWER: dict[str, Any] = {}
+
+RESET_GRACE_S = 0.05  # real seconds between Reset.conf and acting on it, so the .conf leaves first
+SOFT_RESET_STOP_WAIT_S = 10.0  # real seconds a soft reset waits for sessions to send StopTransaction
+REBOOT_S = 10.0  # simulated seconds a charger takes to restart before it reconnects
+SENT_LOG_LENGTH = 1_000  # acknowledged CALLs kept in `sent` for tests and the demo
 
 
 @dataclass
@@ -49,6 +64,12 @@ class SimConnector:
     battery_wh: int = 60_000
     target_soc: float = 80.0
     stop_requested: bool = False
+    # Why the running session is to stop (StopTransaction.reason); None means "Remote".
+    stop_reason: str | None = None
+    tx_started_at: datetime | None = None
+    power_w: int = 0  # what the session draws now
+    # Set to end the session's current metering pause at once (a stop was requested).
+    wake: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
 
 
 @dataclass
@@ -69,12 +90,26 @@ class SimConfig:
     # Further central-system addresses to try in turn when a connection fails (what a DNS
     # name with several gateways behind a load balancer gives a real charger).
     fallback_urls: list[str] = field(default_factory=list)
+    firmware_version: str = "1.4.2"
+    # SupportedFeatureProfiles: messages of any other profile get a CALLERROR NotSupported.
+    feature_profiles: list[str] = field(default_factory=lambda: list(FEATURE_PROFILES))
+    reserve_connector_zero: bool = True  # ReserveConnectorZeroSupported
+    charging_rate_units: list[str] = field(default_factory=lambda: ["A", "W"])  # "A" Current, "W" Power
+    # DataTransfer vendorIds understood besides `vendor` itself; their data is echoed.
+    data_transfer_vendor_ids: list[str] = field(default_factory=list)
+    # Vendor configuration keys and their values; a change answers RebootRequired.
+    vendor_keys: dict[str, str] = field(default_factory=lambda: {"ChargeNetSim.DisplayLanguage": "en"})
+    fixed_cable_connectors: list[int] = field(default_factory=list)  # UnlockConnector: NotSupported
+    jammed_lock_connectors: list[int] = field(default_factory=list)  # UnlockConnector: UnlockFailed
 
 
 class SimCharger:
     """One charger. `run()` keeps it connected (with backoff) until `stop()`."""
 
     def __init__(self, config: SimConfig, *, rng: random.Random | None = None) -> None:
+        unknown = set(config.feature_profiles) - set(FEATURE_PROFILES)
+        if unknown:
+            raise ValueError(f"unknown OCPP 1.6 feature profiles {sorted(unknown)}")
         self.cfg = config
         self.rng = rng or random.Random(config.charge_point_id)
         self.connectors = {i + 1: SimConnector(i + 1, p) for i, p in enumerate(config.connectors)}
@@ -95,6 +130,22 @@ class SimCharger:
         # Tests script odd chargers here: return a payload to answer with it, None for the
         # default behaviour, NO_ANSWER to stay silent, or raise CallError to answer CALLERROR.
         self.on_call: Callable[[str, dict[str, Any]], dict[str, Any] | None] | None = None
+        # Every CALL the central system answered with a CALLRESULT, newest last.
+        self.sent: deque[tuple[str, dict[str, Any]]] = deque(maxlen=SENT_LOG_LENGTH)
+        self.firmware_version = config.firmware_version
+        # Connectors set Inoperative by ChangeAvailability (0: the whole charger); kept
+        # across reboots, as §5.2 requires.
+        self.inoperative: set[int] = set()
+        self._rebooting = False
+        self._heartbeat_changed = asyncio.Event()
+        self.session_ended = asyncio.Event()  # set each time a session has sent StopTransaction
+        keys = standard_keys(config, connectors=len(self.connectors), heartbeat_s=self.heartbeat_interval)
+        self.config = ConfigStore(keys, profiles=config.feature_profiles)
+        self.local_auth = LocalAuth()
+        self.reservations = Reservations(self)
+        self.profiles = ChargingProfiles()
+        self.files = FileTransfers(self)
+        self.commands = SimCommands(self)
 
     # -- connection -------------------------------------------------------------------------
 
@@ -133,7 +184,7 @@ class SimCharger:
             open_timeout=30,
             ping_interval=None,
         )
-        self._spawn(self._reader(self.ws))
+        self.spawn(self._reader(self.ws))
 
     async def close(self) -> None:
         self._stopping = True
@@ -142,7 +193,12 @@ class SimCharger:
         if self.ws is not None:
             await self.ws.close()
 
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+    @property
+    def stopping(self) -> bool:
+        """close() was called: sessions end, nothing reconnects."""
+        return self._stopping
+
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -153,7 +209,7 @@ class SimCharger:
             async for raw in ws:
                 frame = json.loads(raw)
                 if frame[0] == 2:
-                    self._spawn(self._answer(frame[1], frame[2], frame[3]))
+                    self.spawn(self._answer(frame[1], frame[2], frame[3]))
                 else:
                     fut = self._pending.pop(frame[1], None)
                     if fut is not None and not fut.done():
@@ -183,6 +239,7 @@ class SimCharger:
         frame = await asyncio.wait_for(fut, timeout)
         if frame[0] == 4:
             raise CallError(frame[2], frame[3])
+        self.sent.append((action, payload))
         return frame[2]  # type: ignore[no-any-return]
 
     async def call_transactional(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -212,77 +269,83 @@ class SimCharger:
 
     async def _answer(self, mid: str, action: str, payload: dict[str, Any]) -> None:
         self.received_calls.append((action, payload))
-        result: dict[str, Any] | None = None
+        self.files.note(f"received {action}")
+        scripted: dict[str, Any] | None = None
         if self.on_call is not None:
             try:
-                result = self.on_call(action, payload)
+                scripted = self.on_call(action, payload)
             except CallError as exc:
                 await self._send_frame([4, mid, exc.code, exc.description, {}])
                 return
-            if result is NO_ANSWER:
+            if scripted is NO_ANSWER:
                 return
-        if result is not None:
-            pass
-        elif action == "RemoteStartTransaction":
-            result = self._remote_start(payload)
-        elif action == "RemoteStopTransaction":
-            result = self._remote_stop(payload)
-        elif action == "Reset":
-            result = {"status": "Accepted"}
-            self._spawn(self._reset())
-        elif action == "TriggerMessage":
-            result = self._trigger(payload)
-        else:
-            await self._send_frame([4, mid, "NotImplemented", f"{action} not simulated", {}])
+        try:
+            reply = Reply(scripted) if scripted is not None else self.commands.handle(action, payload)
+        except CallError as exc:
+            await self._send_frame([4, mid, exc.code, exc.description, {}])
             return
-        await self._send_frame([3, mid, result])
+        await self._send_frame([3, mid, reply.payload])
+        for follow_up in reply.then:
+            self.spawn(follow_up())
 
     async def _send_frame(self, frame: list[Any]) -> None:
         if self.ws is not None:
             with contextlib.suppress(ConnectionClosed):
                 await self.ws.send(json.dumps(frame))
 
-    def _remote_start(self, p: dict[str, Any]) -> dict[str, Any]:
-        cid = p.get("connectorId") or next(
-            (
-                c.connector_id
-                for c in self.connectors.values()
-                if c.transaction_id is None and c.status in ("Available", "Preparing")
-            ),
-            None,
-        )
-        conn = self.connectors.get(cid) if cid is not None else None
-        if conn is None or conn.transaction_id is not None or conn.status == "Faulted":
-            return {"status": "Rejected"}
-        self._spawn(self.run_session(conn.connector_id, p["idTag"]))
-        return {"status": "Accepted"}
+    def is_inoperative(self, connector_id: int) -> bool:
+        return connector_id in self.inoperative or 0 in self.inoperative
 
-    def _remote_stop(self, p: dict[str, Any]) -> dict[str, Any]:
-        for conn in self.connectors.values():
-            if conn.transaction_id == p["transactionId"]:
-                conn.stop_requested = True
-                return {"status": "Accepted"}
-        return {"status": "Rejected"}
+    def idle_status(self, connector_id: int) -> str:
+        """What a connector without a session reports: Unavailable, Reserved or Available."""
+        if self.is_inoperative(connector_id):
+            return "Unavailable"
+        if connector_id != 0 and self.reservations.on(connector_id) is not None:
+            return "Reserved"
+        return "Available"
 
-    def _trigger(self, p: dict[str, Any]) -> dict[str, Any]:
-        what = p["requestedMessage"]
-        if what == "Heartbeat":
-            self._spawn(self.call("Heartbeat", {}))
-        elif what == "BootNotification":
-            self._spawn(self.boot())
-        elif what == "StatusNotification":
-            targets = [p["connectorId"]] if p.get("connectorId") else list(self.connectors)
-            for cid in targets:
-                if cid in self.connectors:
-                    self._spawn(self.status(cid, self.connectors[cid].status))
-        elif what == "MeterValues":
-            self._spawn(self._meter_now(p.get("connectorId") or 1))
-        else:
-            return {"status": "NotImplemented"}
-        return {"status": "Accepted"}
+    def current_status(self, connector_id: int) -> str:
+        conn = self.connectors.get(connector_id)
+        return conn.status if conn is not None else self.idle_status(0)
 
-    async def _reset(self) -> None:
-        await asyncio.sleep(0.05)
+    @property
+    def rated_w(self) -> int:
+        return sum(c.max_power_w for c in self.connectors.values())
+
+    def request_stop(self, conn: SimConnector, reason: str) -> None:
+        """Ask the session on this connector to stop now with this StopTransaction reason."""
+        conn.stop_requested, conn.stop_reason = True, reason
+        conn.wake.set()
+
+    def set_heartbeat_interval(self, interval_s: float) -> None:
+        self.heartbeat_interval = interval_s
+        self.config.set_value("HeartbeatInterval", seconds(interval_s))
+        self._heartbeat_changed.set()
+
+    async def reset(self, kind: str) -> None:
+        """§5.14: a soft reset stops every session (StopTransaction reason SoftReset) and
+        then restarts; a hard reset restarts at once and sends those StopTransactions (reason
+        HardReset) after the boot. `run()` reconnects after REBOOT_S."""
+        await asyncio.sleep(RESET_GRACE_S)
+        running = [c for c in self.connectors.values() if c.transaction_id is not None]
+        if kind == "Hard":
+            await self.reboot()
+            for conn in running:
+                self.request_stop(conn, "HardReset")
+            return
+        for conn in running:
+            self.request_stop(conn, "SoftReset")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SOFT_RESET_STOP_WAIT_S):
+                while any(c.transaction_id is not None for c in running):
+                    self.session_ended.clear()
+                    await self.session_ended.wait()
+        await self.reboot()
+
+    async def reboot(self) -> None:
+        """Restart: vendor keys take their new values and the connection drops."""
+        self._rebooting = True
+        self.config.apply_pending()
         if self.ws is not None:
             await self.ws.close()
 
@@ -295,17 +358,25 @@ class SimCharger:
                 "chargePointVendor": self.cfg.vendor,
                 "chargePointModel": self.cfg.model,
                 "chargePointSerialNumber": f"SN-{self.cfg.charge_point_id}"[:25],
-                "firmwareVersion": "1.4.2",
+                "firmwareVersion": self.firmware_version,
             },
         )
-        self.heartbeat_interval = float(self.cfg.heartbeat_interval_s or result["interval"] or 300)
+        self.set_heartbeat_interval(float(self.cfg.heartbeat_interval_s or result["interval"] or 300))
         if result["status"] == "Accepted":
             self.booted.set()
         return result
 
+    async def notify(self, action: str, payload: dict[str, Any]) -> None:
+        """Send a message that is not queued while offline (unlike transaction messages)."""
+        try:
+            await self.call(action, payload)
+        except (ConnectionError, ConnectionClosed, AssertionError, TimeoutError, CallError):
+            log.debug("%s: %s not delivered", self.cfg.charge_point_id, action)
+
     async def status(self, connector_id: int, status: str, error_code: str = "NoError", **extra: Any) -> None:
         if connector_id in self.connectors:
             self.connectors[connector_id].status = status
+        self.files.note(f"status connector {connector_id} {status}")
         payload = {
             "connectorId": connector_id,
             "status": status,
@@ -320,44 +391,13 @@ class SimCharger:
             # status after the reconnect, as real chargers do after a boot.
             log.debug("%s: status %s not sent (offline)", self.cfg.charge_point_id, status)
 
-    async def _meter_now(self, connector_id: int) -> None:
-        conn = self.connectors.get(connector_id)
-        if conn is not None:
-            await self.meter(conn, 0)
+    async def meter_now(self, connector_id: int) -> None:
+        """A triggered reading (connector 0: the charger's main meter)."""
+        conn = self.connectors.get(connector_id) or SimConnector(0, self.rated_w)
+        await self.meter(conn, conn.power_w)
 
     async def meter(self, conn: SimConnector, power_w: int) -> None:
-        sampled: list[dict[str, Any]] = [
-            {
-                "value": str(self.register_wh),
-                "measurand": "Energy.Active.Import.Register",
-                "unit": "Wh",
-                "context": "Sample.Periodic",
-                "location": "Outlet",
-            },
-            {
-                "value": str(power_w),
-                "measurand": "Power.Active.Import",
-                "unit": "W",
-                "context": "Sample.Periodic",
-            },
-        ]
-        if conn.transaction_id is not None:
-            sampled.append(
-                {
-                    "value": f"{conn.soc:.0f}",
-                    "measurand": "SoC",
-                    "unit": "Percent",
-                    "location": "EV",
-                    "context": "Sample.Periodic",
-                }
-            )
-        payload: dict[str, Any] = {
-            "connectorId": conn.connector_id,
-            "meterValue": [{"timestamp": to_ocpp(utcnow()), "sampledValue": sampled}],
-        }
-        if conn.transaction_id is not None:
-            payload["transactionId"] = conn.transaction_id
-        await self.call_transactional("MeterValues", payload)
+        await self.call_transactional("MeterValues", meter_payload(conn, self.register_wh, power_w))
 
     def power_at(self, conn: SimConnector) -> int:
         """A DC-style taper: full power to 50 % SoC, then falling to a quarter at 100 %."""
@@ -367,76 +407,30 @@ class SimCharger:
             factor = max(0.25, 1.0 - (conn.soc - 50) / 50 * 0.75)
         return int(conn.max_power_w * factor * self.rng.uniform(0.95, 1.0))
 
-    async def run_session(self, connector_id: int, id_tag: str) -> int | None:
-        """Plug in, start, meter until the target SoC or a stop request, stop, unplug."""
-        conn = self.connectors[connector_id]
-        if conn.transaction_id is not None:
-            return None
-        conn.soc = self.rng.uniform(10, 40)
-        conn.target_soc = self.rng.uniform(70, 95)
-        conn.battery_wh = self.rng.choice([40_000, 60_000, 77_000, 100_000])
-        conn.stop_requested = False
-        await self.status(connector_id, "Preparing")
-        result = await self.call_transactional(
-            "StartTransaction",
-            {
-                "connectorId": connector_id,
-                "idTag": id_tag,
-                "meterStart": self.register_wh,
-                "timestamp": to_ocpp(utcnow()),
-            },
-        )
-        if result["idTagInfo"]["status"] != "Accepted":
-            await self.call(
-                "StopTransaction",
-                {
-                    "transactionId": result["transactionId"],
-                    "meterStop": self.register_wh,
-                    "timestamp": to_ocpp(utcnow()),
-                    "reason": "DeAuthorized",
-                },
-            )
-            await self.status(connector_id, "Available")
-            return None
-        conn.transaction_id, conn.id_tag = result["transactionId"], id_tag
-        await self.status(connector_id, "Charging")
-        step_real = self.cfg.meter_interval_s / self.cfg.speed
-        reason = "Local"
-        while not self._stopping:
-            await asyncio.sleep(step_real)
-            if conn.stop_requested:
-                reason = "Remote"
-                break
-            power = self.power_at(conn)
-            delta_wh = int(power * self.cfg.meter_interval_s / 3600)
-            self.register_wh += delta_wh
-            conn.soc = min(100.0, conn.soc + delta_wh / conn.battery_wh * 100)
-            await self.meter(conn, power)
-            if conn.soc >= conn.target_soc:
-                reason = "EVDisconnected"
-                break
-        tx_id = conn.transaction_id
-        await self.call_transactional(
-            "StopTransaction",
-            {
-                "transactionId": tx_id,
-                "meterStop": self.register_wh,
-                "timestamp": to_ocpp(utcnow()),
-                "idTag": id_tag,
-                "reason": reason,
-            },
-        )
-        conn.transaction_id = None
-        await self.status(connector_id, "Finishing")
-        await self.status(connector_id, "Available")
-        return tx_id
+    async def run_session(
+        self,
+        connector_id: int,
+        id_tag: str,
+        *,
+        charging_profile: dict[str, Any] | None = None,
+        remote: bool = False,
+    ) -> int | None:
+        """Plug in, start, meter until the target SoC or a stop request, stop, unplug
+        (gateway/sim_session.py says what may refuse it). Returns the transaction id."""
+        return await run_session(self, connector_id, id_tag, charging_profile=charging_profile, remote=remote)
 
     # -- life cycle -------------------------------------------------------------------------
 
     async def _heartbeats(self) -> None:
+        """A Heartbeat every HeartbeatInterval; a changed interval starts a new wait at once."""
         while not self._stopping:
-            await asyncio.sleep(self.heartbeat_interval / self.cfg.speed)
-            await self.call("Heartbeat", {})
+            self._heartbeat_changed.clear()
+            try:
+                await asyncio.wait_for(
+                    self._heartbeat_changed.wait(), self.heartbeat_interval / self.cfg.speed
+                )
+            except TimeoutError:
+                await self.call("Heartbeat", {})
 
     async def _autopilot(self) -> None:
         """Drivers arrive at random, charge, leave; now and then a connector faults."""
@@ -453,7 +447,7 @@ class SimCharger:
                 await asyncio.sleep(self.rng.uniform(2, 10) * 60 / self.cfg.speed)
                 await self.status(conn.connector_id, "Available")
                 continue
-            self._spawn(self.run_session(conn.connector_id, self.rng.choice(self.cfg.id_tags)))
+            self.spawn(self.run_session(conn.connector_id, self.rng.choice(self.cfg.id_tags)))
 
     async def start(self) -> None:
         """Connect (unless connected), boot until accepted, report every connector."""
@@ -465,9 +459,9 @@ class SimCharger:
                 break
             await asyncio.sleep(max(1.0, float(result["interval"])) / self.cfg.speed)
         self.online.set()
-        await self.status(0, "Available")
+        await self.status(0, self.idle_status(0))
         for cid, conn in self.connectors.items():
-            await self.status(cid, "Available" if conn.transaction_id is None else "Charging")
+            await self.status(cid, self.idle_status(cid) if conn.transaction_id is None else "Charging")
 
     async def run(self) -> None:
         """Stay connected until `close()`, reconnecting with backoff like a real charger."""
@@ -476,9 +470,9 @@ class SimCharger:
             try:
                 await self.start()
                 backoff = 1.0
-                workers = [self._spawn(self._heartbeats())]
+                workers = [self.spawn(self._heartbeats())]
                 if self.cfg.auto_sessions:
-                    workers.append(self._spawn(self._autopilot()))
+                    workers.append(self.spawn(self._autopilot()))
                 assert self.ws is not None
                 await self.ws.wait_closed()
                 for w in workers:
@@ -489,5 +483,9 @@ class SimCharger:
                 raise
             if self._stopping:
                 break
+            if self._rebooting:  # a restart, not a failure: back as soon as it has booted
+                self._rebooting = False
+                await asyncio.sleep(REBOOT_S / self.cfg.speed)
+                continue
             await asyncio.sleep(backoff * self.rng.uniform(0.5, 1.5))
             backoff = min(backoff * 2, 60.0)

@@ -30,6 +30,7 @@ from api.control.mutations import ControlMutation
 from api.control.operations_api import ControlOperationsMutation, ControlQuery
 from api.drivers.mutations import DriverMutation
 from api.drivers.queries import DriverQuery
+from api.network.mutations import NetworkMutation
 from api.network.queries import NetworkQuery
 from api.network.subscriptions import NetworkSubscription
 from api.orgs.mutations import OrgsMutation
@@ -60,6 +61,7 @@ class Query(NetworkQuery, SessionsQuery, AccountsQuery, DriverQuery, OrgsQuery, 
 class Mutation(
     ControlMutation,
     ControlOperationsMutation,
+    NetworkMutation,
     AccountsMutation,
     SocialSignInMutation,
     DriverMutation,

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import secrets
 import signal
+import ssl
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from api.demo import (
 from api.worker import liveness
 from api.worker.service import DurableWork
 from api.worker.settings import WorkerSettings
+from gateway.security import server_tls_context
 from gateway.server import Gateway
 from gateway.simulator import SimCharger, SimConfig
 from schema import heap
@@ -68,6 +70,14 @@ def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
             loop.remove_signal_handler(sig)
 
 
+def _gateway_tls(s: Settings) -> ssl.SSLContext | None:
+    if not s.gateway_tls_cert:
+        return None
+    if not s.gateway_tls_key:
+        raise SystemExit("CHARGENET_GATEWAY_TLS_CERT needs CHARGENET_GATEWAY_TLS_KEY")
+    return server_tls_context(s.gateway_tls_cert, s.gateway_tls_key, s.gateway_tls_client_ca)
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -104,6 +114,9 @@ class Runtime:
                 host=s.gateway_host,
                 port=s.gateway_port,
                 auto_register=s.auto_register or s.demo,
+                unknown_stations=s.unknown_stations,
+                tls=_gateway_tls(s),
+                trust_proxy=s.trust_proxy_headers,
                 heartbeat_interval_s=s.heartbeat_interval_s,
                 boot_retry_interval_s=s.pending_retry_interval_s,
                 command_timeout_s=s.command_timeout_s,

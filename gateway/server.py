@@ -9,6 +9,7 @@ import base64
 import binascii
 import contextlib
 import logging
+import ssl
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,18 +25,18 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from gateway import validation
+from gateway import security, validation
 from gateway.message_log import MessageLog
 from gateway.ocppj import OcppJSession
 from gateway.station_loader import LoadedStation, StationLoader, StationRecord
-from gateway.stations import flush_last_seen, register_station, set_online
+from gateway.stations import flush_last_seen, promote_password, register_station, set_online
 from gateway.v16 import commands as v16_commands
 from gateway.v16.handlers import ACTIONS as V16_ACTIONS
 from gateway.v16.handlers import NOT_SUPPORTED as V16_NOT_SUPPORTED
 from gateway.v16.handlers import ChargePoint16
 from gateway.writer import Writer
 from schema.bus import Bus
-from schema.enums import MessageDirection, OcppVersion
+from schema.enums import MessageDirection, OcppVersion, RegistrationStatus
 from schema.secrets import fingerprint, verify_secret
 from schema.timeutil import utcnow
 
@@ -87,6 +88,9 @@ class Gateway:
         host: str = "127.0.0.1",
         port: int = 9000,
         auto_register: bool = False,
+        unknown_stations: str | None = None,
+        tls: ssl.SSLContext | None = None,
+        trust_proxy: bool = False,
         heartbeat_interval_s: int = 300,
         boot_retry_interval_s: int = 60,
         command_timeout_s: float = 30.0,
@@ -97,7 +101,13 @@ class Gateway:
         self.bus = bus
         self.host = host
         self.port = port
-        self.auto_register = auto_register
+        # What an unknown charge point id gets: refused (404), registered Pending until an
+        # operator approves it, or registered Accepted (development and the demo).
+        self.unknown_stations = unknown_stations or ("accept" if auto_register else "refuse")
+        self.tls = tls
+        # Behind a proxy that terminates TLS: its X-Forwarded-Proto and client-certificate
+        # verdict count as the station's own (only when nothing else can reach the gateway).
+        self.trust_proxy = trust_proxy
         self.heartbeat_interval_s = heartbeat_interval_s
         self.boot_retry_interval_s = boot_retry_interval_s
         self.command_timeout_s = command_timeout_s
@@ -140,6 +150,7 @@ class Gateway:
             max_queue=4,
             server_header="ChargeNet",
             backlog=LISTEN_BACKLOG,
+            ssl=self.tls,
         )
         self._tasks = [
             asyncio.create_task(self._every(LIVENESS_FLUSH_S, self._flush_liveness)),
@@ -199,17 +210,44 @@ class Gateway:
             return connection.respond(HTTPStatus.BAD_REQUEST, "invalid charge point id\n")
         loaded = await self.loader.load(cpid)
         if loaded is None:
-            if not self.auto_register:
+            if self.unknown_stations == "refuse":
                 log.info("refused unknown station %s", cpid)
                 return connection.respond(HTTPStatus.NOT_FOUND, "unknown charge point\n")
-            loaded = await register_station(self.writer, cpid, heartbeat_interval_s=self.heartbeat_interval_s)
-            log.info("auto-registered station %s", cpid)
-        record = loaded.record
-        if record.password_hash is not None and not await self._authenticate(record, request.headers):
+            status = (
+                RegistrationStatus.PENDING
+                if self.unknown_stations == "pending"
+                else RegistrationStatus.ACCEPTED
+            )
+            loaded = await register_station(
+                self.writer, cpid, heartbeat_interval_s=self.heartbeat_interval_s, registration_status=status
+            )
+            log.info("auto-registered station %s (%s)", cpid, status.value)
+        refusal = await self._admit(connection, loaded.record, request.headers)
+        if refusal is not None:
+            return refusal
+        self._handshakes[connection] = loaded
+        return None
+
+    async def _admit(
+        self, connection: ServerConnection, record: StationRecord, headers: Headers
+    ) -> Response | None:
+        """What the station's security profile demands, or the response refusing it."""
+        profile = security.required_profile(record)
+        if profile >= security.TLS_BASIC and not security.is_tls(
+            connection, headers, trust_proxy=self.trust_proxy
+        ):
+            log.info("refused %s: profile %d needs TLS", record.charge_point_id, profile)
+            return connection.respond(HTTPStatus.FORBIDDEN, "this charge point must connect over TLS\n")
+        if profile == security.TLS_CLIENT_CERT:
+            cn = security.client_common_name(connection, headers, trust_proxy=self.trust_proxy)
+            if cn != record.charge_point_id:
+                log.info("refused %s: no client certificate for it", record.charge_point_id)
+                return connection.respond(HTTPStatus.FORBIDDEN, "client certificate required\n")
+            return None
+        if profile >= security.BASIC and not await self._authenticate(record, headers):
             response = connection.respond(HTTPStatus.UNAUTHORIZED, "authentication required\n")
             response.headers["WWW-Authenticate"] = 'Basic realm="ChargeNet OCPP"'
             return response
-        self._handshakes[connection] = loaded
         return None
 
     def _health(self, connection: ServerConnection, path: str) -> Response:
@@ -229,14 +267,24 @@ class Gateway:
             user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             return False
-        if user != record.charge_point_id or record.password_hash is None:
+        if user != record.charge_point_id:
             return False
+        if record.password_hash is not None and await self._verify(password, record.password_hash):
+            return True
+        pending = record.pending_password_hash
+        if pending is not None and await self._verify(password, pending):
+            await promote_password(self.writer, record)
+            log.info("station %s now uses its rotated password", record.charge_point_id)
+            return True
+        return False
+
+    async def _verify(self, password: str, stored_hash: str) -> bool:
         # Argon2 is slow on purpose; a reconnect storm must not cost 50 ms per charger, so a
         # verified (password, hash) pair is remembered as a salted digest for this process.
-        key = fingerprint(password, record.password_hash)
+        key = fingerprint(password, stored_hash)
         if key in self._verified:
             return True
-        ok = await asyncio.to_thread(verify_secret, password, record.password_hash)
+        ok = await asyncio.to_thread(verify_secret, password, stored_hash)
         if ok:
             self._verified.add(key)
         return ok

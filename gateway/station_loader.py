@@ -41,6 +41,8 @@ class StationRecord:
     registration_status: str
     password_hash: str | None
     heartbeat_interval_s: int
+    pending_password_hash: str | None = None
+    security_profile: int = 0
 
 
 @dataclass(slots=True)
@@ -73,6 +75,8 @@ async def read_stations(conn: AsyncConnection, charge_point_ids: Sequence[str]) 
             STATION.c.registration_status,
             STATION.c.password_hash,
             STATION.c.heartbeat_interval_s,
+            STATION.c.pending_password_hash,
+            STATION.c.security_profile,
             STATION.c.status,
             STATION.c.error_code,
             STATION.c.firmware_version,
@@ -88,6 +92,8 @@ async def read_stations(conn: AsyncConnection, charge_point_ids: Sequence[str]) 
             row.registration_status,
             row.password_hash,
             row.heartbeat_interval_s,
+            row.pending_password_hash,
+            row.security_profile,
         )
         ctx = StationContext(
             station_id=row.id,

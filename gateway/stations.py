@@ -19,9 +19,14 @@ from schema.timeutil import utcnow
 
 
 async def register_station(
-    writer: Writer, charge_point_id: str, *, heartbeat_interval_s: int
+    writer: Writer,
+    charge_point_id: str,
+    *,
+    heartbeat_interval_s: int,
+    registration_status: RegistrationStatus = RegistrationStatus.ACCEPTED,
 ) -> LoadedStation:
-    """Auto-registration: an unknown id becomes a station without a location, Accepted."""
+    """Auto-registration: an unknown id becomes a station without a location — Accepted, or
+    Pending until an operator approves it (approveStation)."""
 
     async def fn(conn: AsyncConnection, _events: list[Event]) -> int:
         existing = (
@@ -32,7 +37,7 @@ async def register_station(
         result = await conn.execute(
             STATION.insert().values(
                 charge_point_id=charge_point_id,
-                registration_status=RegistrationStatus.ACCEPTED.value,
+                registration_status=registration_status.value,
                 heartbeat_interval_s=heartbeat_interval_s,
                 online=False,
                 status="Unknown",
@@ -44,7 +49,7 @@ async def register_station(
 
     station_id = await writer.submit(Unit(fn=fn))
     record = StationRecord(
-        station_id, charge_point_id, None, RegistrationStatus.ACCEPTED.value, None, heartbeat_interval_s
+        station_id, charge_point_id, None, registration_status.value, None, heartbeat_interval_s
     )
     ctx = StationContext(
         station_id=station_id,
@@ -55,6 +60,22 @@ async def register_station(
         loaded_at=time.monotonic(),
     )
     return LoadedStation(record, ctx)
+
+
+async def promote_password(writer: Writer, record: StationRecord) -> None:
+    """The station connected with its rotated password: that one is now the only one."""
+
+    async def fn(conn: AsyncConnection, _events: list[Event]) -> None:
+        await conn.execute(
+            update(STATION)
+            .where(
+                STATION.c.id == record.station_id,
+                STATION.c.pending_password_hash == record.pending_password_hash,
+            )
+            .values(password_hash=record.pending_password_hash, pending_password_hash=None)
+        )
+
+    await writer.submit(Unit(fn=fn))
 
 
 _SET_ONLINE = (

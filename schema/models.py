@@ -55,6 +55,13 @@ class ChargingStation(SQLModel, table=True):
     registration_status: str = Field(default="Accepted", max_length=16)
     # Argon2 hash of the station's Basic-auth password (OCPP security profile 1); never plain.
     password_hash: str | None = Field(default=None, max_length=200)
+    # A rotated password the station was told to use: both are accepted until it first
+    # connects with the new one, so a station that missed the change is not locked out.
+    pending_password_hash: str | None = Field(default=None, max_length=200)
+    password_changed_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    # OCPP security profile the station must connect with: 0 none (development), 1 Basic auth,
+    # 2 TLS + Basic auth, 3 TLS with a client certificate whose CN is the charge point id.
+    security_profile: int = Field(default=0)
     online: bool = Field(default=False, index=True)
     last_seen_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     last_boot_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))

@@ -6,6 +6,7 @@ Secrets and deployment choices come from here, never from the repository.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +34,17 @@ class Settings(BaseSettings):
     # Unknown charge point ids are refused unless this is on; the demo turns it on so the
     # simulator can add stations beyond the seeded ten.
     auto_register: bool = Field(default=False, alias="CHARGENET_AUTO_REGISTER")
+    # What an unknown charge point id gets at the handshake: "refuse" (404), "pending"
+    # (registered, BootNotification answered Pending until an operator approves it) or
+    # "accept". Unset: "accept" with CHARGENET_AUTO_REGISTER (or the demo), else "refuse".
+    unknown_stations: Literal["refuse", "pending", "accept"] | None = Field(
+        default=None, alias="CHARGENET_UNKNOWN_STATIONS"
+    )
+    # OCPP security profiles 2 and 3: the gateway listens with TLS when a certificate and key
+    # are given (PEM files), and asks stations for client certificates signed by the CA file.
+    gateway_tls_cert: str | None = Field(default=None, alias="CHARGENET_GATEWAY_TLS_CERT")
+    gateway_tls_key: str | None = Field(default=None, alias="CHARGENET_GATEWAY_TLS_KEY")
+    gateway_tls_client_ca: str | None = Field(default=None, alias="CHARGENET_GATEWAY_TLS_CLIENT_CA")
     heartbeat_interval_s: int = Field(default=300, alias="CHARGENET_HEARTBEAT_INTERVAL")
     # A station that answered BootNotification with Pending retries after this many seconds.
     pending_retry_interval_s: int = Field(default=60, alias="CHARGENET_PENDING_INTERVAL")

@@ -281,6 +281,20 @@ RULES: dict[str, Rule] = {
     "Mutation.setChargingLimit": Rule(CONTROLLERS, lambda w, _: station_input(w, limit=16)),
     "Mutation.clearChargingLimit": Rule(CONTROLLERS, lambda w, _: station_input(w)),
     "Mutation.compositeSchedule": Rule(DIAGNOSERS, lambda w, _: station_input(w)),
+    # --- provisioning (network:manage) ---
+    "Mutation.registerStation": Rule(
+        MANAGERS,
+        lambda w, who: {
+            "input": {
+                "locationId": gid("Location", w.location),
+                "chargePointId": f"REG-{w.org}-{who}",
+                "connectors": [{"connectorId": 1}],
+            }
+        },
+    ),
+    "Mutation.approveStation": Rule(MANAGERS, lambda w, _: station_input(w)),
+    "Mutation.rejectStation": Rule(MANAGERS, lambda w, _: {"stationId": gid("Station", w.station)}),
+    "Mutation.rotateStationPassword": Rule(MANAGERS, lambda w, _: {"stationId": gid("Station", w.station)}),
     # Scoped lists: everyone signed in may ask; the rows are their organisations' only.
     "Query.commands": Rule(AUTHENTICATED, lambda w, _: {"stationId": gid("Station", w.station)}),
     "Query.stationConfiguration": Rule(AUTHENTICATED, lambda w, _: {"stationId": gid("Station", w.station)}),

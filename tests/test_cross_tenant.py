@@ -86,6 +86,23 @@ PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
         "mutation ($s: ID!) { setChargingLimit(input: {stationId: $s, limit: 0}) { outcome } }",
         lambda w: {"s": gid("Station", w.station)},
     ),
+    "registerStation": (
+        'mutation ($l: ID!) { registerStation(input: {locationId: $l, chargePointId: "SPY-1", '
+        "connectors: [{connectorId: 1}]}) { password } }",
+        lambda w: {"l": gid("Location", w.location)},
+    ),
+    "approveStation": (
+        "mutation ($s: ID!) { approveStation(input: {stationId: $s}) { id } }",
+        lambda w: {"s": gid("Station", w.station)},
+    ),
+    "rejectStation": (
+        "mutation ($s: ID!) { rejectStation(stationId: $s) { id } }",
+        lambda w: {"s": gid("Station", w.station)},
+    ),
+    "rotateStationPassword": (
+        "mutation ($s: ID!) { rotateStationPassword(stationId: $s) { password } }",
+        lambda w: {"s": gid("Station", w.station)},
+    ),
     "stopCharging": (
         "mutation ($t: ID!) { stopCharging(input: {transactionId: $t, waitSeconds: 0}) { outcome } }",
         lambda w: {"t": gid("Transaction", w.transaction)},

@@ -102,10 +102,26 @@ class BulkResult:
     results: list[CommandResult]
 
 
-def _check(actor: Actor, station: ChargingStation, command: Command) -> None:
-    permission = PERMISSION_OF[type(command)]
-    if not actor.principal.can(permission, station.organization_id):
-        raise Forbidden(f"requires {permission.value} at this station's organisation")
+# Configuration keys that hold the station's credentials: ChargeNet sets them itself (password
+# rotation keeps the new password's hash, so the station is not locked out), and their values
+# never reach the command log.
+SECRET_KEYS = frozenset({"AuthorizationKey", "BasicAuthPassword"})
+REDACTED = "(redacted)"
+
+
+def _check(actor: Actor, station: ChargingStation, command: Command, permission: Permission | None) -> None:
+    needed = permission or PERMISSION_OF[type(command)]
+    if not actor.principal.can(needed, station.organization_id):
+        raise Forbidden(f"requires {needed.value} at this station's organisation")
+    if permission is None and isinstance(command, ChangeConfiguration) and command.key in SECRET_KEYS:
+        raise InvalidInput(f"{command.key} is the station's password: use rotateStationPassword")
+
+
+def _logged_payload(command: Command) -> dict[str, Any]:
+    payload = {k: v for k, v in command.to_dict().items() if k != "name"}
+    if isinstance(command, ChangeConfiguration) and command.key in SECRET_KEYS:
+        payload["value"] = REDACTED
+    return _jsonable(payload)  # type: ignore[no-any-return]
 
 
 async def _stations(
@@ -131,7 +147,7 @@ async def _send_one(
         organization_id=station.organization_id,
         station_id=station.id or 0,
         name=command.name,
-        payload=_jsonable({k: v for k, v in command.to_dict().items() if k != "name"}),
+        payload=_logged_payload(command),
         actor_kind=p.kind.value,
         actor_user_id=p.user_id,
         actor_api_key_id=p.api_key_id,
@@ -184,11 +200,13 @@ async def run(
     station_id: int,
     command: Command,
     timeout_s: float,
+    permission: Permission | None = None,
 ) -> CommandResult:
     """Send one command to one station the caller may command; never raises for the
-    station's behaviour (that is the result's outcome)."""
+    station's behaviour (that is the result's outcome). `permission` overrides the
+    command's own for services that send on their own account (password rotation)."""
     station = (await _stations(db, actor, [station_id]))[station_id]
-    _check(actor, station, command)
+    _check(actor, station, command, permission)
     result, row = await _send_one(bus, actor, station, command, timeout_s, None)
     await _record(db, actor, [row])
     return result
@@ -215,7 +233,7 @@ async def run_bulk(
         raise InvalidInput(f"at most {MAX_BULK_STATIONS} stations per bulk command")
     stations = await _stations(db, actor, unique)
     for station in stations.values():
-        _check(actor, station, command)
+        _check(actor, station, command, None)
     bulk_id = str(uuid.uuid4())
     gate = asyncio.Semaphore(BULK_CONCURRENCY)
 

@@ -227,4 +227,5 @@ from schema import account_models as _account_models  # noqa: E402, F401
 
 # Durable work (outbox, processed events, worker job results), registered the same way.
 from schema import control_models as _control_models  # noqa: E402, F401
+from schema import request_models as _request_models  # noqa: E402, F401
 from schema import work_models as _work_models  # noqa: E402, F401

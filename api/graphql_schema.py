@@ -26,12 +26,13 @@ from api.accounts.queries import AccountsQuery
 from api.accounts.social import SocialSignInMutation
 from api.auth.permissions import IsPublic
 from api.auth.policy import assert_every_root_field_has_a_rule
-from api.control.mutations import ControlMutation
+from api.control.mutations import ChargingRequestQuery, ControlMutation
 from api.control.operations_api import ControlOperationsMutation, ControlQuery
 from api.drivers.mutations import DriverMutation
 from api.drivers.queries import DriverQuery
 from api.network.mutations import NetworkMutation
 from api.network.queries import NetworkQuery
+from api.network.station_events import StationEventsSubscription
 from api.network.subscriptions import NetworkSubscription
 from api.orgs.mutations import OrgsMutation
 from api.orgs.queries import OrgsQuery
@@ -50,7 +51,15 @@ PARSER_CACHE_SIZE = 512
 
 
 @strawberry.type
-class Query(NetworkQuery, SessionsQuery, AccountsQuery, DriverQuery, OrgsQuery, ControlQuery):
+class Query(
+    NetworkQuery,
+    SessionsQuery,
+    AccountsQuery,
+    DriverQuery,
+    OrgsQuery,
+    ControlQuery,
+    ChargingRequestQuery,
+):
     # Each node type's resolve_nodes reads through the caller-scoped loaders.
     node: relay.Node | None = relay.node(
         permission_classes=[IsPublic], description="Any object by its global id, if the caller may see it."
@@ -71,7 +80,7 @@ class Mutation(
 
 
 @strawberry.type
-class Subscription(NetworkSubscription, SessionsSubscription):
+class Subscription(NetworkSubscription, SessionsSubscription, StationEventsSubscription):
     pass
 
 

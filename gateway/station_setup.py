@@ -18,7 +18,7 @@ from gateway.state import StationContext
 from gateway.station_loader import parse_profiles
 from gateway.tables import CONFIGURATION_KEY, STATION
 from gateway.writer import Unit, Writer
-from schema.events import Event
+from schema.events import Event, StationReported
 from schema.timeutil import utcnow
 
 # Configuration changes without a reboot are rare and ChargeNet records its own changes; a
@@ -70,7 +70,15 @@ async def record_configuration(writer: Writer, ctx: StationContext, entries: lis
             )
         )
 
-    await writer.submit(Unit(fn=fn))
+    announce = StationReported(
+        station_id=ctx.station_id,
+        charge_point_id=ctx.charge_point_id,
+        location_id=ctx.location_id,
+        at=now,
+        action="ConfigurationRead",
+        detail={"keys": len(rows), "feature_profiles": features},
+    )
+    await writer.submit(Unit(fn=fn, events=[announce]))
     ctx.feature_profiles = parse_profiles(features)
     ctx.configuration_read_at = now
     ctx.configuration_firmware = ctx.firmware_version

@@ -149,6 +149,19 @@ class StationReported(Event):
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StationCommandCompleted(Event):
+    """A command to the station got its answer (or gave up): for live operator views only;
+    the command log is the record."""
+
+    kind: ClassVar[str] = "station.command_completed"
+    command_id: int
+    name: str
+    outcome: str
+    station_status: str | None
+    latency_ms: int
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -157,6 +170,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         TransactionUpdated,
         TransactionEnded,
         StationReported,
+        StationCommandCompleted,
     )
 }
 

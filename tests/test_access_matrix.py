@@ -44,6 +44,7 @@ from schema.account_models import ApiKey, AuditEntry, Invitation, Membership, Us
 from schema.control_models import StationCommand, StationConfigurationKey
 from schema.db import session_factory
 from schema.models import ChargingStation, Connector, IdToken, Location, Organization, Transaction
+from schema.request_models import ChargingRequest
 from schema.timeutil import utcnow
 from tests.conftest import OPERATOR_TOKEN, ApiServer
 
@@ -92,6 +93,7 @@ class World:
     target_membership: int = 0
     audit_entry: int = 0
     command: int = 0
+    charging_request: int = 0
     users: dict[str, int] = field(default_factory=dict)
     sessions: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
@@ -173,7 +175,10 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
             outcome="ACCEPTED",
         )
         setting = StationConfigurationKey(station_id=station.id or 0, key="HeartbeatInterval", value="300")
-        s.add_all([tx, vehicle, card, app, target_key, key, invitation, audit, command, setting])
+        request = ChargingRequest(
+            station_id=station.id or 0, organization_id=oid, user_id=users["other-driver"], id_tag=f"OTHER{n}"
+        )
+        s.add_all([tx, vehicle, card, app, target_key, key, invitation, audit, command, setting, request])
         await s.flush()
         world = World(
             org=oid,
@@ -191,6 +196,7 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
             target_membership=memberships["target"].id or 0,
             audit_entry=audit.id or 0,
             command=command.id or 0,
+            charging_request=request.id or 0,
             users=users,
         )
         for who in PEOPLE:
@@ -243,6 +249,10 @@ RULES: dict[str, Rule] = {
     "Query.location": Rule(ALL, lambda w, _: {"id": gid("Location", 1)}),
     "Query.node": Rule(SESSION_READERS, lambda w, _: {"id": gid("Transaction", w.transaction)}),
     "Subscription.stationStatusChanged": Rule(ALL, lambda w, _: {"stationId": gid("Station", w.station)}),
+    # Operator data (network:read): every member role, the integration key, the platform.
+    "Subscription.stationEvents": Rule(
+        ALL - {ANON, DRIVER}, lambda w, _: {"stationId": gid("Station", w.station)}
+    ),
     # --- sessions ---
     "Query.transactions": Rule(AUTHENTICATED),
     "Query.transaction": Rule(SESSION_READERS, lambda w, _: {"id": gid("Transaction", w.transaction)}),
@@ -296,6 +306,9 @@ RULES: dict[str, Rule] = {
     "Mutation.rejectStation": Rule(MANAGERS, lambda w, _: {"stationId": gid("Station", w.station)}),
     "Mutation.rotateStationPassword": Rule(MANAGERS, lambda w, _: {"stationId": gid("Station", w.station)}),
     # Scoped lists: everyone signed in may ask; the rows are their organisations' only.
+    "Query.chargingRequest": Rule(
+        SESSION_READERS, lambda w, _: {"id": gid("ChargingRequest", w.charging_request)}
+    ),
     "Query.commands": Rule(AUTHENTICATED, lambda w, _: {"stationId": gid("Station", w.station)}),
     "Query.stationConfiguration": Rule(AUTHENTICATED, lambda w, _: {"stationId": gid("Station", w.station)}),
     # --- signing in (public by nature) ---

@@ -46,6 +46,7 @@ OBJECTS: dict[str, Callable[[World], int]] = {
     "ApiKey": lambda w: w.target_key,
     "AuditEntry": lambda w: w.audit_entry,
     "StationCommand": lambda w: w.command,
+    "ChargingRequest": lambda w: w.charging_request,
 }
 # Root operations that take another tenant's object: each must answer null or NOT_FOUND.
 PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
@@ -68,6 +69,10 @@ PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
     "auditLog": (
         "query ($o: ID!) { auditLog(organizationId: $o) { totalCount } }",
         lambda w: {"o": gid("Organization", w.org)},
+    ),
+    "chargingRequest": (
+        "query ($id: ID!) { chargingRequest(id: $id) { id } }",
+        lambda w: {"id": gid("ChargingRequest", w.charging_request)},
     ),
     "resetStation": (
         "mutation ($s: ID!) { resetStation(input: {stationId: $s}) { outcome } }",

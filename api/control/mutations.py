@@ -2,24 +2,99 @@
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from collections.abc import Iterable
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, TypeAlias
 
 import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
 from api.auth.permissions import IsAuthenticated
-from api.control import service
-from api.network.types import parse_global_id
+from api.control import repository, service
+from api.network.types import StationNode, parse_global_id
 from api.sessions.types import TransactionNode
 
 strawberry.enum(service.CommandOutcome, name="CommandOutcome")
 CommandOutcomeGQL: TypeAlias = service.CommandOutcome
 
 
+@strawberry.enum(name="ChargingRequestState")
+class ChargingRequestStateGQL(StrEnum):
+    PENDING = "pending"
+    CHARGING = "charging"
+    FAILED = "failed"
+    ENDED = "ended"
+
+
+@strawberry.type(
+    name="ChargingRequest",
+    description="A start asked of a station: pending until the station reports the session "
+    "(then charging, with the transaction linked), failed with a reason, or ended.",
+)
+class ChargingRequestNode(relay.Node):
+    id: relay.NodeID[int]
+    state: ChargingRequestStateGQL
+    failure_reason: str | None
+    connector_id: int | None = strawberry.field(description="Null until known, if the station picks.")
+    created_at: datetime
+    updated_at: datetime
+    _station_id: strawberry.Private[int]
+    _transaction_id: strawberry.Private[int | None]
+
+    @classmethod
+    def from_row(cls, r: Any) -> ChargingRequestNode:
+        return cls(
+            id=r.id,
+            state=ChargingRequestStateGQL(r.state),
+            failure_reason=r.failure_reason,
+            connector_id=r.connector_id,
+            created_at=r.created_at,
+            updated_at=r.updated_at,
+            _station_id=r.station_id,
+            _transaction_id=r.transaction_id,
+        )
+
+    @strawberry.field
+    async def station(self, info: Info) -> StationNode | None:
+        row = await info.context.loaders.station_by_id.load(self._station_id)
+        return StationNode.from_model(row) if row else None
+
+    @strawberry.field(description="The session, once the station has reported it.")
+    async def transaction(self, info: Info) -> TransactionNode | None:
+        if self._transaction_id is None:
+            return None
+        row = await info.context.loaders.transaction_by_id.load(self._transaction_id)
+        return TransactionNode.from_model(row) if row else None
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[ChargingRequestNode | None]:
+        ids = [int(i) for i in node_ids if str(i).isdigit()]
+        async with info.context.db() as s:
+            found = await repository.requests_by_ids(s, info.context.principal, ids)
+        return [cls.from_row(found[i]) if i in found else None for i in ids]
+
+
+async def load_request(info: Info, request_id: int | None) -> ChargingRequestNode | None:
+    if request_id is None:
+        return None
+    async with info.context.db() as s:
+        found = await repository.requests_by_ids(s, info.context.principal, [request_id])
+    row = found.get(request_id)
+    return ChargingRequestNode.from_row(row) if row is not None else None
+
+
 @strawberry.input
 class StartChargingInput:
-    station_id: relay.GlobalID
+    station_id: relay.GlobalID | None = strawberry.field(
+        default=None, description="The station, or give qrCode instead."
+    )
+    qr_code: str | None = strawberry.field(
+        default=None, description="The code printed on a connector (names station and connector)."
+    )
     id_tag: str | None = strawberry.field(
         default=None,
         description="Token the session is authorised with. Operators give any tag; drivers one of "
@@ -29,7 +104,9 @@ class StartChargingInput:
         default=None, description="Omit to let the station pick a free connector."
     )
     wait_seconds: float | None = strawberry.field(
-        default=None, description="How long to wait for the session to start (max 60)."
+        default=None,
+        description="How long to wait for the session to start (max 60); 0 returns at once with the "
+        "request pending (follow it with chargingRequest or transactionUpdated).",
     )
 
 
@@ -44,6 +121,11 @@ class ChargingPayload:
     outcome: CommandOutcomeGQL
     message: str
     _transaction_id: strawberry.Private[int | None]
+    _request_id: strawberry.Private[int | None] = None
+
+    @strawberry.field(description="The charging request this start created (startCharging only).")
+    async def request(self, info: Info) -> ChargingRequestNode | None:
+        return await load_request(info, self._request_id)
 
     @strawberry.field(description="The session, once the station has reported it.")
     async def transaction(self, info: Info) -> TransactionNode | None:
@@ -55,8 +137,21 @@ class ChargingPayload:
 
 def _payload(result: service.ControlResult) -> ChargingPayload:
     return ChargingPayload(
-        outcome=result.outcome, message=result.message, _transaction_id=result.transaction_id
+        outcome=result.outcome,
+        message=result.message,
+        _transaction_id=result.transaction_id,
+        _request_id=result.request_id,
     )
+
+
+@strawberry.type
+class ChargingRequestQuery:
+    @strawberry.field(
+        permission_classes=[IsAuthenticated],
+        description="A charging request: your own, or your organisation's (sessions:read).",
+    )
+    async def charging_request(self, info: Info, id: relay.GlobalID) -> ChargingRequestNode | None:
+        return await load_request(info, parse_global_id(id, "ChargingRequest"))
 
 
 @strawberry.type
@@ -71,7 +166,8 @@ class ControlMutation:
             ctx.db,
             ctx.bus,
             ctx.actor,
-            station_id=parse_global_id(input.station_id, "Station"),
+            station_id=None if input.station_id is None else parse_global_id(input.station_id, "Station"),
+            qr_code=input.qr_code,
             connector_id=input.connector_id,
             id_tag=input.id_tag,
             wait_s=input.wait_seconds if input.wait_seconds is not None else ctx.settings.start_wait_s,

@@ -10,6 +10,7 @@ their trail in one transaction.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Sequence
@@ -49,10 +50,12 @@ from schema.commands import (
     UpdateFirmware,
 )
 from schema.control_models import StationCommand
-from schema.errors import Forbidden, InvalidInput, NotFound
+from schema.errors import BusUnavailable, Forbidden, InvalidInput, NotFound
+from schema.events import StationCommandCompleted
 from schema.models import ChargingStation
 from schema.timeutil import utcnow
 
+log = logging.getLogger(__name__)
 P = Permission
 # What each command needs in the station's organisation. Reading and diagnosing (reset,
 # triggers, configuration reads, firmware, logs) is a technician's job; changing what the
@@ -184,12 +187,39 @@ def _audit_entry(actor: Actor, row: StationCommand) -> Any:
     )
 
 
-async def _record(db: async_sessionmaker[AsyncSession], actor: Actor, rows: list[StationCommand]) -> None:
-    """The command log and the audit log, in one transaction after the commands ran."""
+async def _record(
+    db: async_sessionmaker[AsyncSession],
+    actor: Actor,
+    rows: list[StationCommand],
+    bus: Bus | None = None,
+    stations: dict[int, ChargingStation] | None = None,
+) -> None:
+    """The command log and the audit log, in one transaction after the commands ran; then the
+    results go out live (stationEvents) to operators watching these stations."""
     async with db() as s:
         s.add_all(rows)
         s.add_all([_audit_entry(actor, r) for r in rows])
         await s.commit()  # ids are filled in by the insert (RETURNING), no re-read needed
+    if bus is None or stations is None:
+        return
+    events = [
+        StationCommandCompleted(
+            station_id=r.station_id,
+            charge_point_id=stations[r.station_id].charge_point_id,
+            location_id=stations[r.station_id].location_id,
+            at=r.completed_at,
+            command_id=r.id or 0,
+            name=r.name,
+            outcome=r.outcome,
+            station_status=r.station_status,
+            latency_ms=r.latency_ms,
+        )
+        for r in rows
+    ]
+    try:
+        await bus.publish(events)
+    except BusUnavailable:
+        log.warning("command results not announced live: the bus is unavailable")
 
 
 async def run(
@@ -208,7 +238,7 @@ async def run(
     station = (await _stations(db, actor, [station_id]))[station_id]
     _check(actor, station, command, permission)
     result, row = await _send_one(bus, actor, station, command, timeout_s, None)
-    await _record(db, actor, [row])
+    await _record(db, actor, [row], bus, {station_id: station})
     return result
 
 
@@ -242,7 +272,7 @@ async def run_bulk(
             return await _send_one(bus, actor, station, command, timeout_s, bulk_id)
 
     done = await asyncio.gather(*(one(stations[i]) for i in unique))
-    await _record(db, actor, [row for _, row in done])
+    await _record(db, actor, [row for _, row in done], bus, stations)
     return BulkResult(bulk_id, [result for result, _ in done])
 
 

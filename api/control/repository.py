@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, false, select
+from sqlalchemy import Select, false, or_, select
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -15,6 +15,7 @@ from api.auth.roles import Permission
 from api.orgs.repository import Page, page, rows
 from schema.control_models import StationCommand, StationConfigurationKey
 from schema.models import ChargingStation
+from schema.request_models import ChargingRequest
 
 Stmt = Select[Any]
 
@@ -25,6 +26,25 @@ def readable_commands(principal: Principal) -> Stmt:
     if orgs is None:
         return stmt
     return stmt.where(col(StationCommand.organization_id).in_(orgs)) if orgs else stmt.where(false())
+
+
+def readable_requests(principal: Principal) -> Stmt:
+    """A driver's own charging requests; an organisation's for holders of sessions:read."""
+    stmt = select(ChargingRequest)
+    orgs = principal.organizations_with(Permission.SESSIONS_READ)
+    if orgs is None:
+        return stmt
+    conditions = []
+    if principal.is_user:
+        conditions.append(col(ChargingRequest.user_id) == principal.user_id)
+    if orgs:
+        conditions.append(col(ChargingRequest.organization_id).in_(orgs))
+    return stmt.where(or_(*conditions)) if conditions else stmt.where(false())
+
+
+async def requests_by_ids(session: AsyncSession, principal: Principal, ids: Sequence[int]) -> dict[int, Any]:
+    found = await rows(session, readable_requests(principal).where(col(ChargingRequest.id).in_(list(ids))))
+    return {r.id: r for r in found}
 
 
 def readable_configuration(principal: Principal, station_id: int) -> Stmt:

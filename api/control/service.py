@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -16,6 +17,7 @@ from api.audit import service as audit
 from api.audit.service import Actor
 from api.auth.principal import Principal
 from api.auth.roles import Permission
+from api.control import requests
 from api.network import repository as network
 from api.sessions import repository as sessions
 from schema.bus import Bus, Subscription
@@ -60,6 +62,13 @@ class ControlResult:
     message: str
     transaction_id: int | None = None
     station_status: str | None = None
+    request_id: int | None = None
+
+
+async def _update_request(db: async_sessionmaker[AsyncSession], fn: Callable[..., Any], *args: Any) -> None:
+    async with db() as s:
+        await fn(await s.connection(), *args)
+        await s.commit()
 
 
 async def send(
@@ -88,8 +97,8 @@ async def _wait_for(
     wait_s: float,
     match: type[TransactionEvent],
     pred: Callable[[TransactionEvent], bool],
-) -> int | None:
-    """The id of the first `match` event satisfying `pred` within `wait_s`, else None."""
+) -> TransactionEvent | None:
+    """The first `match` event satisfying `pred` within `wait_s`, else None."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
     while (left := deadline - loop.time()) > 0:
@@ -98,7 +107,7 @@ async def _wait_for(
         except TimeoutError:
             return None
         if isinstance(event, match) and pred(event):
-            return event.transaction_id
+            return event
     return None
 
 
@@ -130,27 +139,48 @@ async def start_charging(
     bus: Bus,
     actor: Actor,
     *,
-    station_id: int,
+    station_id: int | None,
     connector_id: int | None,
     id_tag: str | None,
     wait_s: float,
     command_timeout_s: float,
+    qr_code: str | None = None,
 ) -> ControlResult:
+    """Start a session: the charging request is recorded first and returned whatever the
+    station does; with `wait_s` > 0 the call also waits (bounded) for the session itself."""
     if id_tag is not None and (not id_tag or len(id_tag) > MAX_ID_TAG_LENGTH):
         raise InvalidInput(f"idTag must be 1–{MAX_ID_TAG_LENGTH} characters")
-    if connector_id is not None and connector_id < 1:
-        raise InvalidInput("connectorId starts at 1")
+    if (station_id is None) == (qr_code is None):
+        raise InvalidInput("give either stationId (and optionally connectorId) or qrCode")
     principal = actor.principal
     async with db() as s:
-        found = await network.stations_by_ids(s, principal, [station_id])
-        station = found.get(station_id)
+        if qr_code is not None:
+            if connector_id is not None:
+                raise InvalidInput("a qrCode already names the connector")
+            cpid, connector_id = requests.parse_qr_code(qr_code)
+            station = await network.station_by_charge_point_id(s, principal, cpid)
+        else:
+            station = (await network.stations_by_ids(s, principal, [station_id or 0])).get(station_id or 0)
         if station is None:
             raise NotFound("no such station")
+        station_id = station.id or 0
+        if connector_id is not None and connector_id < 1:
+            raise InvalidInput("connectorId starts at 1")
         tag = await _start_tag(s, principal, station.organization_id, id_tag)
         if connector_id is not None:
             connectors = await network.connectors_by_station_ids(s, principal, [station_id])
             if connector_id not in {c.connector_id for c in connectors.get(station_id, [])}:
                 raise NotFound(f"station has no connector {connector_id}")
+        conn = await s.connection()
+        request_id = await requests.open_request(
+            conn,
+            station_id=station_id,
+            organization_id=station.organization_id,
+            connector_id=connector_id,
+            user_id=principal.user_id if principal.is_user else None,
+            id_tag=tag,
+        )
+        await s.commit()
     # Subscribe before sending, so a fast station's StartTransaction is not missed.
     sub = bus.subscribe(station_topic(station_id))
     try:
@@ -160,19 +190,26 @@ async def start_charging(
             RemoteStart(id_tag=tag, connector_id=connector_id),
             command_timeout_s,
         )
-        result = ControlResult(outcome, message)
-        if outcome is CommandOutcome.ACCEPTED:
-            tx_id = await _wait_for(
+        result = ControlResult(outcome, message, request_id=request_id)
+        if outcome is not CommandOutcome.ACCEPTED:
+            await _update_request(db, requests.fail_request, request_id, f"{outcome.value}: {message}")
+        else:
+            wanted = connector_id
+            started = await _wait_for(
                 sub,
                 min(wait_s, MAX_WAIT_S),
                 TransactionStarted,
-                lambda e: e.id_tag == tag and (connector_id is None or e.connector_id == connector_id),
+                lambda e: e.id_tag == tag and (wanted is None or e.connector_id == wanted),
             )
-            result = (
-                ControlResult(outcome, "accepted; the session starts when the car is plugged in")
-                if tx_id is None
-                else ControlResult(outcome, "session started", tx_id)
-            )
+            if started is None:
+                result = ControlResult(
+                    outcome, "accepted; the session starts when the car is plugged in", request_id=request_id
+                )
+            else:
+                await _update_request(db, requests.link_started, started)
+                result = ControlResult(
+                    outcome, "session started", started.transaction_id, request_id=request_id
+                )
     finally:
         sub.close()
     await _audit(db, actor, "station.remote_start", station.organization_id, station_id, result, connector_id)

@@ -24,7 +24,7 @@ from schema.models import ChargingStation, Connector
 from schema.timeutil import utcnow
 
 
-def _from_event(e: StationStatusChanged) -> StationStatusUpdate:
+def status_update(e: StationStatusChanged) -> StationStatusUpdate:
     return StationStatusUpdate(
         station_id=station_global_id(e.station_id),
         charge_point_id=e.charge_point_id,
@@ -47,7 +47,7 @@ def _from_event(e: StationStatusChanged) -> StationStatusUpdate:
     )
 
 
-def _snapshot_event(s: ChargingStation, connectors: list[Connector]) -> StationStatusChanged:
+def snapshot_event(s: ChargingStation, connectors: list[Connector]) -> StationStatusChanged:
     """The stored state, shaped like a change so clients parse one payload type."""
     return StationStatusChanged(
         station_id=s.id or 0,
@@ -65,12 +65,14 @@ def _snapshot_event(s: ChargingStation, connectors: list[Connector]) -> StationS
     )
 
 
-async def _snapshot(info: Info, station_id: int | None, location_id: int | None) -> list[StationStatusUpdate]:
+async def status_snapshot(
+    info: Info, station_id: int | None, location_id: int | None
+) -> list[StationStatusUpdate]:
     async with info.context.db() as s:
         snapshot = await repository.station_snapshots(
             s, info.context.principal, station_id=station_id, location_id=location_id
         )
-    return [_from_event(_snapshot_event(station, connectors)) for station, connectors in snapshot]
+    return [status_update(snapshot_event(station, connectors)) for station, connectors in snapshot]
 
 
 @strawberry.type
@@ -93,14 +95,14 @@ class NetworkSubscription:
         # Subscribe before reading the snapshot so no change falls between the two.
         sub = info.context.bus.subscribe(station_topic(sid) if sid else location_topic(lid or 0))
         try:
-            for update in await _snapshot(info, sid, lid):
+            for update in await status_snapshot(info, sid, lid):
                 yield update
             async for event in sub:
                 if isinstance(event, StationStatusChanged):
-                    yield _from_event(event)
+                    yield status_update(event)
                 elif isinstance(event, BusResumed):
                     # The bus was down and changes may have been missed: the stored state again.
-                    for update in await _snapshot(info, sid, lid):
+                    for update in await status_snapshot(info, sid, lid):
                         yield update
         finally:
             sub.close()

@@ -12,6 +12,7 @@ from strawberry.types import Info
 
 from api.auth.permissions import HasOnObject
 from api.auth.roles import Permission
+from api.control.requests import qr_code
 from api.enums import ConnectorStatusGQL
 from schema.models import ChargingStation, Connector, Location
 
@@ -72,9 +73,12 @@ class ConnectorNode:
     status: ConnectorStatusGQL
     error_code: str
     status_since: datetime | None
+    qr_code: str = strawberry.field(
+        description="The stable public code printed on the connector; startCharging(qrCode:) takes it."
+    )
 
     @classmethod
-    def from_model(cls, m: Connector) -> ConnectorNode:
+    def from_model(cls, m: Connector, *, charge_point_id: str) -> ConnectorNode:
         return cls(
             connector_id=m.connector_id,
             connector_type=m.connector_type,
@@ -83,6 +87,7 @@ class ConnectorNode:
             status=ConnectorStatusGQL(m.status),
             error_code=m.error_code,
             status_since=m.status_since,
+            qr_code=qr_code(charge_point_id, m.connector_id),
         )
 
 
@@ -171,12 +176,14 @@ class StationNode(relay.Node):
         """Synchronous when the page prefetched connectors (a page of 100 stations then costs
         no per-station awaitable); otherwise batched through the DataLoader."""
         if self._connectors is not None:
-            return [ConnectorNode.from_model(c) for c in self._connectors]
+            return [
+                ConnectorNode.from_model(c, charge_point_id=self.charge_point_id) for c in self._connectors
+            ]
         return self._load_connectors(info)  # type: ignore[return-value]  # awaited by graphql-core
 
     async def _load_connectors(self, info: Info) -> list[ConnectorNode]:
         rows = await info.context.loaders.connectors_by_station.load(self.id)
-        return [ConnectorNode.from_model(c) for c in rows]
+        return [ConnectorNode.from_model(c, charge_point_id=self.charge_point_id) for c in rows]
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]

@@ -18,10 +18,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from api.control import requests
 from api.worker import repository as repo
 from api.worker.processor import HandlerRegistry
 from schema import partitions
-from schema.events import Event, TransactionEnded
+from schema.events import Event, TransactionEnded, TransactionStarted
 from schema.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,8 @@ def default_registry() -> HandlerRegistry:
     registry = HandlerRegistry()
     registry.register(TransactionEnded, summarize_session)
     registry.register(TransactionEnded, resolve_stuck_on_end)
+    registry.register(TransactionStarted, requests.link_started)
+    registry.register(TransactionEnded, requests.close_ended)
     return registry
 
 

@@ -17,6 +17,7 @@ import logging
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.control import requests
 from api.worker import jobs
 from api.worker.processor import HandlerRegistry, Processor
 from api.worker.relay import DurableChannel, InProcessChannel, OutboxRelay, RedisStreamChannel
@@ -45,6 +46,11 @@ def scheduled_jobs(engine: AsyncEngine, settings: WorkerSettings) -> list[Schedu
                 offline_grace_s=settings.stuck_offline_grace_s,
                 meter_silence_s=settings.stuck_meter_silence_s,
             ),
+        ),
+        ScheduledJob(
+            "unstarted-requests",
+            settings.stuck_check_interval_s / 5,
+            functools.partial(requests.fail_unstarted, engine, timeout_s=settings.remote_start_timeout_s),
         ),
         ScheduledJob(
             "meter-partitions",

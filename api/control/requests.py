@@ -1,0 +1,136 @@
+"""Charging requests: a start asked of a station, from "pending" to "charging" (linked to its
+transaction), "failed" or "ended".
+
+The app gets the request at once and follows it; whichever process first sees the station's
+transaction — the API replica that sent the start, or a worker handling the durable
+`transaction.started` event — links it, so a reply that arrives after the caller stopped
+waiting still lands. QR codes printed on connectors name the connector as
+`{chargePointId}*{connectorId}`, stable for the connector's life.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from schema.errors import InvalidInput
+from schema.events import Event, TransactionEnded, TransactionStarted
+from schema.request_models import ChargingRequest, ChargingRequestState
+from schema.timeutil import utcnow
+
+REQUEST = ChargingRequest.__table__  # type: ignore[attr-defined]
+QR_SEPARATOR = "*"
+# A station that accepted a remote start and has not reported a transaction by then will not:
+# the driver walked away or the cable never went in. Real chargers give up after their own
+# ConnectionTimeOut (typically 60–180 s).
+START_TIMEOUT_S = 180.0
+S = ChargingRequestState
+
+
+def qr_code(charge_point_id: str, connector_id: int) -> str:
+    return f"{charge_point_id}{QR_SEPARATOR}{connector_id}"
+
+
+def parse_qr_code(code: str) -> tuple[str, int]:
+    cpid, sep, connector = code.strip().rpartition(QR_SEPARATOR)
+    if not sep or not cpid or not connector.isdigit() or int(connector) < 1:
+        raise InvalidInput("not a ChargeNet connector code (expected CHARGEPOINT*CONNECTOR)")
+    return cpid, int(connector)
+
+
+async def open_request(
+    conn: AsyncConnection,
+    *,
+    station_id: int,
+    organization_id: int | None,
+    connector_id: int | None,
+    user_id: int | None,
+    id_tag: str,
+) -> int:
+    now = utcnow()
+    result = await conn.execute(
+        REQUEST.insert().values(
+            station_id=station_id,
+            organization_id=organization_id,
+            connector_id=connector_id,
+            user_id=user_id,
+            id_tag=id_tag,
+            state=S.PENDING.value,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+async def fail_request(conn: AsyncConnection, request_id: int, reason: str) -> None:
+    await conn.execute(
+        update(REQUEST)
+        .where(REQUEST.c.id == request_id, REQUEST.c.state == S.PENDING.value)
+        .values(state=S.FAILED.value, failure_reason=reason[:200], updated_at=utcnow())
+    )
+
+
+async def link_started(conn: AsyncConnection, event: Event) -> None:
+    """The oldest pending request this transaction answers: same station and tag, and the
+    same connector when the request named one. Idempotent: a linked request is not pending."""
+    assert isinstance(event, TransactionStarted)
+    if event.id_tag is None:
+        return
+    candidate = (
+        select(REQUEST.c.id)
+        .where(
+            REQUEST.c.station_id == event.station_id,
+            REQUEST.c.id_tag == event.id_tag,
+            REQUEST.c.state == S.PENDING.value,
+            (REQUEST.c.connector_id.is_(None)) | (REQUEST.c.connector_id == event.connector_id),
+            REQUEST.c.created_at >= event.started_at - timedelta(seconds=START_TIMEOUT_S),
+        )
+        .order_by(REQUEST.c.id)
+        .limit(1)
+    )
+    found = (await conn.execute(candidate)).scalar()
+    if found is None:
+        return
+    await conn.execute(
+        update(REQUEST)
+        .where(REQUEST.c.id == found, REQUEST.c.state == S.PENDING.value)
+        .values(
+            state=S.CHARGING.value,
+            transaction_id=event.transaction_id,
+            connector_id=event.connector_id,
+            updated_at=utcnow(),
+        )
+    )
+
+
+async def close_ended(conn: AsyncConnection, event: Event) -> None:
+    assert isinstance(event, TransactionEnded)
+    await conn.execute(
+        update(REQUEST)
+        .where(REQUEST.c.transaction_id == event.transaction_id, REQUEST.c.state != S.ENDED.value)
+        .values(state=S.ENDED.value, updated_at=utcnow())
+    )
+
+
+async def fail_unstarted(engine: AsyncEngine, *, timeout_s: float = START_TIMEOUT_S) -> int:
+    """Pending requests the station never turned into a session: failed, with the reason."""
+    cutoff = utcnow() - timedelta(seconds=timeout_s)
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            update(REQUEST)
+            .where(REQUEST.c.state == S.PENDING.value, REQUEST.c.created_at < cutoff)
+            .values(
+                state=S.FAILED.value,
+                failure_reason=f"the station did not start a session within {timeout_s:.0f} s",
+                updated_at=utcnow(),
+            )
+        )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def row_values(row: Any) -> dict[str, Any]:
+    return dict(row._mapping)

@@ -1,4 +1,4 @@
-"""Reading OCPP sampled values: units, measurands and the energy register."""
+"""Reading OCPP sampled values (1.6 strings, 2.0.1 numbers): units, measurands and the energy register."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ POWER_IMPORT = "Power.Active.Import"
 SOC = "SoC"
 
 # OCPP 1.6 §7.31: a sampled value without a measurand is the import energy register, in Wh.
+# OCPP 2.0.1: values are numbers with an optional unitOfMeasure {unit (default Wh), multiplier}.
+DEFAULT_UNIT_201 = "Wh"
 _SCALE = {"kWh": 1000.0, "kW": 1000.0, "kvarh": 1000.0, "kvar": 1000.0, "kVA": 1000.0}
 
 
@@ -53,9 +55,15 @@ def parse_samples(meter_values: list[dict[str, Any]]) -> list[Sample]:
             try:
                 value = float(sv["value"])
             except ValueError:
-                raise BadSample(f"sampled value {sv['value'][:20]!r} is not a number") from None
+                raise BadSample(f"sampled value {str(sv['value'])[:20]!r} is not a number") from None
             if not math.isfinite(value):
                 raise BadSample("sampled value is not finite")
+            unit = sv.get("unit")
+            measure = sv.get("unitOfMeasure")
+            if measure is not None:
+                # OCPP 2.0.1 §2.54 UnitOfMeasureType: the value is value × 10^multiplier unit.
+                unit = measure.get("unit", DEFAULT_UNIT_201)
+                value *= 10.0 ** int(measure.get("multiplier", 0))
             samples.append(
                 Sample(
                     sampled_at=at,
@@ -63,7 +71,7 @@ def parse_samples(meter_values: list[dict[str, Any]]) -> list[Sample]:
                     phase=sv.get("phase"),
                     location=sv.get("location"),
                     context=sv.get("context"),
-                    unit=sv.get("unit"),
+                    unit=unit,
                     value=value,
                 )
             )
@@ -97,3 +105,12 @@ def latest_reading(samples: list[Sample]) -> Reading:
         power_w=round(power[1]) if power else None,
         soc_percent=round(soc[1]) if soc else None,
     )
+
+
+def first_register(samples: list[Sample]) -> tuple[datetime, int] | None:
+    """The earliest total (phase-less) import register among the samples: (when, Wh)."""
+    registers = [s for s in samples if s.measurand == ENERGY_REGISTER and s.phase is None]
+    if not registers:
+        return None
+    first = min(registers, key=lambda s: s.sampled_at)
+    return first.sampled_at, round(_in_base_unit(first))

@@ -106,6 +106,9 @@ class SimConfig:
 class SimCharger:
     """One charger. `run()` keeps it connected (with backoff) until `stop()`."""
 
+    # The OCPP version it speaks (gateway/sim_v201.py's SimCharger201 speaks ocpp2.0.1).
+    SUBPROTOCOL = "ocpp1.6"
+
     def __init__(self, config: SimConfig, *, rng: random.Random | None = None) -> None:
         unknown = set(config.feature_profiles) - set(FEATURE_PROFILES)
         if unknown:
@@ -178,7 +181,7 @@ class SimCharger:
     async def _connect(self, url: str) -> None:
         self.ws = await connect(
             f"{url.rstrip('/')}/{self.cfg.charge_point_id}",
-            subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+            subprotocols=[self.SUBPROTOCOL],  # type: ignore[list-item]
             additional_headers=self._headers(),
             compression=None,
             open_timeout=30,

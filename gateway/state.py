@@ -27,6 +27,8 @@ class ActiveTransaction:
     power_w: int | None = None
     soc_percent: int | None = None
     last_sample_at: datetime | None = None
+    # OCPP 2.0.1: the id the station chose for it (1.6 stations use `transaction_id` itself).
+    station_transaction_id: str | None = None
 
 
 @dataclass(slots=True)

@@ -122,6 +122,8 @@ class BootInfo:
     serial_number: str | None
     firmware_version: str | None
     ocpp_version: str
+    # OCPP 2.0.1 BootNotification.reason (PowerUp, FirmwareUpdate, Watchdog…); 1.6 has none.
+    reason: str | None = None
 
 
 # A Boot this soon after the handshake read the station answers from that read: after a
@@ -177,12 +179,13 @@ async def record_boot(
 
     ctx.online = True
     ctx.firmware_version = info.firmware_version
+    events: list[Event] = [ctx.status_event(now, reason="booted")]
+    if info.reason is not None:
+        # Why it booted (a watchdog, a firmware update) is announced, not stored: the row
+        # already says when, and a reconnect storm should not cost another write.
+        events.append(_reported(ctx, now, "BootNotification", {"reason": info.reason}))
     result = await writer.submit(
-        Unit(
-            fn=None if fresh else read_status,
-            updates=[(_RECORD_BOOT, params)],
-            events=[ctx.status_event(now, reason="booted")],
-        )
+        Unit(fn=None if fresh else read_status, updates=[(_RECORD_BOOT, params)], events=events)
     )
     status = ctx.registration_status if fresh else str(result)
     ctx.registration_status = status
@@ -212,18 +215,15 @@ async def record_station_report(
         if values:
             await conn.execute(update(STATION).where(STATION.c.id == ctx.station_id).values(**values))
 
-    await writer.submit(
-        Unit(
-            fn=fn,
-            events=[
-                StationReported(
-                    station_id=ctx.station_id,
-                    charge_point_id=ctx.charge_point_id,
-                    location_id=ctx.location_id,
-                    at=now,
-                    action=action,
-                    detail=detail,
-                )
-            ],
-        )
+    await writer.submit(Unit(fn=fn, events=[_reported(ctx, now, action, detail)]))
+
+
+def _reported(ctx: StationContext, at: datetime, action: str, detail: dict[str, object]) -> Event:
+    return StationReported(
+        station_id=ctx.station_id,
+        charge_point_id=ctx.charge_point_id,
+        location_id=ctx.location_id,
+        at=at,
+        action=action,
+        detail=detail,
     )

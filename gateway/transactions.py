@@ -1,12 +1,15 @@
 """Charging sessions as the station reports them: authorize, start, meter, stop.
 
-Every function here is idempotent against the resends OCPP 1.6 allows: a repeated
-StartTransaction returns the same transaction id, a repeated StopTransaction changes nothing,
-and MeterValues that arrive late are filed under the transaction they name.
+Every function here is idempotent against the resends OCPP allows: a repeated start returns
+the same transaction id, a repeated stop changes nothing, and meter values that arrive late
+are filed under the transaction they name. A 1.6 session is known by the integer id ChargeNet
+gave it; a 2.0.1 session also by the id the station chose (`station_transaction_id`), which
+is its start key, so a Started replayed after its Ended finds the ended session, never a new one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,7 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.meter import Sample, latest_reading, parse_samples
+from gateway.meter import Sample, first_register, latest_reading, parse_samples
 from gateway.state import ActiveTransaction, StationContext
 from gateway.tables import ID_TOKEN, METER_SAMPLE, TRANSACTION, insert_into
 from gateway.writer import Unit, Writer
@@ -58,6 +61,17 @@ async def authorize(engine: AsyncEngine, id_tag: str) -> IdTagInfo:
     if row.expires_at is not None and row.expires_at <= utcnow():
         return IdTagInfo("Expired", row.expires_at, row.parent_token, row.user_id)
     return IdTagInfo(row.status, row.expires_at, row.parent_token, row.user_id)
+
+
+async def token_types(engine: AsyncEngine, tokens: Collection[str]) -> dict[str, str]:
+    """How ChargeNet issued each known token (IdToken.token_type: RFID, Central…)."""
+    if not tokens:
+        return {}
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(ID_TOKEN.c.token, ID_TOKEN.c.token_type).where(ID_TOKEN.c.token.in_(list(tokens)))
+        )
+        return {row.token: row.token_type for row in rows}
 
 
 def _sample_rows(
@@ -112,28 +126,45 @@ def _tx_event(
 @dataclass(frozen=True, slots=True)
 class StartRequest:
     connector_id: int
-    id_tag: str
+    # None: the station started without a token (2.0.1 NoAuthorization, or authorized later).
+    id_tag: str | None
     meter_start_wh: int
     timestamp: datetime
     reservation_id: int | None = None
+    station_transaction_id: str | None = None
+
+
+# A session started without a token has nothing to refuse.
+NO_TOKEN = IdTagInfo("Accepted")
+
+
+def _start_key(connector_id: int, timestamp: datetime, meter_start_wh: int) -> str:
+    return f"{connector_id}:{to_ocpp(timestamp)}:{meter_start_wh}"
+
+
+def _station_key(station_transaction_id: str) -> str:
+    return f"tx:{station_transaction_id}"
 
 
 async def start_transaction(
     engine: AsyncEngine, writer: Writer, ctx: StationContext, req: StartRequest
 ) -> tuple[int, IdTagInfo]:
-    tag = await authorize(engine, req.id_tag)
-    start_key = f"{req.connector_id}:{to_ocpp(req.timestamp)}:{req.meter_start_wh}"
+    tag = await authorize(engine, req.id_tag) if req.id_tag is not None else NO_TOKEN
+    if req.station_transaction_id is not None:
+        start_key = _station_key(req.station_transaction_id)
+    else:
+        start_key = _start_key(req.connector_id, req.timestamp, req.meter_start_wh)
 
-    async def fn(conn: AsyncConnection, events: list[Event]) -> int:
+    async def fn(conn: AsyncConnection, events: list[Event]) -> tuple[int, bool]:
         existing = (
             await conn.execute(
-                select(TRANSACTION.c.id).where(
+                select(TRANSACTION.c.id, TRANSACTION.c.state).where(
                     TRANSACTION.c.station_id == ctx.station_id, TRANSACTION.c.start_key == start_key
                 )
             )
-        ).scalar()
+        ).first()
         if existing is not None:
-            return int(existing)
+            return int(existing.id), existing.state == TransactionState.ACTIVE.value
         row: dict[str, Any] = {
             "station_id": ctx.station_id,
             "connector_id": req.connector_id,
@@ -152,23 +183,110 @@ async def start_transaction(
             "stop_reason": None,
             "reservation_id": req.reservation_id,
             "start_missing": False,
+            "station_transaction_id": req.station_transaction_id,
             "created_at": utcnow(),
         }
         result = await conn.execute(TRANSACTION.insert().values(**row))
         row["id"] = int(result.inserted_primary_key[0])  # type: ignore[index]
         events.append(_tx_event(TransactionStarted, ctx, row["created_at"], row))
-        return row["id"]
+        return row["id"], True
 
-    tx_id: int = await writer.submit(Unit(fn=fn))
-    if tx_id not in ctx.transactions:
+    tx_id, active = await writer.submit(Unit(fn=fn))
+    # A start repeated after its stop names an ended session: it must not come alive again.
+    if active and tx_id not in ctx.transactions:
         ctx.transactions[tx_id] = ActiveTransaction(
             transaction_id=tx_id,
             connector_id=req.connector_id,
             id_tag=req.id_tag,
             started_at=req.timestamp,
             meter_start_wh=req.meter_start_wh,
+            station_transaction_id=req.station_transaction_id,
         )
     return tx_id, tag
+
+
+async def find_station_transaction(
+    engine: AsyncEngine, ctx: StationContext, station_transaction_id: str
+) -> tuple[int, bool] | None:
+    """ChargeNet's id for the session a 2.0.1 station calls `station_transaction_id`, and
+    whether it is still active; None when ChargeNet never heard of it."""
+    for tx in ctx.transactions.values():
+        if tx.station_transaction_id == station_transaction_id:
+            return tx.transaction_id, True
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(TRANSACTION.c.id, TRANSACTION.c.state).where(
+                    TRANSACTION.c.station_id == ctx.station_id,
+                    TRANSACTION.c.start_key == _station_key(station_transaction_id),
+                )
+            )
+        ).first()
+    if row is None:
+        return None
+    active = ctx.transactions.get(row.id)
+    if active is not None:  # loaded at the handshake, which does not read the station's id
+        active.station_transaction_id = station_transaction_id
+    return int(row.id), row.state == TransactionState.ACTIVE.value
+
+
+async def station_transaction_id(engine: AsyncEngine, ctx: StationContext, transaction_id: int) -> str | None:
+    """The id a 2.0.1 station knows ChargeNet's session `transaction_id` by (None: not its session)."""
+    active = ctx.transactions.get(transaction_id)
+    if active is not None and active.station_transaction_id is not None:
+        return active.station_transaction_id
+    async with engine.connect() as conn:
+        found = (
+            await conn.execute(
+                select(TRANSACTION.c.station_transaction_id).where(
+                    TRANSACTION.c.id == transaction_id, TRANSACTION.c.station_id == ctx.station_id
+                )
+            )
+        ).scalar()
+    return None if found is None else str(found)
+
+
+async def attach_id_tag(
+    engine: AsyncEngine, writer: Writer, ctx: StationContext, transaction_id: int, id_tag: str
+) -> IdTagInfo:
+    """A token presented after the session started (2.0.1: plug in first, then authorize)
+    becomes the session's, unless it already has one."""
+    tag = await authorize(engine, id_tag)
+
+    async def fn(conn: AsyncConnection, _events: list[Event]) -> None:
+        await conn.execute(
+            update(TRANSACTION)
+            .where(
+                TRANSACTION.c.id == transaction_id,
+                TRANSACTION.c.station_id == ctx.station_id,
+                TRANSACTION.c.id_tag.is_(None),
+            )
+            .values(id_tag=id_tag, user_id=tag.user_id)
+        )
+
+    await writer.submit(Unit(fn=fn))
+    active = ctx.transactions.get(transaction_id)
+    if active is not None and active.id_tag is None:
+        active.id_tag = id_tag
+    return tag
+
+
+async def set_meter_start(
+    writer: Writer, ctx: StationContext, transaction_id: int, meter_start_wh: int
+) -> None:
+    """The register at the start, learnt after it (a 2.0.1 Started without a meter reading)."""
+    active = ctx.transactions.get(transaction_id)
+    if active is not None:
+        active.meter_start_wh = meter_start_wh
+
+    async def fn(conn: AsyncConnection, _events: list[Event]) -> None:
+        await conn.execute(
+            update(TRANSACTION)
+            .where(TRANSACTION.c.id == transaction_id, TRANSACTION.c.state == TransactionState.ACTIVE.value)
+            .values(meter_start_wh=meter_start_wh)
+        )
+
+    await writer.submit(Unit(fn=fn))
 
 
 # Only an active session's live view moves: a MeterValues that arrives after the stop (another
@@ -269,12 +387,18 @@ def _late_samples_fn(
 
 @dataclass(frozen=True, slots=True)
 class StopRequest:
-    transaction_id: int
-    meter_stop_wh: int
+    """`transaction_id` (1.6) or `station_transaction_id` (2.0.1) names the session. Without
+    `meter_stop_wh` (a 2.0.1 Ended without a reading) the last reading stands."""
+
+    transaction_id: int | None
+    meter_stop_wh: int | None
     timestamp: datetime
     id_tag: str | None = None
     reason: str | None = None
     transaction_data: list[dict[str, Any]] | None = None
+    station_transaction_id: str | None = None
+    # Where a stop whose start ChargeNet never saw happened (1.6 does not say: 0).
+    connector_id: int | None = None
 
 
 async def stop_transaction(
@@ -285,15 +409,17 @@ async def stop_transaction(
     samples = parse_samples(req.transaction_data or [])
     reason = req.reason or DEFAULT_STOP_REASON
 
-    async def fn(conn: AsyncConnection, events: list[Event]) -> None:
+    if req.station_transaction_id is not None:
+        named = TRANSACTION.c.start_key == _station_key(req.station_transaction_id)
+    else:
+        named = TRANSACTION.c.id == req.transaction_id
+
+    async def fn(conn: AsyncConnection, events: list[Event]) -> int | None:
         found = (
             (
                 await conn.execute(
                     select(TRANSACTION)
-                    .where(
-                        TRANSACTION.c.id == req.transaction_id,
-                        TRANSACTION.c.station_id == ctx.station_id,
-                    )
+                    .where(named, TRANSACTION.c.station_id == ctx.station_id)
                     # PostgreSQL: a stop resent through another gateway waits here, then sees
                     # the session completed, so it ends (and is announced) exactly once.
                     .with_for_update()
@@ -305,17 +431,20 @@ async def stop_transaction(
         now = utcnow()
         if found is None:
             await _record_orphan_stop(conn, events, ctx, req, samples, reason, now)
-            return
+            return None
         row = dict(found)
         if row["state"] == TransactionState.COMPLETED.value:
-            return
+            return int(row["id"])
         connector_id = row["connector_id"]
         reading = latest_reading(samples)
+        meter_stop = req.meter_stop_wh
+        if meter_stop is None:
+            meter_stop = row["meter_start_wh"] + row["energy_wh"]
         row.update(
             state=TransactionState.COMPLETED.value,
             stopped_at=req.timestamp,
-            meter_stop_wh=req.meter_stop_wh,
-            energy_wh=max(0, req.meter_stop_wh - row["meter_start_wh"]),
+            meter_stop_wh=meter_stop,
+            energy_wh=max(0, meter_stop - row["meter_start_wh"]),
             stop_reason=reason,
             soc_percent=reading.soc_percent if reading.soc_percent is not None else row["soc_percent"],
             power_w=0,
@@ -340,16 +469,18 @@ async def stop_transaction(
             )
         )
         if closed.rowcount == 0:
-            return
+            return int(row["id"])
         if samples:
             await conn.execute(
                 insert_into(METER_SAMPLE, conn.dialect.name),
                 _sample_rows(ctx, connector_id, row["id"], samples),
             )
         events.append(_tx_event(TransactionEnded, ctx, now, row))
+        return int(row["id"])
 
-    await writer.submit(Unit(fn=fn))
-    ctx.transactions.pop(req.transaction_id, None)
+    stopped = await writer.submit(Unit(fn=fn))
+    if stopped is not None:
+        ctx.transactions.pop(stopped, None)
     return tag
 
 
@@ -362,8 +493,12 @@ async def _record_orphan_stop(
     reason: str,
     now: datetime,
 ) -> None:
-    """OCPP 1.6: a stop may arrive for a start ChargeNet never saw. Record it, flagged."""
-    start_key = f"orphan:{req.transaction_id}:{to_ocpp(req.timestamp)}"
+    """OCPP 1.6: a stop may arrive for a start ChargeNet never saw. Record it, flagged. (A 2.0.1
+    orphan takes the station's id as its key, so its late Started finds it ended.)"""
+    if req.station_transaction_id is not None:
+        start_key = _station_key(req.station_transaction_id)
+    else:
+        start_key = f"orphan:{req.transaction_id}:{to_ocpp(req.timestamp)}"
     if (
         await conn.execute(
             select(TRANSACTION.c.id).where(
@@ -372,27 +507,30 @@ async def _record_orphan_stop(
         )
     ).scalar() is not None:
         return
-    registers = [s for s in samples if s.measurand == "Energy.Active.Import.Register" and s.phase is None]
-    first = min(registers, key=lambda s: s.sampled_at) if registers else None
-    meter_start = round(first.value * (1000 if first.unit == "kWh" else 1)) if first else req.meter_stop_wh
-    connector_id = 0
+    first = first_register(samples)
+    first_wh = first[1] if first else None
+    # Without a reading at either end the session is recorded with no energy rather than a guess.
+    meter_stop = next((wh for wh in (req.meter_stop_wh, first_wh) if wh is not None), 0)
+    meter_start = first_wh if first_wh is not None else meter_stop
+    connector_id = req.connector_id or 0
     row: dict[str, Any] = {
         "station_id": ctx.station_id,
         "connector_id": connector_id,
         "id_tag": req.id_tag,
         "start_key": start_key,
         "state": TransactionState.COMPLETED.value,
-        "started_at": first.sampled_at if first else req.timestamp,
+        "started_at": first[0] if first else req.timestamp,
         "stopped_at": req.timestamp,
         "meter_start_wh": meter_start,
-        "meter_stop_wh": req.meter_stop_wh,
-        "energy_wh": max(0, req.meter_stop_wh - meter_start),
+        "meter_stop_wh": meter_stop,
+        "energy_wh": max(0, meter_stop - meter_start),
         "power_w": 0,
         "soc_percent": latest_reading(samples).soc_percent,
         "last_sample_at": latest_reading(samples).at,
         "stop_reason": reason,
         "reservation_id": None,
         "start_missing": True,
+        "station_transaction_id": req.station_transaction_id,
         "created_at": now,
     }
     result = await conn.execute(TRANSACTION.insert().values(**row))

@@ -3,6 +3,10 @@
 `jsonschema` costs 0.1–1.9 ms per message; fastjsonschema compiles each schema to Python once,
 about 25× faster, which keeps validation on for every inbound message. Timestamps get a real
 `date-time` check (plain schema validation would let "yesterday" through).
+
+Callers name a schema the 1.6 way whatever the version: the action for a request
+("BootNotification"), the action + "Response" for its answer. The 2.0.1 package files requests
+as "BootNotificationRequest.json"; `_file_name` bridges the two.
 """
 
 from __future__ import annotations
@@ -52,16 +56,37 @@ _RULE_TO_CODE_16 = {
     "minItems": "OccurenceConstraintViolation",
     "maxItems": "OccurenceConstraintViolation",
 }
+# OCPP-J 2.0.1 §4.3 renamed two codes: FormatViolation, and OccurrenceConstraintViolation spelt right.
+_RULE_TO_CODE_201 = {
+    **_RULE_TO_CODE_16,
+    "additionalProperties": "FormatViolation",
+    "minItems": "OccurrenceConstraintViolation",
+    "maxItems": "OccurrenceConstraintViolation",
+}
+# package → (error code by schema rule, the code for anything else)
+_CODES = {
+    "v16": (_RULE_TO_CODE_16, "FormationViolation"),
+    "v201": (_RULE_TO_CODE_201, "FormatViolation"),
+}
+RESPONSE_SUFFIX = "Response"
+
+
+def _file_name(package: str, name: str) -> str:
+    """The schema file of `name` in `package`: 1.6 files a request under its action alone."""
+    if package == "v16" or name.endswith(RESPONSE_SUFFIX):
+        return name
+    return f"{name}Request"
 
 
 @cache
 def _validator(package: str, name: str) -> Callable[[Any], Any] | None:
     try:
-        text = resources.files(f"ocpp.{package}.schemas").joinpath(f"{name}.json").read_text()
+        schemas = resources.files(f"ocpp.{package}.schemas")
+        text = schemas.joinpath(f"{_file_name(package, name)}.json").read_text()
     except FileNotFoundError:
         return None
     schema = json.loads(text)
-    # draft-04 "$schema" plus our formats; compiled once per process.
+    # draft-04 (1.6) or draft-06 (2.0.1) "$schema" plus our formats; compiled once per process.
     return fastjsonschema.compile(schema, formats=FORMATS)  # type: ignore[no-any-return]
 
 
@@ -77,7 +102,8 @@ def validate(package: str, name: str, payload: Any) -> None:
     try:
         validator(payload)
     except fastjsonschema.JsonSchemaValueException as exc:
-        code = _RULE_TO_CODE_16.get(exc.rule or "", "FormationViolation")
+        by_rule, fallback = _CODES.get(package, _CODES["v16"])
+        code = by_rule.get(exc.rule or "", fallback)
         raise PayloadInvalid(code, exc.message) from None
 
 

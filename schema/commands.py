@@ -245,6 +245,28 @@ class GetCompositeSchedule(Command):
     unit: RateUnit | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GetTransactionStatus(Command):
+    """Whether the station still has messages of a session to send (OCPP 2.0.1 only).
+
+    Reply detail: `ongoing` (is that session still running; None when none was named) and
+    `messages_in_queue` (for it, or for any session when none was named).
+    """
+
+    name: ClassVar[str] = "GetTransactionStatus"
+    transaction_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GetBaseReport(Command):
+    """Ask for the station's device model (OCPP 2.0.1 only): FullInventory,
+    ConfigurationInventory or SummaryInventory. The report arrives later, in parts, and is
+    stored as it comes. Reply detail: `request_id` the parts will carry."""
+
+    name: ClassVar[str] = "GetBaseReport"
+    report: str = "FullInventory"
+
+
 COMMAND_TYPES: dict[str, type[Command]] = {
     c.name: c
     for c in (
@@ -267,6 +289,8 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         SetChargingProfile,
         ClearChargingProfile,
         GetCompositeSchedule,
+        GetTransactionStatus,
+        GetBaseReport,
     )
 }
 

@@ -145,6 +145,9 @@ class Transaction(SQLModel, table=True):
     reservation_id: int | None = None
     # The charger stopped a transaction whose start ChargeNet never saw (OCPP 1.6 offline queue).
     start_missing: bool = False
+    # OCPP 2.0.1: the id the station chose (TransactionEvent transactionId); the start key is
+    # derived from it, so the session is found by (station, this id). NULL for 1.6 sessions.
+    station_transaction_id: str | None = Field(default=None, max_length=36)
     created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
 
 
@@ -227,5 +230,8 @@ from schema import account_models as _account_models  # noqa: E402, F401
 
 # Durable work (outbox, processed events, worker job results), registered the same way.
 from schema import control_models as _control_models  # noqa: E402, F401
+
+# OCPP 2.0.1 device models, registered the same way.
+from schema import device_models as _device_models  # noqa: E402, F401
 from schema import request_models as _request_models  # noqa: E402, F401
 from schema import work_models as _work_models  # noqa: E402, F401

@@ -19,6 +19,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from websockets.exceptions import ConnectionClosed
+
 from gateway.sim_types import CallError
 from gateway.sim_v201_commands import SimCommands201
 from gateway.sim_v201_device import DeviceModel
@@ -164,7 +166,7 @@ class SimCharger201(SimCharger):
         try:
             await self.call("StatusNotification", payload)
             conn.reported = reported
-        except (ConnectionError, AssertionError, CallError, TimeoutError, OSError):
+        except (ConnectionError, ConnectionClosed, AssertionError, CallError, TimeoutError, OSError):
             log.debug("%s: status %s not sent (offline)", self.cfg.charge_point_id, status)
 
     async def notify(self, action: str, payload: dict[str, Any]) -> None:

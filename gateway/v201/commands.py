@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from gateway.v16.commands import schedule_detail, schedule_from_payload, schedule_payload
-from gateway.v201.variables import Address, InvalidKey, address_of, parse_key
+from gateway.v201.variables import PASSWORD_KEYS, Address, InvalidKey, address_of, is_secret, parse_key
 from gateway.validation import PayloadInvalid, validate
 from schema.commands import (
     CancelReservation,
@@ -313,6 +313,8 @@ def to_call(command: Command, refs: Refs) -> Call:
         if not keys:
             return Call(None, {}, malformed=malformed)
         [address] = keys
+        if is_secret(address) and command.key not in PASSWORD_KEYS:
+            raise InvalidInput(f"{command.key} is the station's password: only password rotation sets it")
         payload = {"setVariableData": [{**address.request(), "attributeValue": command.value}]}
         return Call("SetVariables", _checked("SetVariables", payload), keys)
     found = REQUESTS.get(type(command))

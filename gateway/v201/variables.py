@@ -109,6 +109,7 @@ ALIASES: dict[str, Address] = {
     k.lower(): v
     for k, v in {
         "AuthorizationKey": Address("SecurityCtrlr", "BasicAuthPassword"),
+        "BasicAuthPassword": Address("SecurityCtrlr", "BasicAuthPassword"),
         "HeartbeatInterval": Address("OCPPCommCtrlr", "HeartbeatInterval"),
         "WebSocketPingInterval": Address("OCPPCommCtrlr", "WebSocketPingInterval"),
         "ResetRetries": Address("OCPPCommCtrlr", "ResetRetries"),
@@ -137,6 +138,12 @@ ALIASES: dict[str, Address] = {
 # Secrets a station accepts but must never report (2.0.1 A01: the Basic-auth password). Their
 # values are neither stored nor logged, whatever the station's report says.
 WRITE_ONLY = frozenset({("SecurityCtrlr", "BasicAuthPassword")})
+
+
+# The only keys that may set the password, spelt exactly so: the names the API guards (only
+# password rotation may use them, and their values never reach the command log). Any other
+# spelling of SecurityCtrlr.BasicAuthPassword is refused rather than let past that guard.
+PASSWORD_KEYS = frozenset({"AuthorizationKey", "BasicAuthPassword"})
 
 
 def is_secret(address: Address) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
@@ -61,6 +61,8 @@ class DemoStation:
     model: str
     current_type: str
     connectors: tuple[tuple[str, int], ...]  # (type, max power W)
+    # The OCPP version its simulator speaks (subprotocol name): every third one speaks 2.0.1.
+    ocpp_version: str = "ocpp1.6"
 
     @property
     def connector_powers(self) -> list[int]:
@@ -96,7 +98,7 @@ def demo_charger_specs(count: int) -> list[DemoStation]:
     specs = list(STATIONS[:count])
     for i in range(len(specs), count):
         specs.append(DemoStation(f"SIM-{i + 1:05d}", -1, "Wallbox22", "AC", (("Type2", 22_000),)))
-    return specs
+    return [replace(s, ocpp_version="ocpp2.0.1") if n % 3 == 2 else s for n, s in enumerate(specs)]
 
 
 async def seed_demo(engine: AsyncEngine) -> bool:

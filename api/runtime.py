@@ -33,6 +33,7 @@ from api.worker.service import DurableWork
 from api.worker.settings import WorkerSettings
 from gateway.security import server_tls_context
 from gateway.server import Gateway
+from gateway.sim_v201 import SimCharger201
 from gateway.simulator import SimCharger, SimConfig
 from schema import heap
 from schema.bus import Bus, InProcessBus
@@ -167,7 +168,8 @@ class Runtime:
         assert self.gateway is not None
         url = f"ws://{self.settings.gateway_host}:{self.gateway.bound_port}/ocpp"
         for spec in demo_charger_specs(count):
-            charger = SimCharger(
+            simulator = SimCharger201 if spec.ocpp_version == SimCharger201.SUBPROTOCOL else SimCharger
+            charger = simulator(
                 SimConfig(
                     charge_point_id=spec.charge_point_id,
                     url=url,

@@ -37,6 +37,8 @@ from api.network.subscriptions import NetworkSubscription
 from api.orgs.mutations import OrgsMutation
 from api.orgs.queries import OrgsQuery
 from api.query_cost import QueryCostRule
+from api.reservations.mutations import ReservationsMutation
+from api.reservations.queries import ReservationsQuery
 from api.sessions.queries import SessionsQuery
 from api.sessions.subscriptions import SessionsSubscription
 from schema.errors import ChargeNetError
@@ -59,6 +61,7 @@ class Query(
     OrgsQuery,
     ControlQuery,
     ChargingRequestQuery,
+    ReservationsQuery,
 ):
     # Each node type's resolve_nodes reads through the caller-scoped loaders.
     node: relay.Node | None = relay.node(
@@ -75,6 +78,7 @@ class Mutation(
     SocialSignInMutation,
     DriverMutation,
     OrgsMutation,
+    ReservationsMutation,
 ):
     pass
 

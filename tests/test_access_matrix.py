@@ -44,7 +44,7 @@ from schema.account_models import ApiKey, AuditEntry, Invitation, Membership, Us
 from schema.control_models import StationCommand, StationConfigurationKey
 from schema.db import session_factory
 from schema.models import ChargingStation, Connector, IdToken, Location, Organization, Transaction
-from schema.request_models import ChargingRequest
+from schema.request_models import ChargingRequest, Reservation
 from schema.timeutil import utcnow
 from tests.conftest import OPERATOR_TOKEN, ApiServer
 
@@ -93,6 +93,7 @@ class World:
     target_membership: int = 0
     audit_entry: int = 0
     command: int = 0
+    reservation: int = 0
     charging_request: int = 0
     users: dict[str, int] = field(default_factory=dict)
     sessions: dict[str, int] = field(default_factory=dict)
@@ -178,6 +179,16 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
         request = ChargingRequest(
             station_id=station.id or 0, organization_id=oid, user_id=users["other-driver"], id_tag=f"OTHER{n}"
         )
+        # the driver's reservation at this station, still holding connector 1
+        reservation = Reservation(
+            station_id=station.id or 0,
+            organization_id=oid,
+            connector_id=1,
+            user_id=users[DRIVER],
+            id_tag=app.token,
+            expires_at=utcnow().replace(year=utcnow().year + 1),
+        )
+        s.add(reservation)
         s.add_all([tx, vehicle, card, app, target_key, key, invitation, audit, command, setting, request])
         await s.flush()
         world = World(
@@ -196,6 +207,7 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
             target_membership=memberships["target"].id or 0,
             audit_entry=audit.id or 0,
             command=command.id or 0,
+            reservation=reservation.id or 0,
             charging_request=request.id or 0,
             users=users,
         )
@@ -291,6 +303,15 @@ RULES: dict[str, Rule] = {
     "Mutation.setChargingLimit": Rule(CONTROLLERS, lambda w, _: station_input(w, limit=16)),
     "Mutation.clearChargingLimit": Rule(CONTROLLERS, lambda w, _: station_input(w)),
     "Mutation.compositeSchedule": Rule(DIAGNOSERS, lambda w, _: station_input(w)),
+    # --- reservations: people for themselves (INVALID_INPUT with a tag not theirs), operators for
+    # any card; cancelling is for its driver and those with stations:control ---
+    "Mutation.reserveConnector": Rule(
+        AUTHENTICATED, lambda w, _: station_input(w, connectorId=1, minutes=30, idTag=w.app_tag)
+    ),
+    "Mutation.cancelReservation": Rule(
+        CONTROLLERS | {DRIVER}, lambda w, _: {"id": gid("Reservation", w.reservation)}
+    ),
+    "Query.reservations": Rule(AUTHENTICATED, lambda w, _: {"stationId": gid("Station", w.station)}),
     # --- provisioning (network:manage) ---
     "Mutation.registerStation": Rule(
         MANAGERS,

@@ -46,6 +46,7 @@ OBJECTS: dict[str, Callable[[World], int]] = {
     "ApiKey": lambda w: w.target_key,
     "AuditEntry": lambda w: w.audit_entry,
     "StationCommand": lambda w: w.command,
+    "Reservation": lambda w: w.reservation,
     "ChargingRequest": lambda w: w.charging_request,
 }
 # Root operations that take another tenant's object: each must answer null or NOT_FOUND.
@@ -107,6 +108,10 @@ PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
     "rotateStationPassword": (
         "mutation ($s: ID!) { rotateStationPassword(stationId: $s) { password } }",
         lambda w: {"s": gid("Station", w.station)},
+    ),
+    "cancelReservation": (
+        "mutation ($id: ID!) { cancelReservation(id: $id) { outcome } }",
+        lambda w: {"id": gid("Reservation", w.reservation)},
     ),
     "stopCharging": (
         "mutation ($t: ID!) { stopCharging(input: {transactionId: $t, waitSeconds: 0}) { outcome } }",

@@ -3,10 +3,12 @@
 Event-driven (run once per event by the processor, inside its transaction):
 - session bookkeeping on TransactionEnded: one `session_summary` row per transaction, what
   billing, uptime and analytics read; and the session's stuck flag, if any, is resolved.
+- on TransactionStarted, the reservation the session used is marked used and linked.
 Scheduled (one replica at a time):
 - the stuck-session check: Active sessions whose station has been offline longer than a grace,
   or that got no meter value for too long, are flagged in `stuck_session`;
 - the processed-event ledger is purged after its retention.
+- active reservations past their expiry are marked expired (api/reservations/jobs.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.control import requests
+from api.reservations import jobs as reservations
 from api.worker import repository as repo
 from api.worker.processor import HandlerRegistry
 from schema import partitions
@@ -73,6 +76,7 @@ def default_registry() -> HandlerRegistry:
     registry = HandlerRegistry()
     registry.register(TransactionEnded, summarize_session)
     registry.register(TransactionEnded, resolve_stuck_on_end)
+    registry.register(TransactionStarted, reservations.use_reservation_on_start)
     registry.register(TransactionStarted, requests.link_started)
     registry.register(TransactionEnded, requests.close_ended)
     return registry

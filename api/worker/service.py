@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.control import requests
+from api.reservations import jobs as reservations
 from api.worker import jobs
 from api.worker.processor import HandlerRegistry, Processor
 from api.worker.relay import DurableChannel, InProcessChannel, OutboxRelay, RedisStreamChannel
@@ -51,6 +52,11 @@ def scheduled_jobs(engine: AsyncEngine, settings: WorkerSettings) -> list[Schedu
             "unstarted-requests",
             settings.stuck_check_interval_s / 5,
             functools.partial(requests.fail_unstarted, engine, timeout_s=settings.remote_start_timeout_s),
+        ),
+        ScheduledJob(
+            "expire-reservations",
+            reservations.EXPIRY_INTERVAL_S,
+            functools.partial(reservations.expire_reservations, engine),
         ),
         ScheduledJob(
             "meter-partitions",

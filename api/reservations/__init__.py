@@ -1,0 +1,1 @@
+"""Reservations (OCPP Reservation profile): a connector held for one driver for a while."""

@@ -12,6 +12,7 @@ local list and cache, reservations, charging profiles, firmware and log transfer
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import random
@@ -40,6 +41,7 @@ CONNECTOR_STATUS = {
     "Faulted": "Faulted",
 }
 OCCUPIED = "Occupied"
+IDLE_POLL_S = 0.05  # real seconds between checks that a reset OnIdle may go ahead
 CONNECTOR_ID = 1  # each simulated EVSE has one connector
 # The 1.6 notifications the shared helpers send, in 2.0.1 words.
 LOG_STATUS = {"UploadFailed": "UploadFailure"}
@@ -277,12 +279,10 @@ class SimCharger201(SimCharger):
         return None if tx_id is None else 1
 
     async def stop_when_idle(self) -> None:
-        """Reset OnIdle: reboot once no session runs."""
+        """Reset OnIdle: reboot once no session runs and every TransactionEvent is delivered."""
         while any(e.transaction_id is not None for e in self.evses.values()) or self.tx_queue:
             self.session_ended.clear()
-            try:
-                await asyncio.wait_for(self.session_ended.wait(), 1.0)
-            except TimeoutError:
-                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.session_ended.wait(), IDLE_POLL_S)
         self.boot_reason = "RemoteReset"
         await self.reboot()

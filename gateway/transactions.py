@@ -142,7 +142,8 @@ def _start_key(connector_id: int, timestamp: datetime, meter_start_wh: int) -> s
     return f"{connector_id}:{to_ocpp(timestamp)}:{meter_start_wh}"
 
 
-def _station_key(station_transaction_id: str) -> str:
+def station_key(station_transaction_id: str) -> str:
+    """The start key of a session the station named (2.0.1): unique per station."""
     return f"tx:{station_transaction_id}"
 
 
@@ -151,7 +152,7 @@ async def start_transaction(
 ) -> tuple[int, IdTagInfo]:
     tag = await authorize(engine, req.id_tag) if req.id_tag is not None else NO_TOKEN
     if req.station_transaction_id is not None:
-        start_key = _station_key(req.station_transaction_id)
+        start_key = station_key(req.station_transaction_id)
     else:
         start_key = _start_key(req.connector_id, req.timestamp, req.meter_start_wh)
 
@@ -203,90 +204,6 @@ async def start_transaction(
             station_transaction_id=req.station_transaction_id,
         )
     return tx_id, tag
-
-
-async def find_station_transaction(
-    engine: AsyncEngine, ctx: StationContext, station_transaction_id: str
-) -> tuple[int, bool] | None:
-    """ChargeNet's id for the session a 2.0.1 station calls `station_transaction_id`, and
-    whether it is still active; None when ChargeNet never heard of it."""
-    for tx in ctx.transactions.values():
-        if tx.station_transaction_id == station_transaction_id:
-            return tx.transaction_id, True
-    async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(TRANSACTION.c.id, TRANSACTION.c.state).where(
-                    TRANSACTION.c.station_id == ctx.station_id,
-                    TRANSACTION.c.start_key == _station_key(station_transaction_id),
-                )
-            )
-        ).first()
-    if row is None:
-        return None
-    active = ctx.transactions.get(row.id)
-    if active is not None:  # loaded at the handshake, which does not read the station's id
-        active.station_transaction_id = station_transaction_id
-    return int(row.id), row.state == TransactionState.ACTIVE.value
-
-
-async def station_transaction_id(engine: AsyncEngine, ctx: StationContext, transaction_id: int) -> str | None:
-    """The id a 2.0.1 station knows ChargeNet's session `transaction_id` by (None: not its session)."""
-    active = ctx.transactions.get(transaction_id)
-    if active is not None and active.station_transaction_id is not None:
-        return active.station_transaction_id
-    async with engine.connect() as conn:
-        found = (
-            await conn.execute(
-                select(TRANSACTION.c.station_transaction_id).where(
-                    TRANSACTION.c.id == transaction_id, TRANSACTION.c.station_id == ctx.station_id
-                )
-            )
-        ).scalar()
-    return None if found is None else str(found)
-
-
-async def attach_id_tag(
-    engine: AsyncEngine, writer: Writer, ctx: StationContext, transaction_id: int, id_tag: str
-) -> IdTagInfo:
-    """A token presented after the session started (2.0.1: plug in first, then authorize)
-    becomes the session's, unless it already has one."""
-    tag = await authorize(engine, id_tag)
-
-    async def fn(conn: AsyncConnection, _events: list[Event]) -> None:
-        await conn.execute(
-            update(TRANSACTION)
-            .where(
-                TRANSACTION.c.id == transaction_id,
-                TRANSACTION.c.station_id == ctx.station_id,
-                TRANSACTION.c.id_tag.is_(None),
-            )
-            .values(id_tag=id_tag, user_id=tag.user_id)
-        )
-
-    await writer.submit(Unit(fn=fn))
-    active = ctx.transactions.get(transaction_id)
-    if active is not None and active.id_tag is None:
-        active.id_tag = id_tag
-    return tag
-
-
-async def set_meter_start(
-    writer: Writer, ctx: StationContext, transaction_id: int, meter_start_wh: int
-) -> None:
-    """The register at the start, learnt after it (a 2.0.1 Started without a meter reading)."""
-    active = ctx.transactions.get(transaction_id)
-    if active is not None:
-        active.meter_start_wh = meter_start_wh
-
-    async def fn(conn: AsyncConnection, _events: list[Event]) -> None:
-        await conn.execute(
-            update(TRANSACTION)
-            .where(TRANSACTION.c.id == transaction_id, TRANSACTION.c.state == TransactionState.ACTIVE.value)
-            .values(meter_start_wh=meter_start_wh)
-        )
-
-    await writer.submit(Unit(fn=fn))
 
 
 # Only an active session's live view moves: a MeterValues that arrives after the stop (another
@@ -410,7 +327,7 @@ async def stop_transaction(
     reason = req.reason or DEFAULT_STOP_REASON
 
     if req.station_transaction_id is not None:
-        named = TRANSACTION.c.start_key == _station_key(req.station_transaction_id)
+        named = TRANSACTION.c.start_key == station_key(req.station_transaction_id)
     else:
         named = TRANSACTION.c.id == req.transaction_id
 
@@ -496,7 +413,7 @@ async def _record_orphan_stop(
     """OCPP 1.6: a stop may arrive for a start ChargeNet never saw. Record it, flagged. (A 2.0.1
     orphan takes the station's id as its key, so its late Started finds it ended.)"""
     if req.station_transaction_id is not None:
-        start_key = _station_key(req.station_transaction_id)
+        start_key = station_key(req.station_transaction_id)
     else:
         start_key = f"orphan:{req.transaction_id}:{to_ocpp(req.timestamp)}"
     if (

@@ -28,6 +28,7 @@ def status(evse: int, connector: int, what: str, minutes: float = 0) -> dict:
 
 
 class TestSubprotocol:
+    @SQLITE_ONLY
     @pytest.mark.parametrize(
         ("offered", "chosen"),
         [
@@ -115,6 +116,7 @@ class TestStatus:
 
 
 class TestAuthorize:
+    @SQLITE_ONLY
     @pytest.mark.parametrize(
         ("token", "kind", "expected"),
         [
@@ -171,6 +173,7 @@ class TestStationReports:
         assert seen["DataTransfer"]["vendorId"] == "com.example"
 
 
+@SQLITE_ONLY
 class TestBadInput:
     async def test_a_schema_violation_gets_the_2_0_1_error_code(
         self, station: int, connect201: Charger201Factory

@@ -177,6 +177,7 @@ class TestChangeConfiguration:
         assert (await stored(engine))["OCPPCommCtrlr.HeartbeatInterval"]["value"] == "120"
         assert (await configuration(engine))["OCPPCommCtrlr.HeartbeatInterval"] == "120"
 
+    @SQLITE_ONLY
     @pytest.mark.parametrize(
         ("key", "value", "status"),
         [
@@ -212,6 +213,7 @@ class TestChangeConfiguration:
             == 0
         )
 
+    @SQLITE_ONLY
     @pytest.mark.parametrize("key", ["SecurityCtrlr.BasicAuthPassword", "authorizationkey"])
     async def test_other_spellings_of_the_password_are_refused(
         self, bus: InProcessBus, cp: SimCharger201, key: str

@@ -221,7 +221,7 @@ class TestSimulatedStation:
     async def test_a_simulated_session_is_metered_to_the_watt_hour(
         self, engine: AsyncEngine, station: int, connect201: Charger201Factory
     ) -> None:
-        cp = await connect201("CP-1", speed=6_000, meter_interval_s=60)
+        cp = await connect201("CP-1", speed=60_000, meter_interval_s=600)
         start = cp.register_wh
         tx_id = await cp.charge(1, TAG)
         [tx] = await transactions(engine)

@@ -164,7 +164,9 @@ class TestRefusals:
 
 class TestAutopilot:
     async def test_drivers_arrive_charge_and_leave(self, engine: AsyncEngine, running: Running) -> None:
-        await running(speed=20_000.0, auto_sessions=True, fault_probability=0.0, id_tags=[TAG])
+        await running(
+            speed=20_000.0, meter_interval_s=600.0, auto_sessions=True, fault_probability=0.0, id_tags=[TAG]
+        )
 
         async def charged() -> bool:
             rows = await fetch(engine, "SELECT energy_wh FROM charging_transaction WHERE state = 'Completed'")

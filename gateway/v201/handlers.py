@@ -28,9 +28,10 @@ from gateway.meter import BadSample
 from gateway.ocppj import Handler, OcppError, OcppJSession
 from gateway.state import StationContext
 from gateway.station_setup import configuration_is_stale
+from gateway.station_transactions import station_transaction_id
 from gateway.stations import BootInfo, record_boot, record_station_report
 from gateway.status import StatusReport, record_status
-from gateway.transactions import authorize, record_meter_values, station_transaction_id, token_types
+from gateway.transactions import authorize, record_meter_values, token_types
 from gateway.v201 import commands, evse
 from gateway.v201.transaction_events import TransactionEvents, id_token, id_token_info, timestamp
 from gateway.v201.variables import address_of

@@ -27,15 +27,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.meter import BadSample, first_register, latest_reading, parse_samples
 from gateway.ocppj import OcppError
 from gateway.state import StationContext
+from gateway.station_transactions import attach_id_tag, find_station_transaction, set_meter_start
 from gateway.status import StatusReport, record_status
 from gateway.transactions import (
     IdTagInfo,
     StartRequest,
     StopRequest,
-    attach_id_tag,
-    find_station_transaction,
     record_meter_values,
-    set_meter_start,
     start_transaction,
     stop_transaction,
 )

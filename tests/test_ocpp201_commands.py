@@ -137,7 +137,7 @@ class TestControl:
             (
                 TriggerMessage(message="StatusNotification", connector_id=2),
                 "TriggerMessage",
-                {"requestedMessage": "StatusNotification", "evse": {"id": 2}},
+                {"requestedMessage": "StatusNotification", "evse": {"id": 2, "connectorId": 1}},
                 "Accepted",
             ),
             (

@@ -188,6 +188,14 @@ def _clear_charging_profile(c: ClearChargingProfile, _refs: Refs) -> dict[str, A
     return _compact({"chargingProfileId": c.profile_id, "chargingProfileCriteria": criteria or None})
 
 
+def _trigger(c: TriggerMessage) -> dict[str, Any]:
+    evse = _evse(c.connector_id)
+    if evse is not None and c.message == "StatusNotification":
+        # A status is a connector's: name the EVSE's connector (many stations refuse without).
+        evse["connectorId"] = EVSE_CONNECTOR
+    return _compact({"requestedMessage": TRIGGERED_MESSAGES.get(c.message, c.message), "evse": evse})
+
+
 def _transaction_status(c: GetTransactionStatus, refs: Refs) -> dict[str, Any]:
     if c.transaction_id is not None and refs.transaction is None:
         raise InvalidInput(f"transaction {c.transaction_id} is not a session of this station")
@@ -199,15 +207,7 @@ REQUESTS: dict[type[Command], tuple[str, Callable[[Any, Refs], dict[str, Any]]]]
     RemoteStart: ("RequestStartTransaction", _remote_start),
     RemoteStop: ("RequestStopTransaction", lambda c, r: {"transactionId": r.transaction}),
     Reset: ("Reset", lambda c, r: {"type": RESET_TYPES[c.kind]}),
-    TriggerMessage: (
-        "TriggerMessage",
-        lambda c, r: _compact(
-            {
-                "requestedMessage": TRIGGERED_MESSAGES.get(c.message, c.message),
-                "evse": _evse(c.connector_id),
-            }
-        ),
-    ),
+    TriggerMessage: ("TriggerMessage", lambda c, r: _trigger(c)),
     UnlockConnector: (
         "UnlockConnector",
         lambda c, r: {"evseId": c.connector_id, "connectorId": EVSE_CONNECTOR},

@@ -27,6 +27,7 @@ from api.auth.oidc import OidcVerifier
 from api.auth.principal import ANONYMOUS, Principal
 from api.auth.ratelimit import RateLimiter
 from api.context import Context
+from api.files.routes import upload_route
 from api.graphql_schema import build_schema
 from api.loaders import Loaders
 from api.notify.email import Mailer, OutboxMailer
@@ -199,6 +200,7 @@ def create_app(
             Route("/.well-known/jwks.json", jwks),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            upload_route(session_factory(engine)),
         ]
     )
     app.state.auth = auth

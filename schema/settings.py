@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     session_ttl_days: int = Field(default=60, ge=1, le=365, alias="CHARGENET_SESSION_TTL_DAYS")
     # Links in emails (verification, reset, invitations) point here; the app handles the token.
     app_url: str = Field(default="http://127.0.0.1:8000", alias="CHARGENET_APP_URL")
+    # Where stations reach the API to upload diagnostics and logs (the URL sent in GetDiagnostics
+    # / GetLog). Unset: this API's own host and port, right for a single machine only.
+    upload_base_url: str | None = Field(default=None, alias="CHARGENET_UPLOAD_BASE_URL")
     # Email: "log" keeps messages in memory and logs them (development); "smtp" sends them.
     email_sender: str = Field(default="log", pattern="^(log|smtp)$", alias="CHARGENET_EMAIL_SENDER")
     email_from: str = Field(default="ChargeNet <no-reply@chargenet.local>", alias="CHARGENET_EMAIL_FROM")

@@ -331,6 +331,7 @@ RULES: dict[str, Rule] = {
         SESSION_READERS, lambda w, _: {"id": gid("ChargingRequest", w.charging_request)}
     ),
     "Query.commands": Rule(AUTHENTICATED, lambda w, _: {"stationId": gid("Station", w.station)}),
+    "Query.stationFiles": Rule(AUTHENTICATED, lambda w, _: {"stationId": gid("Station", w.station)}),
     "Query.stationConfiguration": Rule(AUTHENTICATED, lambda w, _: {"stationId": gid("Station", w.station)}),
     # --- signing in (public by nature) ---
     "Mutation.signUp": Rule(

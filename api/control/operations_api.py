@@ -28,11 +28,13 @@ from api.control.types import (
     RateUnitGQL,
     ResetKindGQL,
     StationCommandNode,
+    StationFileNode,
     TriggerableMessage,
     bulk_payload,
     command_fields,
     command_payload,
 )
+from api.files import service as files
 from api.network.types import parse_global_id
 from api.orgs.types import connection, parse_organization_id
 from api.pagination import Connection, clamp_first, decode_cursor, wants_total
@@ -153,7 +155,11 @@ class BulkUpdateFirmwareInput:
 @strawberry.input
 class RequestDiagnosticsInput:
     station_id: relay.GlobalID
-    location: str = strawberry.field(description="URL the station uploads its diagnostics file to.")
+    location: str | None = strawberry.field(
+        default=None,
+        description="URL the station uploads its diagnostics file to. Omit to have ChargeNet receive "
+        "it (see stationFiles) at CHARGENET_UPLOAD_BASE_URL, or at the address this request used.",
+    )
     start_at: datetime | None = None
     stop_at: datetime | None = None
     retries: int | None = None
@@ -351,15 +357,28 @@ class ControlOperationsMutation:
         description="Ask the station to upload its diagnostics to a URL (stations:diagnose).",
     )
     async def request_diagnostics(self, info: Info, input: RequestDiagnosticsInput) -> DiagnosticsPayload:
+        location, file_id = input.location, None
+        if location is None:
+            ctx = info.context
+            s = ctx.settings
+            file_id, location = await files.upload_for(
+                ctx.db,
+                ctx.actor,
+                _station(input.station_id),
+                base_url=s.upload_base_url or str(ctx.request.base_url),
+                kind="diagnostics",
+            )
         command = c.GetDiagnostics(
-            location=input.location,
+            location=location,
             start_at=input.start_at,
             stop_at=input.stop_at,
             retries=input.retries,
             retry_interval_s=input.retry_interval_seconds,
         )
         result = await _run(info, input.station_id, command)
-        return DiagnosticsPayload(**command_fields(result), file_name=result.detail.get("file_name"))
+        return DiagnosticsPayload(
+            **command_fields(result), file_name=result.detail.get("file_name"), _file_id=file_id
+        )
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -435,6 +454,15 @@ class ControlQuery:
                 count=wants_total(info),
             )
         return connection(StationCommandNode.from_row, p, "command")
+
+    @strawberry.field(
+        permission_classes=[IsAuthenticated],
+        description="Files the station uploaded on request, newest first (stations:diagnose).",
+    )
+    async def station_files(self, info: Info, station_id: relay.GlobalID) -> list[StationFileNode]:
+        async with info.context.db() as s:
+            found = await repository.station_files(s, info.context.principal, station_id=_station(station_id))
+        return [StationFileNode.from_row(r) for r in found]
 
     @strawberry.field(
         permission_classes=[IsAuthenticated],

@@ -15,7 +15,7 @@ from api.auth.roles import Permission
 from api.orgs.repository import Page, page, rows
 from schema.control_models import StationCommand, StationConfigurationKey
 from schema.models import ChargingStation
-from schema.request_models import ChargingRequest
+from schema.request_models import ChargingRequest, StationFile
 
 Stmt = Select[Any]
 
@@ -84,6 +84,26 @@ async def page_commands(
 async def commands_by_ids(session: AsyncSession, principal: Principal, ids: Sequence[int]) -> dict[int, Any]:
     found = await rows(session, readable_commands(principal).where(col(StationCommand.id).in_(list(ids))))
     return {r.id: r for r in found}
+
+
+def readable_files(principal: Principal) -> Stmt:
+    """Uploaded files are diagnostics: stations:diagnose in the station's organisation."""
+    orgs = principal.organizations_with(Permission.STATIONS_DIAGNOSE)
+    stmt = select(StationFile)
+    if orgs is None:
+        return stmt
+    return stmt.where(col(StationFile.organization_id).in_(orgs)) if orgs else stmt.where(false())
+
+
+async def station_files(
+    session: AsyncSession, principal: Principal, *, station_id: int | None = None, file_id: int | None = None
+) -> list[Any]:
+    stmt = readable_files(principal)
+    if station_id is not None:
+        stmt = stmt.where(col(StationFile.station_id) == station_id)
+    if file_id is not None:
+        stmt = stmt.where(col(StationFile.id) == file_id)
+    return await rows(session, stmt.order_by(col(StationFile.id).desc()).limit(100))
 
 
 async def configuration(session: AsyncSession, principal: Principal, station_id: int) -> list[Any]:

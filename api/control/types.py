@@ -3,6 +3,7 @@ command trail."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable
 from datetime import datetime
@@ -144,9 +145,49 @@ class DataTransferPayload(CommandPayload):
     data: str | None = strawberry.field(description="The station's answer data, if any.")
 
 
+@strawberry.type(description="A file a station uploaded on request (diagnostics, logs).")
+class StationFileNode:
+    id: relay.GlobalID
+    kind: str
+    status: str = strawberry.field(description="requested until the station uploads it, then uploaded.")
+    file_name: str | None
+    content_type: str | None
+    size_bytes: int
+    requested_at: datetime
+    uploaded_at: datetime | None
+    _content: strawberry.Private[bytes | None]
+
+    @classmethod
+    def from_row(cls, r: Any) -> StationFileNode:
+        return cls(
+            id=relay.GlobalID("StationFile", str(r.id)),
+            kind=r.kind,
+            status=r.status,
+            file_name=r.file_name,
+            content_type=r.content_type,
+            size_bytes=r.size_bytes,
+            requested_at=r.requested_at,
+            uploaded_at=r.uploaded_at,
+            _content=r.content,
+        )
+
+    @strawberry.field(description="The file itself, base64-encoded (null until uploaded).")
+    def content_base64(self) -> str | None:
+        return None if self._content is None else base64.b64encode(self._content).decode()
+
+
 @strawberry.type
 class DiagnosticsPayload(CommandPayload):
     file_name: str | None = strawberry.field(description="The file the station will upload, if any.")
+    _file_id: strawberry.Private[int | None] = None
+
+    @strawberry.field(description="Where ChargeNet receives it (when no location was given).")
+    async def file(self, info: Info) -> StationFileNode | None:
+        if self._file_id is None:
+            return None
+        async with info.context.db() as s:
+            found = await repository.station_files(s, info.context.principal, file_id=self._file_id)
+        return StationFileNode.from_row(found[0]) if found else None
 
 
 @strawberry.type

@@ -227,7 +227,7 @@ class Runtime:
         if self.gateway is not None:
             lines += [
                 f"  OCPP gateway:       ws://{s.gateway_host}:{self.gateway.bound_port}"
-                "/ocpp/{chargePointId}  (subprotocol ocpp1.6)"
+                "/ocpp/{chargePointId}  (subprotocol ocpp2.0.1 or ocpp1.6)"
             ]
         if self.run_worker and self.durable is not None:
             w = self.worker_settings

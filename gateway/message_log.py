@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -27,6 +28,43 @@ FLUSH_CHUNK_ROWS = 250
 # Heartbeats say only "still here" (kept as the station's last-seen time); logging them would
 # double the log's write load of an idle fleet for no debugging value.
 UNLOGGED_ACTIONS = frozenset({"Heartbeat"})
+
+
+# Configuration values that are the station's password (1.6 security whitepaper, 2.0.1
+# SecurityCtrlr): a frame that carries one is logged with the value replaced.
+SECRET_NAMES = frozenset({"authorizationkey", "basicauthpassword"})
+REDACTED = "(redacted)"
+
+
+def _names_secret(d: dict[str, Any]) -> bool:
+    variable = d.get("variable")
+    names = [d.get("key"), d.get("name"), variable.get("name") if isinstance(variable, dict) else None]
+    return any(isinstance(n, str) and n.lower() in SECRET_NAMES for n in names)
+
+
+def _scrub(value: Any, secret: bool = False) -> Any:
+    if isinstance(value, dict):
+        secret = secret or _names_secret(value)
+        return {
+            k: REDACTED
+            if secret and k in ("value", "attributeValue") and isinstance(v, str)
+            else _scrub(v, secret)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_scrub(v, secret) for v in value]
+    return value
+
+
+def redact(text: str) -> str:
+    """The frame with any password value replaced; untouched (and unparsed) when none can be in it."""
+    lowered = text.lower()
+    if not any(name in lowered for name in SECRET_NAMES):
+        return text
+    try:
+        return json.dumps(_scrub(json.loads(text)), separators=(",", ":"))
+    except ValueError:
+        return REDACTED  # unparseable and naming a password: keep nothing
 
 
 class MessageLog:
@@ -60,7 +98,7 @@ class MessageLog:
                 "message_type": message_type,
                 "message_id": message_id[:64],
                 "action": action,
-                "payload": text[:MAX_LOGGED_FRAME_CHARS],
+                "payload": redact(text)[:MAX_LOGGED_FRAME_CHARS],
                 "logged_at": utcnow(),
             }
         )

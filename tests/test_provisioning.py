@@ -121,6 +121,63 @@ class TestApproval:
         await charger.close()
 
 
+class TestPasswordsNeverReachTheMessageLog:
+    def test_every_shape_that_carries_one_is_redacted(self) -> None:
+        from gateway.message_log import redact
+
+        frames = [
+            [2, "1", "ChangeConfiguration", {"key": "authorizationKey", "value": "s3cret-0001"}],
+            [
+                2,
+                "2",
+                "SetVariables",
+                {
+                    "setVariableData": [
+                        {
+                            "attributeValue": "s3cret-0002",
+                            "component": {"name": "SecurityCtrlr"},
+                            "variable": {"name": "BasicAuthPassword"},
+                        },
+                        {
+                            "attributeValue": "60",
+                            "component": {"name": "OCPPCommCtrlr"},
+                            "variable": {"name": "HeartbeatInterval"},
+                        },
+                    ]
+                },
+            ],
+            [
+                3,
+                "3",
+                {
+                    "configurationKey": [
+                        {"key": "AuthorizationKey", "readonly": False, "value": "s3cret-0003"}
+                    ]
+                },
+            ],
+            [
+                2,
+                "4",
+                "NotifyReport",
+                {
+                    "reportData": [
+                        {
+                            "component": {"name": "SecurityCtrlr"},
+                            "variable": {"name": "BasicAuthPassword"},
+                            "variableAttribute": [{"value": "s3cret-0004"}],
+                        }
+                    ]
+                },
+            ],
+        ]
+        for frame in frames:
+            logged = redact(json.dumps(frame))
+            assert "s3cret" not in logged and "(redacted)" in logged
+        assert '"60"' in redact(json.dumps(frames[1]))  # other values stay
+        untouched = json.dumps([2, "5", "Heartbeat", {}])
+        assert redact(untouched) is untouched
+
+
 class TestPasswordRotation:
     async def test_accepted_rotation_returns_the_password_once_and_never_logs_it(
         self, http: httpx.AsyncClient, engine: AsyncEngine, gateway: Gateway, hashed_password: Any
@@ -148,6 +205,9 @@ class TestPasswordRotation:
         assert json.loads(rotated["command"]["payload"]) == {"key": "AuthorizationKey", "value": "(redacted)"}
         logged = await fetch(engine, "SELECT payload, reply FROM station_command")
         assert rotated["password"] not in json.dumps(logged, default=str)
+        await gateway.message_log.flush()
+        frames = await fetch(engine, "SELECT payload FROM ocpp_message WHERE action = 'ChangeConfiguration'")
+        assert frames and not any(rotated["password"] in f["payload"] for f in frames)
         # and the station reconnects with the new password, which then is its only one
         await charger.close()
         renewed = SimCharger(SimConfig(charge_point_id="ROT-2", url=url, password=rotated["password"]))

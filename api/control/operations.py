@@ -35,10 +35,12 @@ from schema.commands import (
     ClearChargingProfile,
     Command,
     DataTransfer,
+    GetBaseReport,
     GetCompositeSchedule,
     GetConfiguration,
     GetDiagnostics,
     GetLocalListVersion,
+    GetTransactionStatus,
     RemoteStart,
     RemoteStop,
     ReserveNow,
@@ -80,6 +82,8 @@ PERMISSION_OF: dict[type[Command], Permission] = {
     SetChargingProfile: P.STATIONS_CONTROL,
     ClearChargingProfile: P.STATIONS_CONTROL,
     GetCompositeSchedule: P.STATIONS_DIAGNOSE,
+    GetTransactionStatus: P.STATIONS_DIAGNOSE,
+    GetBaseReport: P.STATIONS_DIAGNOSE,
 }
 # A bulk command names at most this many stations: a rollout larger than this is a campaign.
 MAX_BULK_STATIONS = 1_000
@@ -108,21 +112,27 @@ class BulkResult:
 # Configuration keys that hold the station's credentials: ChargeNet sets them itself (password
 # rotation keeps the new password's hash, so the station is not locked out), and their values
 # never reach the command log.
-SECRET_KEYS = frozenset({"AuthorizationKey", "BasicAuthPassword"})
+SECRET_KEYS = frozenset({"authorizationkey", "basicauthpassword"})
 REDACTED = "(redacted)"
+
+
+def _is_secret(key: str) -> bool:
+    """Case-insensitive: chargers match configuration keys without regard to case. A 2.0.1
+    key naming the variable (SecurityCtrlr.BasicAuthPassword) counts too."""
+    return key.lower().rsplit(".", 1)[-1].split("/", 1)[0] in SECRET_KEYS
 
 
 def _check(actor: Actor, station: ChargingStation, command: Command, permission: Permission | None) -> None:
     needed = permission or PERMISSION_OF[type(command)]
     if not actor.principal.can(needed, station.organization_id):
         raise Forbidden(f"requires {needed.value} at this station's organisation")
-    if permission is None and isinstance(command, ChangeConfiguration) and command.key in SECRET_KEYS:
+    if permission is None and isinstance(command, ChangeConfiguration) and _is_secret(command.key):
         raise InvalidInput(f"{command.key} is the station's password: use rotateStationPassword")
 
 
 def _logged_payload(command: Command) -> dict[str, Any]:
     payload = {k: v for k, v in command.to_dict().items() if k != "name"}
-    if isinstance(command, ChangeConfiguration) and command.key in SECRET_KEYS:
+    if isinstance(command, ChangeConfiguration) and _is_secret(command.key):
         payload["value"] = REDACTED
     return _jsonable(payload)  # type: ignore[no-any-return]
 

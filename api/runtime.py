@@ -131,6 +131,7 @@ class Runtime:
                 bus_url=s.bus_url,
                 gateway=self.run_gateway,
                 worker=self.run_worker,
+                bus=self.bus,
             )
             if self.gateway is not None:
                 self.gateway.writer.on_outbox = self.durable.nudge

@@ -19,11 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.control import requests
 from api.reservations import jobs as reservations
-from api.worker import jobs
+from api.worker import jobs, overlong
 from api.worker.processor import HandlerRegistry, Processor
 from api.worker.relay import DurableChannel, InProcessChannel, OutboxRelay, RedisStreamChannel
 from api.worker.runner import JobLock, LocalJobLock, RedisJobLock, ScheduledJob, Scheduler, StreamWorker
 from api.worker.settings import WorkerSettings
+from schema.bus import Bus
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,11 @@ def uses_redis(bus_url: str) -> bool:
     return bus_url.startswith(("redis://", "rediss://", "unix://"))
 
 
-def scheduled_jobs(engine: AsyncEngine, settings: WorkerSettings) -> list[ScheduledJob]:
+def scheduled_jobs(
+    engine: AsyncEngine, settings: WorkerSettings, bus: Bus | None = None
+) -> list[ScheduledJob]:
     return [
+        *_overlong_job(engine, settings, bus),
         ScheduledJob(
             "stuck-sessions",
             settings.stuck_check_interval_s,
@@ -75,6 +79,24 @@ def scheduled_jobs(engine: AsyncEngine, settings: WorkerSettings) -> list[Schedu
     ]
 
 
+def _overlong_job(engine: AsyncEngine, settings: WorkerSettings, bus: Bus | None) -> list[ScheduledJob]:
+    if bus is None or settings.max_session_hours <= 0:
+        return []
+    return [
+        ScheduledJob(
+            "overlong-sessions",
+            settings.stuck_check_interval_s,
+            functools.partial(
+                overlong.stop_overlong_sessions,
+                engine,
+                bus,
+                max_age_s=settings.max_session_hours * 3600,
+                command_timeout_s=settings.command_timeout_s,
+            ),
+        )
+    ]
+
+
 class DurableWork:
     def __init__(
         self,
@@ -86,6 +108,7 @@ class DurableWork:
         worker: bool,
         registry: HandlerRegistry | None = None,
         redis: Redis | None = None,
+        bus: Bus | None = None,
     ) -> None:
         self.settings = settings
         self.processor = Processor(engine, registry or jobs.default_registry(), consumer=settings.group)
@@ -128,7 +151,7 @@ class DurableWork:
                 retention_s=settings.outbox_retention_s,
             )
         if worker:
-            self.scheduler = Scheduler(scheduled_jobs(engine, settings), lock)
+            self.scheduler = Scheduler(scheduled_jobs(engine, settings, bus), lock)
 
     @property
     def parts(self) -> list[str]:

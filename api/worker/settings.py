@@ -40,6 +40,9 @@ class WorkerSettings(BaseSettings):
     stuck_check_interval_s: float = Field(default=300.0, gt=0, alias="CHARGENET_STUCK_CHECK_INTERVAL")
     stuck_offline_grace_s: float = Field(default=7_200.0, gt=0, alias="CHARGENET_STUCK_OFFLINE_GRACE")
     stuck_meter_silence_s: float = Field(default=21_600.0, gt=0, alias="CHARGENET_STUCK_METER_SILENCE")
+    # Sessions longer than this are stopped remotely and flagged; 0 (default) leaves them alone.
+    max_session_hours: float = Field(default=0.0, ge=0, alias="CHARGENET_MAX_SESSION_HOURS")
+    command_timeout_s: float = Field(default=30.0, gt=0, alias="CHARGENET_COMMAND_TIMEOUT")
     # A remote start the station accepted but never turned into a session is failed after this.
     remote_start_timeout_s: float = Field(default=180.0, gt=0, alias="CHARGENET_REMOTE_START_TIMEOUT")
     # Meter samples (PostgreSQL): whole months older than this are dropped; 0 keeps everything.

@@ -13,8 +13,8 @@ from strawberry.types import Info
 
 from api.auth.permissions import IsAuthenticated
 from api.control import repository, service
-from api.network.types import StationNode, parse_global_id
-from api.sessions.types import TransactionNode
+from api.network.types import StationNode, parse_global_id, station_node
+from api.sessions.types import TransactionNode, transaction_node
 
 strawberry.enum(service.CommandOutcome, name="CommandOutcome")
 CommandOutcomeGQL: TypeAlias = service.CommandOutcome
@@ -58,15 +58,11 @@ class ChargingRequestNode(relay.Node):
 
     @strawberry.field
     async def station(self, info: Info) -> StationNode | None:
-        row = await info.context.loaders.station_by_id.load(self._station_id)
-        return StationNode.from_model(row) if row else None
+        return await station_node(info, self._station_id)
 
     @strawberry.field(description="The session, once the station has reported it.")
     async def transaction(self, info: Info) -> TransactionNode | None:
-        if self._transaction_id is None:
-            return None
-        row = await info.context.loaders.transaction_by_id.load(self._transaction_id)
-        return TransactionNode.from_model(row) if row else None
+        return await transaction_node(info, self._transaction_id)
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
@@ -129,10 +125,7 @@ class ChargingPayload:
 
     @strawberry.field(description="The session, once the station has reported it.")
     async def transaction(self, info: Info) -> TransactionNode | None:
-        if self._transaction_id is None:
-            return None
-        row = await info.context.loaders.transaction_by_id.load(self._transaction_id)
-        return TransactionNode.from_model(row) if row else None
+        return await transaction_node(info, self._transaction_id)
 
 
 def _payload(result: service.ControlResult) -> ChargingPayload:

@@ -247,8 +247,21 @@ async def run(
     command's own for services that send on their own account (password rotation)."""
     station = (await _stations(db, actor, [station_id]))[station_id]
     _check(actor, station, command, permission)
+    return await send_logged(db, bus, actor, station, command, timeout_s)
+
+
+async def send_logged(
+    db: async_sessionmaker[AsyncSession],
+    bus: Bus,
+    actor: Actor,
+    station: ChargingStation,
+    command: Command,
+    timeout_s: float,
+) -> CommandResult:
+    """Send, then write the command log and audit entry and announce the result — for callers
+    that have decided who may act themselves (`run` checks the command's permission first)."""
     result, row = await _send_one(bus, actor, station, command, timeout_s, None)
-    await _record(db, actor, [row], bus, {station_id: station})
+    await _record(db, actor, [row], bus, {station.id or 0: station})
     return result
 
 

@@ -17,7 +17,7 @@ from strawberry.types import Info
 from api.control import repository
 from api.control.mutations import CommandOutcomeGQL
 from api.control.operations import BulkResult, CommandResult
-from api.network.types import StationNode
+from api.network.types import StationNode, station_node
 from api.orgs.types import AuditActor
 from schema.commands import ProfilePurpose, RateUnit, ResetKind
 from schema.control_models import StationCommand
@@ -81,8 +81,7 @@ class StationCommandNode(relay.Node):
 
     @strawberry.field
     async def station(self, info: Info) -> StationNode | None:
-        row = await info.context.loaders.station_by_id.load(self._station_id)
-        return StationNode.from_model(row) if row else None
+        return await station_node(info, self._station_id)
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
@@ -116,8 +115,7 @@ class CommandPayload:
 
     @strawberry.field
     async def station(self, info: Info) -> StationNode | None:
-        row = await info.context.loaders.station_by_id.load(self._station_id)
-        return StationNode.from_model(row) if row else None
+        return await station_node(info, self._station_id)
 
 
 def command_fields(result: CommandResult) -> dict[str, Any]:
@@ -239,8 +237,7 @@ class BulkCommandResult:
 
     @strawberry.field
     async def station(self, info: Info) -> StationNode | None:
-        row = await info.context.loaders.station_by_id.load(self._station_id)
-        return StationNode.from_model(row) if row else None
+        return await station_node(info, self._station_id)
 
 
 @strawberry.type(description="One command to many stations: a result per station, in the order given.")

@@ -21,16 +21,20 @@ from api.auth.permissions import IsAuthenticated
 from api.auth.roles import Permission
 from api.control.mutations import CommandOutcomeGQL
 from api.network import repository
-from api.network.subscriptions import status_snapshot, status_update
-from api.network.types import StationNode, StationStatusUpdate, parse_global_id, station_global_id
-from schema.bus import BusResumed
+from api.network.subscriptions import station_stream, status_update
+from api.network.types import (
+    StationNode,
+    StationStatusUpdate,
+    parse_global_id,
+    station_global_id,
+    station_node,
+)
 from schema.errors import Forbidden, InvalidInput, NotFound
 from schema.events import (
+    Event,
     StationCommandCompleted,
     StationReported,
     StationStatusChanged,
-    location_topic,
-    station_topic,
 )
 
 
@@ -48,8 +52,7 @@ class StationReport:
 
     @strawberry.field
     async def station(self, info: Info) -> StationNode | None:
-        row = await info.context.loaders.station_by_id.load(self._station_pk)
-        return StationNode.from_model(row) if row else None
+        return await station_node(info, self._station_pk)
 
 
 @strawberry.type(description="A command to the station got its answer (see the command log for all).")
@@ -113,6 +116,19 @@ def _command(e: StationCommandCompleted) -> StationCommandResult:
     )
 
 
+OperatorEvent = StationStatusUpdate | StationReport | StationCommandResult
+
+
+def _operator_event(event: Event) -> OperatorEvent | None:
+    if isinstance(event, StationStatusChanged):
+        return status_update(event)
+    if isinstance(event, StationReported):
+        return _report(event)
+    if isinstance(event, StationCommandCompleted):
+        return _command(event)
+    return None
+
+
 @strawberry.type
 class StationEventsSubscription:
     @strawberry.subscription(
@@ -132,19 +148,6 @@ class StationEventsSubscription:
         sid = parse_global_id(station_id, "Station") if station_id else None
         lid = parse_global_id(location_id, "Location") if location_id else None
         await _check_access(info, sid, lid)
-        sub = info.context.bus.subscribe(station_topic(sid) if sid else location_topic(lid or 0))
-        try:
-            for update in await status_snapshot(info, sid, lid):
-                yield update
-            async for event in sub:
-                if isinstance(event, StationStatusChanged):
-                    yield status_update(event)
-                elif isinstance(event, StationReported):
-                    yield _report(event)
-                elif isinstance(event, StationCommandCompleted):
-                    yield _command(event)
-                elif isinstance(event, BusResumed):
-                    for update in await status_snapshot(info, sid, lid):
-                        yield update
-        finally:
-            sub.close()
+        stream: AsyncGenerator[OperatorEvent, None] = station_stream(info, sid, lid, _operator_event)
+        async for event in stream:
+            yield event

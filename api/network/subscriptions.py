@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
+from typing import TypeVar
 
 import strawberry
 from strawberry import relay
@@ -19,9 +20,11 @@ from api.network.types import (
 )
 from schema.bus import BusResumed
 from schema.errors import InvalidInput
-from schema.events import ConnectorState, StationStatusChanged, location_topic, station_topic
+from schema.events import ConnectorState, Event, StationStatusChanged, location_topic, station_topic
 from schema.models import ChargingStation, Connector
 from schema.timeutil import utcnow
+
+T = TypeVar("T")
 
 
 def status_update(e: StationStatusChanged) -> StationStatusUpdate:
@@ -75,6 +78,35 @@ async def status_snapshot(
     return [status_update(snapshot_event(station, connectors)) for station, connectors in snapshot]
 
 
+def _status_only(event: Event) -> StationStatusUpdate | None:
+    return status_update(event) if isinstance(event, StationStatusChanged) else None
+
+
+async def station_stream(
+    info: Info, station_id: int | None, location_id: int | None, convert: Callable[[Event], T | None]
+) -> AsyncGenerator[StationStatusUpdate | T, None]:
+    """The stored status of a station (or a location's stations), then each event `convert`
+    turns into something to send; after a bus outage the stored status again."""
+    # Subscribe before reading the snapshot so no change falls between the two.
+    sub = info.context.bus.subscribe(
+        station_topic(station_id) if station_id else location_topic(location_id or 0)
+    )
+    try:
+        for update in await status_snapshot(info, station_id, location_id):
+            yield update
+        async for event in sub:
+            if isinstance(event, BusResumed):
+                # The bus was down and changes may have been missed: the stored state again.
+                for update in await status_snapshot(info, station_id, location_id):
+                    yield update
+                continue
+            converted = convert(event)
+            if converted is not None:
+                yield converted
+    finally:
+        sub.close()
+
+
 @strawberry.type
 class NetworkSubscription:
     @strawberry.subscription(
@@ -92,17 +124,5 @@ class NetworkSubscription:
             raise InvalidInput("give exactly one of stationId or locationId")
         sid = parse_global_id(station_id, "Station") if station_id else None
         lid = parse_global_id(location_id, "Location") if location_id else None
-        # Subscribe before reading the snapshot so no change falls between the two.
-        sub = info.context.bus.subscribe(station_topic(sid) if sid else location_topic(lid or 0))
-        try:
-            for update in await status_snapshot(info, sid, lid):
-                yield update
-            async for event in sub:
-                if isinstance(event, StationStatusChanged):
-                    yield status_update(event)
-                elif isinstance(event, BusResumed):
-                    # The bus was down and changes may have been missed: the stored state again.
-                    for update in await status_snapshot(info, sid, lid):
-                        yield update
-        finally:
-            sub.close()
+        async for update in station_stream(info, sid, lid, _status_only):
+            yield update

@@ -222,6 +222,13 @@ class StationStatusUpdate:
         return StationNode.from_model(row) if row else None
 
 
+async def station_node(info: Info, pk: int) -> StationNode | None:
+    """A station by id through the request's (caller-scoped) loader: the `station` field of
+    every type that points at one."""
+    row = await info.context.loaders.station_by_id.load(pk)
+    return StationNode.from_model(row) if row else None
+
+
 def station_global_id(pk: int) -> strawberry.ID:
     return strawberry.ID(str(relay.GlobalID("Station", str(pk))))
 

@@ -37,7 +37,7 @@ from api.reservations import repository
 from api.reservations.errors import ActiveReservationExists
 from api.sessions import repository as sessions
 from schema.bus import Bus
-from schema.commands import CancelReservation, Command, ReserveNow
+from schema.commands import CancelReservation, ReserveNow
 from schema.errors import ConnectorBusy, Forbidden, InvalidInput, NotFound
 from schema.request_models import Reservation, ReservationStatus
 from schema.timeutil import utcnow
@@ -88,22 +88,6 @@ async def _reserving_tag(
             "that token is not one of your active cards or app tokens" if id_tag else "you have no app token"
         )
     return tag, principal.user_id
-
-
-async def _send(
-    db: async_sessionmaker[AsyncSession],
-    bus: Bus,
-    actor: Actor,
-    station: Any,
-    command: Command,
-    timeout: float,
-) -> operations.CommandResult:
-    """Send and log like `operations.run`, minus its per-command permission table: a driver
-    reserving for themselves holds no permission at the station, and this service has
-    already decided who may act."""
-    result, row = await operations._send_one(bus, actor, station, command, timeout, None)
-    await operations._record(db, actor, [row])
-    return result
 
 
 async def _settled(
@@ -185,7 +169,7 @@ async def reserve_connector(
         id_tag=tag,
         expires_at=reservation.expires_at,
     )
-    result = await _send(db, bus, actor, station, command, command_timeout_s)
+    result = await operations.send_logged(db, bus, actor, station, command, command_timeout_s)
     status, message = _reserve_answer(result, connector_id)
     row = await _settled(db, reservation_id, status, result.station_status)
     return ReservationResult(result.outcome, message, row)
@@ -217,7 +201,7 @@ async def cancel_reservation(
         return ReservationResult(
             CommandOutcome.NOT_ACTIVE, f"the reservation is already {status.value}", current
         )
-    result = await _send(
+    result = await operations.send_logged(
         db, bus, actor, station, CancelReservation(reservation_id=reservation_id), command_timeout_s
     )
     if result.outcome in RELEASED:

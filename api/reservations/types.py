@@ -11,10 +11,10 @@ from strawberry import relay
 from strawberry.types import Info
 
 from api.control.mutations import CommandOutcomeGQL
-from api.network.types import StationNode
+from api.network.types import StationNode, station_node
 from api.reservations import repository
 from api.reservations.service import ReservationResult, effective_status
-from api.sessions.types import TransactionNode
+from api.sessions.types import TransactionNode, transaction_node
 from schema.request_models import ReservationStatus
 
 strawberry.enum(
@@ -56,15 +56,11 @@ class ReservationNode(relay.Node):
 
     @strawberry.field
     async def station(self, info: Info) -> StationNode | None:
-        row = await info.context.loaders.station_by_id.load(self._station_id)
-        return StationNode.from_model(row) if row else None
+        return await station_node(info, self._station_id)
 
     @strawberry.field(description="The session that used the reservation, if the caller may see it.")
     async def transaction(self, info: Info) -> TransactionNode | None:
-        if self._transaction_id is None:
-            return None
-        row = await info.context.loaders.transaction_by_id.load(self._transaction_id)
-        return TransactionNode.from_model(row) if row else None
+        return await transaction_node(info, self._transaction_id)
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]

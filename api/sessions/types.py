@@ -157,3 +157,11 @@ class TransactionLive:
 
 def transaction_global_id(pk: int) -> strawberry.ID:
     return strawberry.ID(str(relay.GlobalID("Transaction", str(pk))))
+
+
+async def transaction_node(info: Info, pk: int | None) -> TransactionNode | None:
+    """A session by id through the request's (caller-scoped) loader; None when not visible."""
+    if pk is None:
+        return None
+    row = await info.context.loaders.transaction_by_id.load(pk)
+    return TransactionNode.from_model(row) if row else None

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from gateway.validation import PayloadInvalid, validate
+from gateway.validation import PayloadInvalid, format_violation, validate
 from schema.enums import MessageDirection
 from schema.errors import CommandFailed, CommandTimeout, StationOffline
 
@@ -53,6 +53,7 @@ class OcppJSession:
 
     __slots__ = (
         "_follow_ups",
+        "_format_violation",
         "_lock",
         "_log",
         "_pending",
@@ -78,6 +79,7 @@ class OcppJSession:
         self.handlers = handlers
         self.not_supported = not_supported
         self.schema_package = schema_package
+        self._format_violation = format_violation(schema_package)
         self._log = log_frame
         self._pending: dict[str, asyncio.Future[Any]] = {}
         self._lock: asyncio.Lock | None = None
@@ -101,17 +103,17 @@ class OcppJSession:
             try:
                 raw = raw.decode("utf-8")
             except UnicodeDecodeError:
-                await self._reply_error("-1", "FormationViolation", "frame is not UTF-8 text")
+                await self._reply_error("-1", self._format_violation, "frame is not UTF-8 text")
                 return
         try:
             frame = json.loads(raw)
         except ValueError:
-            await self._reply_error("-1", "FormationViolation", "frame is not valid JSON", raw)
+            await self._reply_error("-1", self._format_violation, "frame is not valid JSON", raw)
             return
         if not isinstance(frame, list) or len(frame) < 3 or not isinstance(frame[1], str):
             has_id = isinstance(frame, list) and len(frame) > 1 and isinstance(frame[1], str)
             mid = frame[1] if has_id else "-1"
-            await self._reply_error(mid, "FormationViolation", "frame is not an OCPP-J message", raw)
+            await self._reply_error(mid, self._format_violation, "frame is not an OCPP-J message", raw)
             return
         kind, message_id = frame[0], frame[1]
         if kind == CALL:
@@ -127,13 +129,13 @@ class OcppJSession:
     async def _on_call(self, frame: list[Any], message_id: str, raw: str) -> None:
         if len(frame) != 4 or not isinstance(frame[2], str) or not isinstance(frame[3], dict):
             await self._reply_error(
-                message_id, "FormationViolation", "CALL must be [2, id, action, {payload}]", raw
+                message_id, self._format_violation, "CALL must be [2, id, action, {payload}]", raw
             )
             return
         if len(message_id) > MAX_MESSAGE_ID_LENGTH:
             await self._reply_error(
                 message_id[:MAX_MESSAGE_ID_LENGTH],
-                "FormationViolation",
+                self._format_violation,
                 "message id longer than 36 characters",
                 raw,
             )
@@ -227,7 +229,7 @@ class OcppJSession:
         except PayloadInvalid as exc:
             raise CommandFailed(
                 f"{action}: station answered with an invalid payload: {exc.description}",
-                station_code="FormationViolation",
+                station_code=self._format_violation,
             ) from None
         return result
 

@@ -71,6 +71,11 @@ _CODES = {
 RESPONSE_SUFFIX = "Response"
 
 
+def format_violation(package: str) -> str:
+    """The code for a malformed frame in `package`'s OCPP version (spelt differently in each)."""
+    return _CODES.get(package, _CODES["v16"])[1]
+
+
 def _file_name(package: str, name: str) -> str:
     """The schema file of `name` in `package`: 1.6 files a request under its action alone."""
     if package == "v16" or name.endswith(RESPONSE_SUFFIX):

@@ -162,6 +162,34 @@ class StationCommandCompleted(Event):
     latency_ms: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionFlagged(Event):
+    """A session looks abandoned or broken: its station went offline, its meter went silent,
+    or it ran beyond the maximum duration. Durable, so incidents and driver notifications can
+    act on it; the `stuck_session` row is the record."""
+
+    kind: ClassVar[str] = "session.flagged"
+    transaction_id: int
+    connector_id: int
+    user_id: int | None
+    reason: str
+
+    def topics(self) -> tuple[str, ...]:
+        return (transaction_topic(self.transaction_id), *Event.topics(self))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChargingRequestFailed(Event):
+    """A driver's start never became a session (refused, offline, or the station gave up
+    waiting for the cable). Durable: the driver is told even if no app is listening now."""
+
+    kind: ClassVar[str] = "charging_request.failed"
+    request_id: int
+    connector_id: int | None
+    user_id: int | None
+    reason: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -171,6 +199,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         TransactionEnded,
         StationReported,
         StationCommandCompleted,
+        SessionFlagged,
+        ChargingRequestFailed,
     )
 }
 

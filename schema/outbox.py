@@ -4,6 +4,8 @@ Which events are durable (money and maintenance depend on them):
 - `TransactionStarted` and `TransactionEnded`, always;
 - `StationStatusChanged` when the connector that changed (connector 0: the station as a whole)
   is Faulted or reports an error code other than NoError.
+- `SessionFlagged` and `ChargingRequestFailed`, which the worker's jobs write themselves
+  (`append`) in the transaction that flags the session or fails the request.
 Everything else — meter ticks (`TransactionUpdated`), online/offline flips, fault-free status
 changes, station reports — is live only: published after commit, lost if nobody listens.
 A fault's recovery is live only as well; jobs that need the current state read it from the
@@ -26,7 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schema.enums import ConnectorStatus
 from schema.events import (
+    ChargingRequestFailed,
     Event,
+    SessionFlagged,
     StationStatusChanged,
     TransactionEnded,
     TransactionStarted,
@@ -37,7 +41,7 @@ from schema.work_models import OutboxEvent
 OUTBOX: Table = OutboxEvent.__table__  # type: ignore[attr-defined]
 
 NO_ERROR = "NoError"
-_ALWAYS_DURABLE = (TransactionStarted, TransactionEnded)
+_ALWAYS_DURABLE = (TransactionStarted, TransactionEnded, SessionFlagged, ChargingRequestFailed)
 
 
 def is_durable(event: Event) -> bool:
@@ -84,6 +88,12 @@ def outbox_rows(events: Iterable[Event], now: datetime) -> list[dict[str, Any]]:
         {"event_type": e.kind, "payload": event_payload(e), "created_at": now, "published_at": None}
         for e in events
     ]
+
+
+async def append(conn: AsyncConnection, events: Sequence[Event], now: datetime) -> None:
+    """Record `events` in the caller's transaction: they are relayed only if it commits."""
+    if events:
+        await conn.execute(OUTBOX.insert(), outbox_rows(events, now))
 
 
 @dataclass(frozen=True, slots=True)

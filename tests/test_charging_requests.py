@@ -18,7 +18,7 @@ from gateway.server import Gateway
 from tests.account_builders import give_token, make_user, sign_in
 from tests.builders import ACCEPTED_TAGS
 from tests.conftest import OPERATOR_TOKEN, ApiServer, ChargerFactory
-from tests.dbutil import scalar
+from tests.dbutil import fetch, scalar
 from tests.graphql_client import gql
 from tests.test_access_matrix import gid
 
@@ -98,7 +98,12 @@ class TestStartFromTheQrCode:
         await until_state(http, driver, request["id"], "ENDED")
 
     async def test_a_refusal_fails_the_request_with_the_station_reason(
-        self, http: httpx.AsyncClient, driver: str, station: int, connect_charger: ChargerFactory
+        self,
+        http: httpx.AsyncClient,
+        engine: AsyncEngine,
+        driver: str,
+        station: int,
+        connect_charger: ChargerFactory,
     ) -> None:
         charger = await connect_charger("CP-1")
         charger.on_call = lambda action, _p: (
@@ -108,6 +113,10 @@ class TestStartFromTheQrCode:
         assert started["outcome"] == "REJECTED"
         assert started["request"]["state"] == "FAILED"
         assert "Rejected" in started["request"]["failureReason"]
+        durable = await fetch(
+            engine, "SELECT payload FROM outbox_event WHERE event_type = 'charging_request.failed'"
+        )
+        assert len(durable) == 1 and "Rejected" in str(durable[0]["payload"])
 
     async def test_an_accepted_start_that_never_happens_fails_after_the_timeout(
         self,
@@ -127,6 +136,12 @@ class TestStartFromTheQrCode:
         assert await requests.fail_unstarted(engine, timeout_s=0) == 1
         failed = (await ask(http, driver, REQUEST, id=started["request"]["id"]))["chargingRequest"]
         assert failed["state"] == "FAILED" and "did not start a session" in failed["failureReason"]
+        # and the driver will hear of it: a durable event, once
+        assert await requests.fail_unstarted(engine, timeout_s=0) == 0
+        durable = await fetch(
+            engine, "SELECT event_type FROM outbox_event WHERE event_type LIKE 'charging_request.%'"
+        )
+        assert durable == [{"event_type": "charging_request.failed"}]
 
     @pytest.mark.parametrize(
         ("code", "error"), [("CP-1", "INVALID_INPUT"), ("NOPE*1", "NOT_FOUND"), ("CP-1*9", "NOT_FOUND")]

@@ -186,6 +186,15 @@ class TestBadInput:
             await cp.call("StatusNotification", status(1, 1, "Sleeping"))
         assert err.value.code == "PropertyConstraintViolation"
 
+    @pytest.mark.parametrize("raw", ["not json", "[2]", '[2, "m1", "Heartbeat", []]'])
+    async def test_a_malformed_frame_gets_format_violation(
+        self, station: int, connect201: Charger201Factory, raw: str
+    ) -> None:
+        cp = await connect201("CP-1")
+        frame = await cp.send_raw(raw, expect_id="m1" if "m1" in raw else "-1")
+        assert frame[0] == 4 and frame[2] == "FormatViolation"
+        assert (await cp.call("Heartbeat", {}))["currentTime"]
+
     async def test_known_but_untaken_messages_are_not_supported(
         self, station: int, connect201: Charger201Factory
     ) -> None:

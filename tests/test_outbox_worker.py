@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,7 +30,7 @@ from gateway.server import Gateway
 from gateway.simulator import SimCharger, SimConfig
 from gateway.tables import STATION, TRANSACTION
 from gateway.writer import Unit
-from schema.events import Event, TransactionEnded
+from schema.events import Event, TransactionEnded, event_from_dict
 from schema.outbox import OUTBOX, OutboxMessage, event_payload, fetch_pending
 from schema.settings import Settings
 from schema.timeutil import to_ocpp, utcnow
@@ -526,10 +527,23 @@ class TestStuckSessions:
             (silent, "no_meter_values"),
         ]
         assert result.flagged == 2 and fine not in {f["transaction_id"] for f in flags}
-        # and a second run flags nothing again
+        # and each flag is a durable event for incidents and notifications, with its reason
+        durable = await fetch(
+            engine, "SELECT payload FROM outbox_event WHERE event_type = 'session.flagged' ORDER BY id"
+        )
+        events = [event_from_dict(_json(r["payload"])) for r in durable]
+        assert [(e.transaction_id, e.reason, e.charge_point_id) for e in events] == [  # type: ignore[attr-defined]
+            (gone, "station_offline", "CP-OFF"),
+            (silent, "no_meter_values", "CP-ON"),
+        ]
+        # and a second run flags nothing again, nor announces anything again
         assert (
             await check_stuck_sessions(engine, offline_grace_s=7_200, meter_silence_s=21_600)
         ).flagged == 0
+        assert (
+            await scalar(engine, "SELECT count(*) FROM outbox_event WHERE event_type = 'session.flagged'")
+            == 2
+        )
         # when one session's end is processed, and the other is closed in the database
         processor = Processor(engine, default_registry(), consumer="jobs")
         await processor.process(OutboxMessage(1, "transaction.ended", _payload(gone)))
@@ -544,6 +558,11 @@ class TestStuckSessions:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+def _json(value: Any) -> dict[str, Any]:
+    """A JSON column as read by the raw helper: a dict on PostgreSQL, text on SQLite."""
+    return json.loads(value) if isinstance(value, str) else value  # type: ignore[no-any-return]
 
 
 def _payload(transaction_id: int) -> dict[str, Any]:

@@ -43,6 +43,17 @@ class TestEternalSessions:
         assert rows[0]["state"] != "Active"
         flags = await fetch(engine, "SELECT reason FROM stuck_session")
         assert flags == [{"reason": OVER_MAX_DURATION}]
+        # and the flag is a durable event, the stop is in the command log as the system's
+        durable = await fetch(
+            engine, "SELECT event_type FROM outbox_event WHERE event_type = 'session.flagged'"
+        )
+        assert len(durable) == 1
+        logged = await fetch(engine, "SELECT name, actor_kind, outcome, payload FROM station_command")
+        assert [(r["name"], r["actor_kind"], r["outcome"]) for r in logged] == [
+            ("RemoteStop", "system", "ACCEPTED")
+        ]
+        audited = await fetch(engine, "SELECT action, actor_label FROM audit_entry")
+        assert {"action": "station.command.RemoteStop", "actor_label": "system"} in audited
 
 
 class TestTheSetting:

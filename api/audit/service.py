@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.auth.principal import Principal
+from api.auth.principal import SYSTEM, Principal
 from schema.account_models import AuditEntry
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,10 @@ class Actor:
 
     principal: Principal
     ip_address: str | None = None
+
+
+# The worker's own commands and changes (see api.auth.principal.SYSTEM).
+SYSTEM_ACTOR = Actor(SYSTEM)
 
 
 def entry(

@@ -10,18 +10,21 @@ waiting still lands. QR codes printed on connectors name the connector as
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from schema import outbox
 from schema.errors import InvalidInput
-from schema.events import Event, TransactionEnded, TransactionStarted
+from schema.events import ChargingRequestFailed, Event, TransactionEnded, TransactionStarted
+from schema.models import ChargingStation
 from schema.request_models import ChargingRequest, ChargingRequestState
 from schema.timeutil import utcnow
 
 REQUEST = ChargingRequest.__table__  # type: ignore[attr-defined]
+STATION = ChargingStation.__table__  # type: ignore[attr-defined]
 QR_SEPARATOR = "*"
 # A station that accepted a remote start and has not reported a transaction by then will not:
 # the driver walked away or the cable never went in. Real chargers give up after their own
@@ -67,11 +70,50 @@ async def open_request(
 
 
 async def fail_request(conn: AsyncConnection, request_id: int, reason: str) -> None:
+    await _fail(conn, REQUEST.c.id == request_id, reason[:200], utcnow())
+
+
+async def _fail(conn: AsyncConnection, which: ColumnElement[bool], reason: str, now: datetime) -> int:
+    """Fail the pending requests `which` selects, each with a durable `ChargingRequestFailed`
+    in the same transaction (the driver hears of it even with the app closed)."""
+    pending = (
+        select(
+            REQUEST.c.id,
+            REQUEST.c.station_id,
+            REQUEST.c.connector_id,
+            REQUEST.c.user_id,
+            STATION.c.charge_point_id,
+            STATION.c.location_id,
+        )
+        .select_from(REQUEST.join(STATION, STATION.c.id == REQUEST.c.station_id))
+        .where(which, REQUEST.c.state == S.PENDING.value)
+        .order_by(REQUEST.c.id)
+    )
+    if conn.dialect.name == "postgresql":
+        pending = pending.with_for_update(of=REQUEST, skip_locked=True)
+    rows = (await conn.execute(pending)).all()
+    if not rows:
+        return 0
     await conn.execute(
         update(REQUEST)
-        .where(REQUEST.c.id == request_id, REQUEST.c.state == S.PENDING.value)
-        .values(state=S.FAILED.value, failure_reason=reason[:200], updated_at=utcnow())
+        .where(REQUEST.c.id.in_([r.id for r in rows]), REQUEST.c.state == S.PENDING.value)
+        .values(state=S.FAILED.value, failure_reason=reason, updated_at=now)
     )
+    events = [
+        ChargingRequestFailed(
+            station_id=int(r.station_id),
+            charge_point_id=r.charge_point_id,
+            location_id=r.location_id,
+            at=now,
+            request_id=int(r.id),
+            connector_id=r.connector_id,
+            user_id=r.user_id,
+            reason=reason,
+        )
+        for r in rows
+    ]
+    await outbox.append(conn, events, now)
+    return len(rows)
 
 
 async def link_started(conn: AsyncConnection, event: Event) -> None:
@@ -118,18 +160,10 @@ async def close_ended(conn: AsyncConnection, event: Event) -> None:
 
 async def fail_unstarted(engine: AsyncEngine, *, timeout_s: float = START_TIMEOUT_S) -> int:
     """Pending requests the station never turned into a session: failed, with the reason."""
-    cutoff = utcnow() - timedelta(seconds=timeout_s)
+    now = utcnow()
+    reason = f"the station did not start a session within {timeout_s:.0f} s"
     async with engine.begin() as conn:
-        result = await conn.execute(
-            update(REQUEST)
-            .where(REQUEST.c.state == S.PENDING.value, REQUEST.c.created_at < cutoff)
-            .values(
-                state=S.FAILED.value,
-                failure_reason=f"the station did not start a session within {timeout_s:.0f} s",
-                updated_at=utcnow(),
-            )
-        )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return await _fail(conn, REQUEST.c.created_at < now - timedelta(seconds=timeout_s), reason, now)
 
 
 def row_values(row: Any) -> dict[str, Any]:

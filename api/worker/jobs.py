@@ -99,7 +99,7 @@ async def check_stuck_sessions(
     """Flag abandoned Active sessions; resolve flags of sessions that have ended meanwhile.
 
     A session is flagged once (reason `station_offline` wins over `no_meter_values`); it stays
-    flagged until the session ends. Nothing is published yet: incidents will read the table.
+    flagged until the session ends. Each new flag is a durable `SessionFlagged` event.
     """
     now = now or utcnow()
     async with engine.begin() as conn:
@@ -117,8 +117,8 @@ async def check_stuck_sessions(
         )
         flagged = await repo.flag_stuck(conn, candidates, now)
     if flagged:
-        log.warning("flagged %d stuck charging sessions: %s", flagged, candidates[:20])
-    return StuckCheckResult(flagged, resolved)
+        log.warning("flagged %d stuck charging sessions: %s", len(flagged), candidates[:20])
+    return StuckCheckResult(len(flagged), resolved)
 
 
 async def purge_processed_events(engine: AsyncEngine, *, retention_days: int) -> int:

@@ -12,20 +12,24 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col, select
 
+from api.audit.service import SYSTEM_ACTOR
+from api.control import operations
+from api.control.service import CommandOutcome
 from api.worker import repository as repo
 from schema.bus import Bus
 from schema.commands import RemoteStop
+from schema.db import session_factory
 from schema.enums import TransactionState
-from schema.errors import ChargeNetError
+from schema.models import ChargingStation
 from schema.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
 OVER_MAX_DURATION = "over_max_duration"
-TRANSACTION, STATION = repo.TRANSACTION, repo.STATION
+TRANSACTION = repo.TRANSACTION
 # Stops sent per run: a backlog (the setting just switched on) drains over a few runs instead
 # of one burst of commands.
 MAX_STOPS_PER_RUN = 100
@@ -40,12 +44,13 @@ class OverlongResult:
 async def stop_overlong_sessions(
     engine: AsyncEngine, bus: Bus, *, max_age_s: float, command_timeout_s: float, now: datetime | None = None
 ) -> OverlongResult:
+    """Flag (a durable `SessionFlagged`, once) and ask the station to stop each session past
+    the limit; every stop is in the command log as sent by the system."""
     now = now or utcnow()
     async with engine.connect() as conn:
         rows = (
             await conn.execute(
-                select(TRANSACTION.c.id, STATION.c.charge_point_id)
-                .select_from(TRANSACTION.join(STATION, STATION.c.id == TRANSACTION.c.station_id))
+                select(TRANSACTION.c.id, TRANSACTION.c.station_id)
                 .where(
                     TRANSACTION.c.state == TransactionState.ACTIVE.value,
                     TRANSACTION.c.started_at < now - timedelta(seconds=max_age_s),
@@ -58,16 +63,30 @@ async def stop_overlong_sessions(
         return OverlongResult(0, 0)
     async with engine.begin() as conn:
         await repo.flag_stuck(conn, [(int(r.id), OVER_MAX_DURATION) for r in rows], now)
+    db = session_factory(engine)
+    async with db() as s:
+        stations = {
+            st.id: st
+            for st in (
+                await s.exec(
+                    select(ChargingStation).where(col(ChargingStation.id).in_({r.station_id for r in rows}))
+                )
+            ).all()
+        }
     stopped = 0
     for r in rows:
-        try:
-            reply = await bus.request(
-                r.charge_point_id, RemoteStop(transaction_id=int(r.id)), timeout=command_timeout_s
-            )
-        except ChargeNetError as exc:  # offline, timed out, refused by the protocol: next run
-            log.info("could not stop overlong session %s on %s: %s", r.id, r.charge_point_id, exc)
-            continue
-        stopped += reply.accepted
+        result = await operations.send_logged(
+            db,
+            bus,
+            SYSTEM_ACTOR,
+            stations[r.station_id],
+            RemoteStop(transaction_id=int(r.id)),
+            command_timeout_s,
+        )
+        if result.outcome is CommandOutcome.ACCEPTED:
+            stopped += 1
+        else:  # offline, timed out, refused: the next run asks again
+            log.info("could not stop overlong session %s: %s", r.id, result.message)
     log.warning(
         "%d sessions ran longer than %.0f h; %d stop requests accepted", len(rows), max_age_s / 3600, stopped
     )

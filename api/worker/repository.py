@@ -12,7 +12,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel
 
+from schema import outbox
 from schema.enums import TransactionState
+from schema.events import SessionFlagged
 from schema.models import ChargingStation, MeterSample, Transaction
 from schema.outbox import OutboxMessage
 from schema.work_models import ProcessedEvent, SessionSummary, StuckSession
@@ -132,12 +134,46 @@ async def stuck_candidates(
     return [(int(r.id), STATION_OFFLINE if r.offline else NO_METER_VALUES) for r in rows]
 
 
-async def flag_stuck(conn: AsyncConnection, flags: list[tuple[int, str]], at: datetime) -> int:
-    rows = [
-        {"transaction_id": tx, "reason": reason, "detected_at": at, "resolved_at": None}
-        for tx, reason in flags
+async def flag_stuck(
+    conn: AsyncConnection, flags: list[tuple[int, str]], at: datetime
+) -> list[SessionFlagged]:
+    """Flag each session not flagged yet and record a durable `SessionFlagged` for it in the
+    same transaction; returns those events (a session already flagged yields none)."""
+    fresh: dict[int, str] = {}
+    for tx, reason in flags:
+        row = {"transaction_id": tx, "reason": reason, "detected_at": at, "resolved_at": None}
+        if await _insert_ignoring_duplicates(conn, STUCK, [row], ["transaction_id"]):
+            fresh[tx] = reason
+    if not fresh:
+        return []
+    rows = await conn.execute(
+        select(
+            TRANSACTION.c.id,
+            TRANSACTION.c.connector_id,
+            TRANSACTION.c.user_id,
+            TRANSACTION.c.station_id,
+            STATION.c.charge_point_id,
+            STATION.c.location_id,
+        )
+        .select_from(TRANSACTION.join(STATION, STATION.c.id == TRANSACTION.c.station_id))
+        .where(TRANSACTION.c.id.in_(list(fresh)))
+        .order_by(TRANSACTION.c.id)
+    )
+    events = [
+        SessionFlagged(
+            station_id=int(r.station_id),
+            charge_point_id=r.charge_point_id,
+            location_id=r.location_id,
+            at=at,
+            transaction_id=int(r.id),
+            connector_id=int(r.connector_id),
+            user_id=r.user_id,
+            reason=fresh[int(r.id)],
+        )
+        for r in rows
     ]
-    return await _insert_ignoring_duplicates(conn, STUCK, rows, ["transaction_id"])
+    await outbox.append(conn, events, at)
+    return events
 
 
 async def resolve_stuck(conn: AsyncConnection, transaction_id: int, at: datetime) -> int:

@@ -132,6 +132,7 @@ class StartRequest:
     timestamp: datetime
     reservation_id: int | None = None
     station_transaction_id: str | None = None
+    remote_start_id: int | None = None
 
 
 # A session started without a token has nothing to refuse.
@@ -189,7 +190,9 @@ async def start_transaction(
         }
         result = await conn.execute(TRANSACTION.insert().values(**row))
         row["id"] = int(result.inserted_primary_key[0])  # type: ignore[index]
-        events.append(_tx_event(TransactionStarted, ctx, row["created_at"], row))
+        events.append(
+            _tx_event(TransactionStarted, ctx, row["created_at"], row, remote_start_id=req.remote_start_id)
+        )
         return row["id"], True
 
     tx_id, active = await writer.submit(Unit(fn=fn))

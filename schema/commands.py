@@ -57,6 +57,9 @@ class RemoteStart(Command):
     connector_id: int | None = None
     # A limit for this session only (a Tx charging profile sent with the start).
     profile: ChargingProfile | None = None
+    # The charging request it answers: 2.0.1 stations echo it (remoteStartId) in the session's
+    # TransactionEvent, which links the session to the request exactly. 1.6 has no such field.
+    remote_start_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

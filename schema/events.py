@@ -127,6 +127,8 @@ class TransactionEvent(Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TransactionStarted(TransactionEvent):
     kind: ClassVar[str] = "transaction.started"
+    # 2.0.1: the remoteStartId the station echoed (ChargeNet's charging request id), if any.
+    remote_start_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -20,6 +20,7 @@ from tests.builders import ACCEPTED_TAGS
 from tests.conftest import OPERATOR_TOKEN, ApiServer, ChargerFactory
 from tests.dbutil import fetch, scalar
 from tests.graphql_client import gql
+from tests.ocpp201 import Charger201Factory, connect201, tx_event
 from tests.test_access_matrix import gid
 
 START_BY_QR = """
@@ -31,6 +32,7 @@ mutation ($s: ID!, $tag: String!) { startCharging(input: {stationId: $s, idTag: 
 REQUEST = "query ($id: ID!) { chargingRequest(id: $id) { state failureReason transaction { id } } }"
 CONNECTOR_CODES = "query ($s: ID!) { station(id: $s) { connectors { connectorId qrCode } } }"
 APP_TAG = "APP-DRIVER-1"
+__all__ = ["connect201"]  # the fixture, imported for pytest
 
 
 @pytest.fixture
@@ -179,3 +181,56 @@ class TestOperatorsAndOtherDrivers:
         seen = await gql(http, REQUEST, {"id": started["request"]["id"]}, token=other_token)
         assert seen["data"]["chargingRequest"] is None
         assert await scalar(engine, "SELECT count(*) FROM charging_request") == 1
+
+
+class TestOcpp201Starts:
+    async def test_the_station_echoes_the_request_id_and_that_links_the_session(
+        self,
+        http: httpx.AsyncClient,
+        engine: AsyncEngine,
+        driver: str,
+        durable: DurableWork,
+        station: int,
+        connect201: Charger201Factory,
+    ) -> None:
+        # given a 2.0.1 station that accepts the start but reports the session itself, with
+        # the remoteStartId and without the token (it may send the token later)
+        cp = await connect201("CP-1")
+        cp.on_call = lambda action, _p: (
+            {"status": "Accepted"} if action == "RequestStartTransaction" else None
+        )
+        started = (await ask(http, driver, START_BY_QR, qr="CP-1*1", wait=0))["startCharging"]
+        assert started["request"]["state"] == "PENDING"
+        sent = next(p for a, p in cp.received_calls if a == "RequestStartTransaction")
+        request_id = (await fetch(engine, "SELECT id FROM charging_request"))[0]["id"]
+        assert sent["remoteStartId"] == request_id
+        # when the session's Started names that request
+        await cp.call(
+            "TransactionEvent",
+            tx_event("Started", "T-9", 0, 0, trigger="RemoteStart", remoteStartId=request_id),
+        )
+        # then the request is charging with that session, although no token matched it
+        charging = await until_state(http, driver, started["request"]["id"], "CHARGING")
+        tx = await fetch(engine, "SELECT id FROM charging_transaction WHERE station_transaction_id = 'T-9'")
+        assert charging["transaction"]["id"] == gid("Transaction", tx[0]["id"])
+
+    async def test_cable_first_the_start_links_the_running_session_at_once(
+        self,
+        http: httpx.AsyncClient,
+        engine: AsyncEngine,
+        driver: str,
+        station: int,
+        connect201: Charger201Factory,
+    ) -> None:
+        # given a 2.0.1 station whose session began when the cable went in, before any token
+        cp = await connect201("CP-1")
+        await cp.call("TransactionEvent", tx_event("Started", "T-7", 0, 0, trigger="CablePluggedIn"))
+        # and that answers the start with that session's id, as 2.0.1 says it must
+        cp.on_call = lambda action, _p: (
+            {"status": "Accepted", "transactionId": "T-7"} if action == "RequestStartTransaction" else None
+        )
+        started = (await ask(http, driver, START_BY_QR, qr="CP-1*1", wait=0))["startCharging"]
+        # then the request is charging with the running session in the mutation's own answer
+        tx = await fetch(engine, "SELECT id FROM charging_transaction WHERE station_transaction_id = 'T-7'")
+        assert started["request"]["state"] == "CHARGING"
+        assert started["request"]["transaction"]["id"] == gid("Transaction", tx[0]["id"])

@@ -19,12 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from schema import outbox
 from schema.errors import InvalidInput
 from schema.events import ChargingRequestFailed, Event, TransactionEnded, TransactionStarted
-from schema.models import ChargingStation
+from schema.models import ChargingStation, Transaction
 from schema.request_models import ChargingRequest, ChargingRequestState
 from schema.timeutil import utcnow
 
 REQUEST = ChargingRequest.__table__  # type: ignore[attr-defined]
 STATION = ChargingStation.__table__  # type: ignore[attr-defined]
+TRANSACTION = Transaction.__table__  # type: ignore[attr-defined]
 QR_SEPARATOR = "*"
 # A station that accepted a remote start and has not reported a transaction by then will not:
 # the driver walked away or the cable never went in. Real chargers give up after their own
@@ -117,34 +118,73 @@ async def _fail(conn: AsyncConnection, which: ColumnElement[bool], reason: str, 
 
 
 async def link_started(conn: AsyncConnection, event: Event) -> None:
-    """The oldest pending request this transaction answers: same station and tag, and the
-    same connector when the request named one. Idempotent: a linked request is not pending."""
+    """The pending request this transaction answers. A 2.0.1 station names it (remoteStartId);
+    otherwise the oldest with the same station and tag, and the same connector when the
+    request named one. Idempotent: a linked request is not pending."""
     assert isinstance(event, TransactionStarted)
-    if event.id_tag is None:
+    if event.remote_start_id is not None:
+        which = REQUEST.c.id == event.remote_start_id
+    elif event.id_tag is not None:
+        which = (
+            (REQUEST.c.id_tag == event.id_tag)
+            & (REQUEST.c.connector_id.is_(None) | (REQUEST.c.connector_id == event.connector_id))
+            & (REQUEST.c.created_at >= event.started_at - timedelta(seconds=START_TIMEOUT_S))
+        )
+    else:
         return
     candidate = (
         select(REQUEST.c.id)
-        .where(
-            REQUEST.c.station_id == event.station_id,
-            REQUEST.c.id_tag == event.id_tag,
-            REQUEST.c.state == S.PENDING.value,
-            (REQUEST.c.connector_id.is_(None)) | (REQUEST.c.connector_id == event.connector_id),
-            REQUEST.c.created_at >= event.started_at - timedelta(seconds=START_TIMEOUT_S),
-        )
+        .where(which, REQUEST.c.station_id == event.station_id, REQUEST.c.state == S.PENDING.value)
         .order_by(REQUEST.c.id)
         .limit(1)
     )
     found = (await conn.execute(candidate)).scalar()
+    if found is not None:
+        await _link(conn, int(found), event.transaction_id, event.connector_id)
+
+
+async def link_running(
+    conn: AsyncConnection, request_id: int, station_id: int, station_transaction_id: str
+) -> int | None:
+    """A 2.0.1 station that already had a session on the connector (the cable went in first)
+    answers the start with that session's id: the request is linked to it at once."""
+    found = (
+        await conn.execute(
+            select(TRANSACTION.c.id, TRANSACTION.c.connector_id).where(
+                TRANSACTION.c.station_id == station_id,
+                TRANSACTION.c.station_transaction_id == station_transaction_id,
+            )
+        )
+    ).first()
     if found is None:
-        return
-    await conn.execute(
+        return None
+    await _link(conn, request_id, int(found.id), int(found.connector_id))
+    return int(found.id)
+
+
+async def _link(conn: AsyncConnection, request_id: int, transaction_id: int, connector_id: int) -> None:
+    """The request becomes the session's; a session that began without a token (2.0.1: the
+    cable went in first) becomes the requesting driver's, as the station's own report of the
+    token would make it."""
+    linked = await conn.execute(
         update(REQUEST)
-        .where(REQUEST.c.id == found, REQUEST.c.state == S.PENDING.value)
+        .where(REQUEST.c.id == request_id, REQUEST.c.state == S.PENDING.value)
         .values(
             state=S.CHARGING.value,
-            transaction_id=event.transaction_id,
-            connector_id=event.connector_id,
+            transaction_id=transaction_id,
+            connector_id=connector_id,
             updated_at=utcnow(),
+        )
+    )
+    if not linked.rowcount:  # type: ignore[attr-defined]
+        return
+    request = select(REQUEST.c.id_tag, REQUEST.c.user_id).where(REQUEST.c.id == request_id).subquery()
+    await conn.execute(
+        update(TRANSACTION)
+        .where(TRANSACTION.c.id == transaction_id, TRANSACTION.c.id_tag.is_(None))
+        .values(
+            id_tag=select(request.c.id_tag).scalar_subquery(),
+            user_id=select(request.c.user_id).scalar_subquery(),
         )
     )
 

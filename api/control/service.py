@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -71,6 +71,17 @@ async def _update_request(db: async_sessionmaker[AsyncSession], fn: Callable[...
         await s.commit()
 
 
+async def _link_running(
+    db: async_sessionmaker[AsyncSession], request_id: int, station_id: int, station_transaction_id: str
+) -> int | None:
+    async with db() as s:
+        linked = await requests.link_running(
+            await s.connection(), request_id, station_id, station_transaction_id
+        )
+        await s.commit()
+    return linked
+
+
 async def send(
     bus: Bus, charge_point_id: str, command: Command, timeout: float
 ) -> tuple[CommandOutcome, str, CommandReply | None]:
@@ -92,12 +103,15 @@ async def send(
     return CommandOutcome.ACCEPTED, "accepted by the station", reply
 
 
+E = TypeVar("E", bound=TransactionEvent)
+
+
 async def _wait_for(
     sub: Subscription,
     wait_s: float,
-    match: type[TransactionEvent],
-    pred: Callable[[TransactionEvent], bool],
-) -> TransactionEvent | None:
+    match: type[E],
+    pred: Callable[[E], bool],
+) -> E | None:
     """The first `match` event satisfying `pred` within `wait_s`, else None."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
@@ -184,22 +198,30 @@ async def start_charging(
     # Subscribe before sending, so a fast station's StartTransaction is not missed.
     sub = bus.subscribe(station_topic(station_id))
     try:
-        outcome, message, _ = await send(
+        outcome, message, reply = await send(
             bus,
             station.charge_point_id,
-            RemoteStart(id_tag=tag, connector_id=connector_id),
+            RemoteStart(id_tag=tag, connector_id=connector_id, remote_start_id=request_id),
             command_timeout_s,
         )
         result = ControlResult(outcome, message, request_id=request_id)
+        running = None if reply is None else reply.detail.get("station_transaction_id")
         if outcome is not CommandOutcome.ACCEPTED:
             await _update_request(db, requests.fail_request, request_id, f"{outcome.value}: {message}")
+        elif running is not None and (
+            linked := await _link_running(db, request_id, station_id, str(running))
+        ):
+            result = ControlResult(outcome, "session started", linked, request_id=request_id)
         else:
             wanted = connector_id
             started = await _wait_for(
                 sub,
                 min(wait_s, MAX_WAIT_S),
                 TransactionStarted,
-                lambda e: e.id_tag == tag and (wanted is None or e.connector_id == wanted),
+                lambda e: (
+                    e.remote_start_id == request_id
+                    or (e.remote_start_id is None and e.id_tag == tag and wanted in (None, e.connector_id))
+                ),
             )
             if started is None:
                 result = ControlResult(

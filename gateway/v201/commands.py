@@ -133,7 +133,7 @@ def _remote_start(c: RemoteStart, refs: Refs) -> dict[str, Any]:
     return _compact(
         {
             "idToken": refs.id_token(c.id_tag),
-            "remoteStartId": refs.request_id,
+            "remoteStartId": c.remote_start_id or refs.request_id,
             "evseId": c.connector_id or None,
             "chargingProfile": None if c.profile is None else profile_payload(c.profile, None),
         }
@@ -391,7 +391,8 @@ def to_reply(command: Command, call: Call, refs: Refs, result: dict[str, Any]) -
         return _composite(command, result)
     reply = _status(result)
     if isinstance(command, RemoteStart):
-        extra = {"remote_start_id": refs.request_id, "station_transaction_id": result.get("transactionId")}
+        remote_start_id = command.remote_start_id or refs.request_id
+        extra = {"remote_start_id": remote_start_id, "station_transaction_id": result.get("transactionId")}
         return CommandReply(reply.status, _compact({**reply.detail, **extra}))
     if isinstance(command, UpdateFirmware | GetBaseReport):
         return CommandReply(reply.status, {**reply.detail, "request_id": refs.request_id})

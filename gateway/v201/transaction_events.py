@@ -111,6 +111,7 @@ class Event:
     charging_state: str | None
     reason: str
     reservation_id: int | None
+    remote_start_id: int | None
 
     @classmethod
     def parse(cls, p: dict[str, Any]) -> Event:
@@ -133,6 +134,7 @@ class Event:
             charging_state=info.get("chargingState"),
             reason=stop_reason(info.get("stoppedReason"), p["triggerReason"]),
             reservation_id=p.get("reservationId"),
+            remote_start_id=info.get("remoteStartId"),
         )
 
 
@@ -200,6 +202,7 @@ class TransactionEvents:
                     timestamp=event.at,
                     reservation_id=event.reservation_id,
                     station_transaction_id=event.station_transaction_id,
+                    remote_start_id=event.remote_start_id,
                 ),
             )
             tag = info if event.id_tag is not None else None

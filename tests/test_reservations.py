@@ -19,7 +19,7 @@ from api.sessions.repository import APP_TOKEN_TYPE
 from api.worker.service import DurableWork
 from api.worker.settings import WorkerSettings
 from gateway.server import Gateway
-from gateway.simulator import SimCharger
+from gateway.simulator import NO_ANSWER, SimCharger
 from schema.timeutil import utcnow
 from tests.account_builders import give_token, make_user, sign_in
 from tests.builders import ACCEPTED_TAGS
@@ -274,6 +274,31 @@ class TestCancel:
         await eventually(lambda: _offline(engine, station))
         payload = ok(await gql(http, CANCEL, {"id": rid}, token=alice.token), "cancelReservation")
         assert (payload["outcome"], payload["reservation"]["status"]) == ("STATION_OFFLINE", "ACTIVE")
+
+
+class TestNoAnswer:
+    async def test_a_reserve_the_station_never_answered_is_cancelled_there(
+        self, http: httpx.AsyncClient, station: int, cp: SimCharger, alice: Driver, engine: AsyncEngine
+    ) -> None:
+        # given a station that takes ReserveNow but whose answer never comes back
+        cp.on_call = lambda action, _p: NO_ANSWER if action == "ReserveNow" else None
+        payload = ok(await reserve(http, alice.token, station), "reserveConnector")
+        # then the driver is told it did not work
+        assert (payload["outcome"], payload["reservation"]["status"]) == ("TIMED_OUT", "REFUSED")
+        rid = int(_pk(payload["reservation"]["id"]))
+        # and the station is told to drop it, in case it did reserve, on the system's account
+        assert await eventually(lambda: _received(cp, "CancelReservation", {"reservationId": rid}))
+        assert await eventually(lambda: _logged(engine, "CancelReservation"))
+        rows = await fetch(engine, "SELECT actor_kind FROM station_command WHERE name = 'CancelReservation'")
+        assert rows == [{"actor_kind": "system"}]
+
+
+async def _received(cp: SimCharger, action: str, payload: dict[str, Any]) -> bool:
+    return (action, payload) in cp.received_calls
+
+
+async def _logged(engine: AsyncEngine, name: str) -> bool:
+    return bool(await fetch(engine, "SELECT id FROM station_command WHERE name = :n", n=name))
 
 
 class TestExpiry:

@@ -6,7 +6,10 @@ reservationId the station will name in StartTransaction. Its status then follows
 - ReserveNow Accepted: the row stays `active` until it is used, cancelled or expires.
 - Occupied / Faulted / Unavailable / Rejected: `refused`, with the station's word kept in
   `station_status`; so is a station that cannot be reached, times out, or lacks the
-  Reservation profile (the outcome says which; the station gave no word of its own).
+  Reservation profile (the outcome says which; the station gave no word of its own). A station
+  that timed out may have accepted all the same, and would hold the connector against every
+  other driver: ChargeNet cancels the reservation there, on the system's account, in the
+  background.
 - CancelReservation Accepted, Rejected or NotSupported: `cancelled`. Rejected means the station
   no longer knows the reservation (it expired there, or was used up or lost in a reboot), and
   NotSupported that it cannot hold one: either way nothing is held on the station any more, so
@@ -20,6 +23,7 @@ by `api.control.operations`), with the driver as the actor when a driver reserve
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -27,7 +31,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.audit.service import Actor
+from api.audit.service import SYSTEM_ACTOR, Actor
 from api.auth.principal import Principal
 from api.auth.roles import Permission
 from api.control import operations
@@ -55,6 +59,9 @@ REFUSALS = {
     "Unavailable": "the connector is out of service",
     "Rejected": "the station refused the reservation",
 }
+# Background cancellations of reservations whose ReserveNow timed out (kept so they are not
+# garbage-collected mid-flight).
+_RELEASING: set[asyncio.Task[Any]] = set()
 # CancelReservation outcomes after which the station holds nothing for the reservation.
 RELEASED = frozenset({CommandOutcome.ACCEPTED, CommandOutcome.REJECTED, CommandOutcome.NOT_SUPPORTED})
 
@@ -172,6 +179,18 @@ async def reserve_connector(
     result = await operations.send_logged(db, bus, actor, station, command, command_timeout_s)
     status, message = _reserve_answer(result, connector_id)
     row = await _settled(db, reservation_id, status, result.station_status)
+    if result.outcome is CommandOutcome.TIMED_OUT:
+        release = operations.send_logged(
+            db,
+            bus,
+            SYSTEM_ACTOR,
+            station,
+            CancelReservation(reservation_id=reservation_id),
+            command_timeout_s,
+        )
+        task = asyncio.create_task(release, name=f"release-reservation-{reservation_id}")
+        _RELEASING.add(task)
+        task.add_done_callback(_RELEASING.discard)
     return ReservationResult(result.outcome, message, row)
 
 

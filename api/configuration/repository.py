@@ -108,11 +108,16 @@ async def stations_of_model(session: AsyncSession, template: Any, *, limit: int)
 
 
 async def stored_configuration(
-    session: AsyncSession, station_ids: Sequence[int]
+    session: AsyncSession, station_ids: Sequence[int], keys: set[str]
 ) -> dict[int, list[Row[Any]]]:
-    """Stored configuration of stations the caller has already been allowed to diagnose."""
+    """Stored configuration of stations the caller has already been allowed to diagnose, only
+    the `keys` (lower case) a template asks about: a fleet's full configuration is ~50 rows a
+    station, a template a handful."""
+    if not keys:
+        return {}
     stmt = select(StationConfigurationKey).where(
-        col(StationConfigurationKey.station_id).in_(list(station_ids))
+        col(StationConfigurationKey.station_id).in_(list(station_ids)),
+        func.lower(col(StationConfigurationKey.key)).in_(sorted(keys)),
     )
     by_station: dict[int, list[Row[Any]]] = defaultdict(list)
     for r in await rows(session, stmt):

@@ -36,6 +36,7 @@ from api.configuration.drift import (
     best_template,
     compute_drift,
     is_secret_key,
+    normalize_key,
 )
 from api.configuration.errors import TemplateNameTaken
 from api.control import operations
@@ -247,7 +248,8 @@ async def _govern(s: AsyncSession, stations: Sequence[Any]) -> list[Governed]:
     template_ids = list({t.id for t in chosen.values() if t is not None})
     entries = await repository.entries_of(s, template_ids) if template_ids else {}
     governed_ids = [st.id for st in stations if chosen[st.id] is not None]
-    stored = await repository.stored_configuration(s, governed_ids) if governed_ids else {}
+    keys = {normalize_key(e.key) for found in entries.values() for e in found}
+    stored = await repository.stored_configuration(s, governed_ids, keys) if governed_ids else {}
     now = utcnow()
     out = []
     for st in stations:

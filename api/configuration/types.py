@@ -194,7 +194,9 @@ class StationConfigurationDrift:
 
 @strawberry.type(description="Drift across the stations one template governs.")
 class TemplateDriftReport:
-    station_count: int = strawberry.field(description="Stations the template governs.")
+    station_count: int = strawberry.field(
+        description=f"Stations the template governs (at most {service.MAX_TEMPLATE_STATIONS})."
+    )
     drifted_count: int
     not_read_count: int
     stale_count: int

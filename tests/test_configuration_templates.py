@@ -9,6 +9,7 @@ each role's access is the real one.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,8 +19,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.configuration.drift import best_template, is_secret_key, same_value
+from api.configuration.jobs import DRIFTED_ACTION, reread_stale_configurations
 from gateway.sim_v201 import SimCharger201
 from gateway.simulator import SimCharger
+from schema.bus import InProcessBus
+from schema.events import StationReported, station_topic
+from schema.timeutil import utcnow
 from tests.builders import make_station
 from tests.conftest import ApiServer, ChargerFactory
 from tests.dbutil import scalar
@@ -509,3 +514,60 @@ class TestDriftRules:
         assert best_template([general, other], station) is general
         assert best_template([other], station) is None
         assert best_template([two], SimpleNamespace(vendor="V", model="M", firmware_version=None)) is None
+
+
+class TestStaleConfigurations:
+    async def test_the_worker_rereads_a_stale_governed_station_and_announces_its_drift(
+        self,
+        engine: AsyncEngine,
+        bus: InProcessBus,
+        http: httpx.AsyncClient,
+        world: World,
+        station: int,
+        ac: SimCharger,
+    ) -> None:
+        # given a station read two days ago, and changed on its own display since
+        owner = world.tokens["owner"]
+        await call(http, owner, CREATE, input=template_input(world, "AC"))
+        old = utcnow() - timedelta(days=2)
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE charging_station SET configuration_read_at = :t WHERE id = :s"),
+                {"t": old, "s": station},
+            )
+        drift = (await call(http, owner, DRIFT, s=gid("Station", station)))["configurationDrift"]
+        assert drift["stale"] is True
+        ac.config.set_value("ConnectionTimeOut", "90")
+        events = bus.subscribe(station_topic(station))
+        # when the worker's job runs
+        result = await reread_stale_configurations(engine, bus, command_timeout_s=5)
+        # then the station was read again, its drift is current, and the drift was announced
+        assert (result.read, result.failed, result.drifted) == ([station], [], [station])
+        drift = (await call(http, owner, DRIFT, s=gid("Station", station)))["configurationDrift"]
+        assert drift["stale"] is False
+        assert {k["key"]: k["actual"] for k in drift["keys"]}["ConnectionTimeOut"] == "90"
+        announced = [
+            e for e in await _drain(events) if isinstance(e, StationReported) and e.action == DRIFTED_ACTION
+        ]
+        assert [(e.detail["template"], e.detail["drifted"], e.detail["missing"]) for e in announced] == [
+            ("AC", 3, 1)
+        ]
+        # and a fresh station is left alone on the next run
+        assert (await reread_stale_configurations(engine, bus, command_timeout_s=5)).read == []
+
+    @SQLITE_ONLY
+    async def test_stations_no_template_governs_are_not_read(
+        self, engine: AsyncEngine, bus: InProcessBus, world: World, station: int, ac: SimCharger
+    ) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE charging_station SET configuration_read_at = NULL"))
+        assert (await reread_stale_configurations(engine, bus, command_timeout_s=5)).read == []
+
+
+async def _drain(sub: Any) -> list[Any]:
+    out = []
+    while True:
+        try:
+            out.append(await sub.next(0.2))
+        except TimeoutError:
+            return out

@@ -125,6 +125,11 @@ async def stored_configuration(
     return by_station
 
 
+async def stations(session: AsyncSession, ids: Sequence[int]) -> list[Row[Any]]:
+    """Stations by id for the worker, which acts for no caller."""
+    return await rows(session, select(ChargingStation).where(col(ChargingStation.id).in_(list(ids))))
+
+
 async def diagnosable_station(
     session: AsyncSession, principal: Principal, station_id: int
 ) -> Row[Any] | None:

@@ -239,7 +239,7 @@ async def delete_template(db: async_sessionmaker[AsyncSession], actor: Actor, te
 # --- drift ---
 
 
-async def _govern(s: AsyncSession, stations: Sequence[Any]) -> list[Governed]:
+async def govern(s: AsyncSession, stations: Sequence[Any]) -> list[Governed]:
     """Each station with its governing template and its drift from it."""
     candidates = await repository.templates_for_models(
         s, {(st.organization_id, st.vendor, st.model) for st in stations}
@@ -273,7 +273,7 @@ async def station_drift(s: AsyncSession, principal: Principal, station_id: int) 
     station = await repository.diagnosable_station(s, principal, station_id)
     if station is None:
         return None
-    [governed] = await _govern(s, [station])
+    [governed] = await govern(s, [station])
     return governed
 
 
@@ -282,7 +282,7 @@ async def template_drift(s: AsyncSession, template: Any, *, drifted_only: bool) 
     diagnose its organisation's stations)."""
     stations = await repository.stations_of_model(s, template, limit=MAX_TEMPLATE_STATIONS)
     governed = [
-        g for g in await _govern(s, stations) if g.template is not None and g.template.id == template.id
+        g for g in await govern(s, stations) if g.template is not None and g.template.id == template.id
     ]
     if drifted_only:
         governed = [g for g in governed if g.drift is not None and g.drift.keys]
@@ -369,7 +369,7 @@ async def apply_template(
             for st in found.values():
                 if not principal.can(Permission.STATIONS_CONTROL, st.organization_id):
                     raise Forbidden("requires stations:control at this station's organisation")
-            governed = await _govern(s, [found[i] for i in unique])
+            governed = await govern(s, [found[i] for i in unique])
     gate = asyncio.Semaphore(APPLY_CONCURRENCY)
 
     async def one(g: Governed) -> StationApplyResult:

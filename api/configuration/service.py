@@ -277,16 +277,11 @@ async def station_drift(s: AsyncSession, principal: Principal, station_id: int) 
     return governed
 
 
-async def template_drift(s: AsyncSession, template: Any, *, drifted_only: bool) -> list[Governed]:
+async def template_drift(s: AsyncSession, template: Any) -> list[Governed]:
     """Drift of every station the template governs (the caller has read the template, so may
     diagnose its organisation's stations)."""
     stations = await repository.stations_of_model(s, template, limit=MAX_TEMPLATE_STATIONS)
-    governed = [
-        g for g in await govern(s, stations) if g.template is not None and g.template.id == template.id
-    ]
-    if drifted_only:
-        governed = [g for g in governed if g.drift is not None and g.drift.keys]
-    return governed
+    return [g for g in await govern(s, stations) if g.template is not None and g.template.id == template.id]
 
 
 # --- applying ---
@@ -355,7 +350,7 @@ async def apply_template(
     async with db() as s:
         if template_id is not None:
             template = await _writable(s, principal, template_id)
-            governed = await template_drift(s, template, drifted_only=False)
+            governed = await template_drift(s, template)
         else:
             unique = list(dict.fromkeys(station_ids or ()))
             if not unique:

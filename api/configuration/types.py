@@ -90,7 +90,7 @@ class ConfigurationTemplateNode(relay.Node):
         if not info.context.principal.can(Permission.STATIONS_DIAGNOSE, self._organization_id):
             raise Forbidden("requires stations:diagnose at this organisation")
         async with info.context.db() as s:
-            governed = await service.template_drift(s, self._row, drifted_only=False)
+            governed = await service.template_drift(s, self._row)
         drifts = [g.drift for g in governed if g.drift is not None]
         listed = [g for g in governed if not drifted_only or (g.drift is not None and g.drift.keys)]
         return TemplateDriftReport(

@@ -26,6 +26,8 @@ from api.accounts.queries import AccountsQuery
 from api.accounts.social import SocialSignInMutation
 from api.auth.permissions import IsPublic
 from api.auth.policy import assert_every_root_field_has_a_rule
+from api.configuration.mutations import ConfigurationMutation
+from api.configuration.queries import ConfigurationQuery
 from api.control.mutations import ChargingRequestQuery, ControlMutation
 from api.control.operations_api import ControlOperationsMutation, ControlQuery
 from api.drivers.mutations import DriverMutation
@@ -62,6 +64,7 @@ class Query(
     ControlQuery,
     ChargingRequestQuery,
     ReservationsQuery,
+    ConfigurationQuery,
 ):
     # Each node type's resolve_nodes reads through the caller-scoped loaders.
     node: relay.Node | None = relay.node(
@@ -79,6 +82,7 @@ class Mutation(
     DriverMutation,
     OrgsMutation,
     ReservationsMutation,
+    ConfigurationMutation,
 ):
     pass
 

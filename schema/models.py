@@ -234,4 +234,5 @@ from schema import control_models as _control_models  # noqa: E402, F401
 # OCPP 2.0.1 device models, registered the same way.
 from schema import device_models as _device_models  # noqa: E402, F401
 from schema import request_models as _request_models  # noqa: E402, F401
+from schema import template_models as _template_models  # noqa: E402, F401
 from schema import work_models as _work_models  # noqa: E402, F401

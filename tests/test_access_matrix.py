@@ -45,6 +45,7 @@ from schema.control_models import StationCommand, StationConfigurationKey
 from schema.db import session_factory
 from schema.models import ChargingStation, Connector, IdToken, Location, Organization, Transaction
 from schema.request_models import ChargingRequest, Reservation
+from schema.template_models import ConfigurationTemplate, ConfigurationTemplateEntry
 from schema.timeutil import utcnow
 from tests.conftest import OPERATOR_TOKEN, ApiServer
 
@@ -95,6 +96,7 @@ class World:
     command: int = 0
     reservation: int = 0
     charging_request: int = 0
+    configuration_template: int = 0
     users: dict[str, int] = field(default_factory=dict)
     sessions: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
@@ -190,6 +192,17 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
         )
         s.add(reservation)
         s.add_all([tx, vehicle, card, app, target_key, key, invitation, audit, command, setting, request])
+        template = ConfigurationTemplate(
+            organization_id=oid,
+            name="Matrix",
+            vendor="V",
+            model="M",
+            created_by="user:0",
+            updated_by="user:0",
+        )
+        s.add(template)
+        await s.flush()
+        s.add(ConfigurationTemplateEntry(template_id=template.id or 0, key="HeartbeatInterval", value="300"))
         await s.flush()
         world = World(
             org=oid,
@@ -209,6 +222,7 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
             command=command.id or 0,
             reservation=reservation.id or 0,
             charging_request=request.id or 0,
+            configuration_template=template.id or 0,
             users=users,
         )
         for who in PEOPLE:
@@ -333,6 +347,34 @@ RULES: dict[str, Rule] = {
     "Query.commands": Rule(AUTHENTICATED, lambda w, _: {"stationId": gid("Station", w.station)}),
     "Query.stationFiles": Rule(AUTHENTICATED, lambda w, _: {"stationId": gid("Station", w.station)}),
     "Query.stationConfiguration": Rule(AUTHENTICATED, lambda w, _: {"stationId": gid("Station", w.station)}),
+    # --- configuration templates: reading drift and the device model is diagnosing (null for
+    # others), writing and applying templates is control ---
+    "Query.configurationTemplates": Rule(AUTHENTICATED),
+    "Query.configurationDrift": Rule(DIAGNOSERS, lambda w, _: {"stationId": gid("Station", w.station)}),
+    "Query.deviceModel": Rule(DIAGNOSERS, lambda w, _: {"stationId": gid("Station", w.station)}),
+    "Mutation.createConfigurationTemplate": Rule(
+        CONTROLLERS,
+        lambda w, who: {
+            "input": {
+                "organizationId": gid("Organization", w.org),
+                "name": f"T {who}",
+                "vendor": "V",
+                "model": "M",
+                "entries": [{"key": "HeartbeatInterval", "value": "60"}],
+            }
+        },
+    ),
+    "Mutation.updateConfigurationTemplate": Rule(
+        CONTROLLERS,
+        lambda w, _: {
+            "id": gid("ConfigurationTemplate", w.configuration_template),
+            "input": {"name": "Matrix", "vendor": "V", "model": "M", "entries": []},
+        },
+    ),
+    "Mutation.deleteConfigurationTemplate": Rule(
+        CONTROLLERS, lambda w, _: {"id": gid("ConfigurationTemplate", w.configuration_template)}
+    ),
+    "Mutation.applyConfigurationTemplate": Rule(CONTROLLERS, lambda w, _: stations_input(w)),
     # --- signing in (public by nature) ---
     "Mutation.signUp": Rule(
         ALL, lambda w, who: {"input": {"email": f"new-{who}@example.com", "password": "x"}}

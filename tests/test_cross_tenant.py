@@ -48,6 +48,7 @@ OBJECTS: dict[str, Callable[[World], int]] = {
     "StationCommand": lambda w: w.command,
     "Reservation": lambda w: w.reservation,
     "ChargingRequest": lambda w: w.charging_request,
+    "ConfigurationTemplate": lambda w: w.configuration_template,
 }
 # Root operations that take another tenant's object: each must answer null or NOT_FOUND.
 PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
@@ -157,6 +158,32 @@ PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
         lambda w: {"v": gid("Vehicle", w.vehicle)},
     ),
     "unlinkCard": ("mutation ($c: ID!) { unlinkCard(id: $c) }", lambda w: {"c": gid("Card", w.card)}),
+    "configurationDrift": (
+        "query ($s: ID!) { configurationDrift(stationId: $s) { status } }",
+        lambda w: {"s": gid("Station", w.station)},
+    ),
+    "deviceModel": (
+        "query ($s: ID!) { deviceModel(stationId: $s) { attributeCount } }",
+        lambda w: {"s": gid("Station", w.station)},
+    ),
+    "createConfigurationTemplate": (
+        "mutation ($o: ID!) { createConfigurationTemplate(input: {organizationId: $o, "
+        'name: "spy", vendor: "V", model: "M", entries: []}) { id } }',
+        lambda w: {"o": gid("Organization", w.org)},
+    ),
+    "updateConfigurationTemplate": (
+        "mutation ($t: ID!) { updateConfigurationTemplate(id: $t, "
+        'input: {name: "mine", vendor: "V", model: "M", entries: []}) { id } }',
+        lambda w: {"t": gid("ConfigurationTemplate", w.configuration_template)},
+    ),
+    "deleteConfigurationTemplate": (
+        "mutation ($t: ID!) { deleteConfigurationTemplate(id: $t) }",
+        lambda w: {"t": gid("ConfigurationTemplate", w.configuration_template)},
+    ),
+    "applyConfigurationTemplate": (
+        "mutation ($t: ID!) { applyConfigurationTemplate(input: {templateId: $t}) { sentCount } }",
+        lambda w: {"t": gid("ConfigurationTemplate", w.configuration_template)},
+    ),
     "revokeAppToken": (
         "mutation ($a: ID!) { revokeAppToken(id: $a) }",
         lambda w: {"a": gid("AppToken", w.app_token)},
@@ -263,6 +290,12 @@ class TestCrossTenant:
                 token=token,
             )
             assert settings["data"]["stationConfiguration"] == [], who
+            templates = await gql(
+                http, "{ configurationTemplates(first: 100) { edges { node { id } } } }", token=token
+            )
+            assert gid("ConfigurationTemplate", b.configuration_template) not in {
+                e["node"]["id"] for e in templates["data"]["configurationTemplates"]["edges"]
+            }, who
         # and the owner of A does see A's own session and organisation (the probes can see)
         own = await gql(http, tx_query, token=a.tokens["owner"])
         assert gid("Transaction", a.transaction) in {
@@ -281,3 +314,9 @@ class TestCrossTenant:
             token=a.tokens["owner"],
         )
         assert own_settings["data"]["stationConfiguration"] == [{"key": "HeartbeatInterval", "value": "300"}]
+        own_templates = await gql(
+            http, "{ configurationTemplates(first: 100) { edges { node { id } } } }", token=a.tokens["owner"]
+        )
+        assert gid("ConfigurationTemplate", a.configuration_template) in {
+            e["node"]["id"] for e in own_templates["data"]["configurationTemplates"]["edges"]
+        }

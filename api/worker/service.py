@@ -17,6 +17,7 @@ import logging
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.configuration import jobs as configuration
 from api.control import requests
 from api.reservations import jobs as reservations
 from api.worker import jobs, overlong
@@ -42,6 +43,7 @@ def scheduled_jobs(
 ) -> list[ScheduledJob]:
     return [
         *_overlong_job(engine, settings, bus),
+        *_configuration_job(engine, settings, bus),
         ScheduledJob(
             "stuck-sessions",
             settings.stuck_check_interval_s,
@@ -91,6 +93,24 @@ def _overlong_job(engine: AsyncEngine, settings: WorkerSettings, bus: Bus | None
                 engine,
                 bus,
                 max_age_s=settings.max_session_hours * 3600,
+                command_timeout_s=settings.command_timeout_s,
+            ),
+        )
+    ]
+
+
+def _configuration_job(engine: AsyncEngine, settings: WorkerSettings, bus: Bus | None) -> list[ScheduledJob]:
+    """Stale configurations of stations a template governs are re-read (needs the bus)."""
+    if bus is None:
+        return []
+    return [
+        ScheduledJob(
+            "reread-stale-configurations",
+            configuration.REREAD_INTERVAL_S,
+            functools.partial(
+                configuration.reread_stale_configurations,
+                engine,
+                bus,
                 command_timeout_s=settings.command_timeout_s,
             ),
         )

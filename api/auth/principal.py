@@ -20,6 +20,7 @@ class PrincipalKind(StrEnum):
     USER = "user"  # a person signed in with an access token: driver and/or staff member
     API_KEY = "api_key"  # an integration of one organisation
     PLATFORM = "platform"  # the deployment's bootstrap admin token: every organisation
+    SYSTEM = "system"  # ChargeNet itself: scheduled jobs acting on stations on their own account
 
 
 def _no_grants() -> Mapping[int, frozenset[Permission]]:
@@ -76,3 +77,9 @@ class Principal:
 
 ANONYMOUS = Principal(PrincipalKind.ANONYMOUS)
 PLATFORM = Principal(PrincipalKind.PLATFORM, everywhere=frozenset(Permission))
+# What scheduled jobs act as (the command log and audit show "system"): only station commands,
+# in every organisation; never account or organisation changes.
+SYSTEM = Principal(
+    PrincipalKind.SYSTEM,
+    everywhere=frozenset({Permission.STATIONS_CONTROL, Permission.STATIONS_DIAGNOSE}),
+)

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.control import requests
+from api.localauth import jobs as local_lists
 from api.reservations import jobs as reservations
 from api.worker import jobs, overlong
 from api.worker.processor import HandlerRegistry, Processor
@@ -42,6 +43,7 @@ def scheduled_jobs(
 ) -> list[ScheduledJob]:
     return [
         *_overlong_job(engine, settings, bus),
+        *_local_list_job(engine, settings, bus),
         ScheduledJob(
             "stuck-sessions",
             settings.stuck_check_interval_s,
@@ -92,6 +94,21 @@ def _overlong_job(engine: AsyncEngine, settings: WorkerSettings, bus: Bus | None
                 bus,
                 max_age_s=settings.max_session_hours * 3600,
                 command_timeout_s=settings.command_timeout_s,
+            ),
+        )
+    ]
+
+
+def _local_list_job(engine: AsyncEngine, settings: WorkerSettings, bus: Bus | None) -> list[ScheduledJob]:
+    """Managed stations' local authorization lists follow their organisation's tokens."""
+    if bus is None:
+        return []
+    return [
+        ScheduledJob(
+            "local-auth-lists",
+            local_lists.SYNC_INTERVAL_S,
+            functools.partial(
+                local_lists.sync_due_lists, engine, bus, command_timeout_s=settings.command_timeout_s
             ),
         )
     ]

@@ -15,6 +15,15 @@ import pytest
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.localauth.entries import (
+    ListEntry,
+    Token,
+    apply,
+    changes,
+    desired_entries,
+    differential_plan,
+    full_plan,
+)
 from api.localauth.jobs import sync_due_lists
 from gateway.sim_auth import authorize_offline
 from gateway.simulator import SimCharger
@@ -437,3 +446,57 @@ class TestAccess:
         # a never-synced station is not managed
         st = await status(http, station)
         assert (st["managed"], st["version"], st["pending"], st["entryCount"]) == (False, None, False, 0)
+
+
+class TestWhatGoesOnTheList:
+    """The list's rules on plain values (entries.py): no station needed."""
+
+    def test_expired_blocked_too_long_duplicate_and_over_the_cap(self) -> None:
+        now = utcnow()
+        tokens = [
+            Token(1, "CARD-1", "Accepted", now + timedelta(days=30), "FLEET"),
+            Token(2, "CARD-2", "Accepted", now - timedelta(minutes=1), None),  # past its expiry
+            Token(3, "CARD-3", "Blocked", None, None),
+            Token(4, "card-1", "Accepted", None, None),  # the station compares without case
+            Token(5, "A" * 21, "Accepted", None, None),  # longer than a 1.6 idTag
+            Token(6, "CARD-6", "NoCredit", None, "B" * 21),  # 2.0.1-only status, long parent
+            Token(7, "CARD-7", "Accepted", None, None),
+        ]
+        wanted = desired_entries(tokens, now=now, max_id_length=20, max_entries=None)
+        assert [(e.id_token, e.status, e.parent_token) for e in wanted.entries] == [
+            ("CARD-1", "Accepted", "FLEET"),
+            ("CARD-7", "Accepted", None),
+            ("CARD-2", "Expired", None),
+            ("CARD-3", "Blocked", None),
+            ("CARD-6", "Invalid", None),
+        ]
+        assert wanted.left_out == 2
+        # a station holding three entries gets the accepted ones first
+        capped = desired_entries(tokens, now=now, max_id_length=20, max_entries=3)
+        assert [e.id_token for e in capped.entries] == ["CARD-1", "CARD-7", "CARD-2"]
+        assert capped.left_out == 4
+        # 2.0.1 takes 36-character tokens
+        assert desired_entries(tokens, now=now, max_id_length=36, max_entries=None).left_out == 1
+
+    def test_a_differential_names_only_added_changed_and_removed_tokens(self) -> None:
+        installed = {
+            "KEEP": ListEntry("KEEP", "Accepted"),
+            "BLOCK": ListEntry("BLOCK", "Accepted"),
+            "GONE": ListEntry("GONE", "Accepted"),
+        }
+        desired = [ListEntry("KEEP", "Accepted"), ListEntry("BLOCK", "Blocked"), ListEntry("NEW", "Accepted")]
+        updates = changes(installed, desired)
+        assert {(u.id_tag, u.status) for u in updates} == {
+            ("BLOCK", "Blocked"),
+            ("NEW", "Accepted"),
+            ("GONE", None),
+        }
+        plan = differential_plan(updates, base_version=4, per_message=2)
+        assert [(p.version, len(p.entries)) for p in plan] == [(5, 2), (6, 1)]
+        after = dict(installed)
+        for command in plan:
+            after = apply(after, command)
+        assert after == {e.id_token: e for e in desired}
+        # an empty organisation still gets a Full (empty) list
+        [empty] = full_plan([], base_version=0, per_message=50)
+        assert (empty.version, empty.update_type.value, empty.entries) == (1, "Full", ())

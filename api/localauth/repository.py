@@ -14,6 +14,7 @@ from sqlmodel import select as model_select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.localauth.entries import ListEntry, Token
+from schema.commands import SendLocalList, UpdateType
 from schema.control_models import StationConfigurationKey
 from schema.local_auth_models import LocalAuthListEntry, LocalAuthListState
 from schema.models import ChargingStation, IdToken
@@ -75,18 +76,25 @@ async def installed(s: AsyncSession, station_id: int) -> dict[str, ListEntry]:
     return {r.id_token: ListEntry(r.id_token, r.status, r.expires_at, r.parent_token) for r in rows}
 
 
-async def replace_installed(s: AsyncSession, station_id: int, entries: Iterable[ListEntry]) -> None:
+async def apply_to_installed(s: AsyncSession, station_id: int, command: SendLocalList) -> None:
+    """Follow one accepted SendLocalList in the snapshot, touching only the rows it names (a
+    Full update replaces them all): a list sent in many parts costs each part's rows only."""
     conn = await s.connection()
-    await conn.execute(delete(ENTRY).where(ENTRY.c.station_id == station_id))
+    if command.update_type is UpdateType.FULL:
+        await conn.execute(delete(ENTRY).where(ENTRY.c.station_id == station_id))
+    elif command.entries:
+        tags = [e.id_tag for e in command.entries]
+        await conn.execute(delete(ENTRY).where(ENTRY.c.station_id == station_id, ENTRY.c.id_token.in_(tags)))
     rows = [
         {
             "station_id": station_id,
-            "id_token": e.id_token,
+            "id_token": e.id_tag,
             "status": e.status,
             "expires_at": e.expires_at,
-            "parent_token": e.parent_token,
+            "parent_token": e.parent_id_tag,
         }
-        for e in entries
+        for e in command.entries
+        if e.status is not None
     ]
     if rows:
         await conn.execute(insert(ENTRY), rows)

@@ -202,7 +202,7 @@ class _Sync:
             self.entries_sent += len(command.entries)
             self.messages_sent += 1
             async with self.db() as s:
-                await repo.replace_installed(s, self.station_id, self.installed.values())
+                await repo.apply_to_installed(s, self.station_id, command)
                 await self._save(s, version=self.version)
                 await s.commit()
         return None
@@ -211,7 +211,8 @@ class _Sync:
         row = await repo.state(s, self.station_id) or LocalAuthListState(station_id=self.station_id)
         for name, value in values.items():
             setattr(row, name, value)
-        row.entry_count = len(self.installed)
+        if self.loaded:
+            row.entry_count = len(self.installed)
         row.attempted_at = self.started
         s.add(row)
         return row
@@ -231,9 +232,6 @@ class _Sync:
         )
         done = outcome in (SyncOutcome.UPDATED, SyncOutcome.UP_TO_DATE)
         async with self.db() as s:
-            if not self.loaded:
-                self.installed = await repo.installed(s, self.station_id)
-                self.loaded = True
             values: dict[str, Any] = {
                 "last_result": outcome.value,
                 "last_message": message[:MAX_MESSAGE_CHARS],

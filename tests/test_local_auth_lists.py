@@ -30,7 +30,7 @@ from gateway.simulator import SimCharger
 from schema.bus import Bus
 from schema.db import session_factory
 from schema.models import IdToken, Organization
-from schema.timeutil import utcnow
+from schema.timeutil import parse_ocpp_datetime, utcnow
 from tests.builders import ACCEPTED_TAGS, BLOCKED_TAG
 from tests.conftest import OPERATOR_TOKEN, ChargerFactory
 from tests.dbutil import fetch
@@ -133,7 +133,8 @@ async def change_tokens(engine: AsyncEngine) -> None:
     async with session_factory(engine)() as s:
         await s.exec(update(IdToken).where(IdToken.token == ACCEPTED_TAGS[1]).values(status="Blocked"))  # type: ignore[call-overload, arg-type]
         await s.exec(delete(IdToken).where(IdToken.token == BLOCKED_TAG))  # type: ignore[call-overload, arg-type]
-        s.add(IdToken(token=NEW_TAG, organization_id=org_id, parent_token="FLEET-A"))
+        expires = utcnow().replace(microsecond=0) + timedelta(days=30)
+        s.add(IdToken(token=NEW_TAG, organization_id=org_id, parent_token="FLEET-A", expires_at=expires))
         await s.commit()
 
 
@@ -185,7 +186,8 @@ class TestFullThenDifferential:
         assert entry_tags(diff) == {ACCEPTED_TAGS[1]: "Blocked", NEW_TAG: "Accepted", BLOCKED_TAG: None}
         # and the charger's list is the organisation's tokens now, with the new card's group
         assert statuses(cp) == CHANGED_LIST and cp.local_auth.version == 2
-        assert cp.local_auth.entries()[NEW_TAG.casefold()].get("parentIdTag") == "FLEET-A"
+        new = cp.local_auth.entries()[NEW_TAG.casefold()]
+        assert new.get("parentIdTag") == "FLEET-A" and parse_ocpp_datetime(new["expiryDate"]) > utcnow()
         # when nothing changed, nothing but the version check is sent
         third = await sync(http, station)
         assert (third["outcome"], third["version"], third["entriesSent"]) == ("UP_TO_DATE", 2, 0)

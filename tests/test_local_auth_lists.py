@@ -207,10 +207,11 @@ class TestFullThenDifferential:
         assert names.count("SendLocalList") == 2 and names.count("GetLocalListVersion") == 3
 
     async def test_a_long_list_goes_in_several_messages_each_with_its_own_version(
-        self, engine: AsyncEngine, http: httpx.AsyncClient, station: int, connect_charger: ChargerFactory
+        self, engine: AsyncEngine, http: httpx.AsyncClient, station: int, connect: CONNECT
     ) -> None:
-        # given a charger that takes at most 2 entries per SendLocalList, and 3 tokens
-        cp = await connect_charger("CP-1")
+        # given a charger that takes at most 2 entries per SendLocalList (1.6
+        # SendLocalListMaxLength, 2.0.1 LocalAuthListCtrlr.ItemsPerMessage), and 3 tokens
+        cp = await connect("CP-1")
         await eventually(lambda: _online(engine, station))
         cp.config.set_value("SendLocalListMaxLength", "2")
         await gql(

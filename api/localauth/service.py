@@ -107,6 +107,8 @@ class ListStatus:
     last_message: str | None = None
 
 
+# One sync per station at a time in this process (the worker and an operator may meet). One
+# small lock per station ever synced here: bounded by the fleet size.
 _locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 
 

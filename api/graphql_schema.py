@@ -32,6 +32,8 @@ from api.control.mutations import ChargingRequestQuery, ControlMutation
 from api.control.operations_api import ControlOperationsMutation, ControlQuery
 from api.drivers.mutations import DriverMutation
 from api.drivers.queries import DriverQuery
+from api.localauth.mutations import LocalAuthMutation
+from api.localauth.queries import LocalAuthQuery
 from api.network.mutations import NetworkMutation
 from api.network.queries import NetworkQuery
 from api.network.station_events import StationEventsSubscription
@@ -65,6 +67,7 @@ class Query(
     ChargingRequestQuery,
     ReservationsQuery,
     ConfigurationQuery,
+    LocalAuthQuery,
 ):
     # Each node type's resolve_nodes reads through the caller-scoped loaders.
     node: relay.Node | None = relay.node(
@@ -83,6 +86,7 @@ class Mutation(
     OrgsMutation,
     ReservationsMutation,
     ConfigurationMutation,
+    LocalAuthMutation,
 ):
     pass
 

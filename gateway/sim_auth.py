@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from gateway.sim_types import LOCAL_AUTH_LIST_MANAGEMENT
 from schema.timeutil import parse_ocpp_datetime, utcnow
 
 if TYPE_CHECKING:
@@ -36,6 +37,10 @@ class LocalAuth:
 
     def __len__(self) -> int:
         return len(self._list)
+
+    def entries(self) -> dict[str, dict[str, Any]]:
+        """The local list as installed: case-folded idTag → idTagInfo (a copy)."""
+        return {tag: dict(info) for tag, info in self._list.items()}
 
     def list_version(self, *, enabled: bool) -> int:
         """GetLocalListVersion.conf's listVersion for this charger."""
@@ -90,6 +95,21 @@ class LocalAuth:
 
     def clear_cache(self) -> None:
         self._cache.clear()
+
+
+def authorize_offline(cp: SimCharger, id_tag: str) -> bool:
+    """Whether the charger lets a tag start while it cannot reach the central system (1.6
+    §3.5, 2.0.1 C12): a tag its local list (or cache) knows starts only if that says Accepted
+    and LocalAuthorizeOffline is on; an unknown tag only with AllowOfflineTxForUnknownId."""
+    known = cp.local_auth.lookup(
+        id_tag,
+        use_list=LOCAL_AUTH_LIST_MANAGEMENT in cp.cfg.feature_profiles
+        and cp.config.flag("LocalAuthListEnabled"),
+        use_cache=cp.config.flag("AuthorizationCacheEnabled"),
+    )
+    if known is not None:
+        return known["status"] == "Accepted" and cp.config.flag("LocalAuthorizeOffline")
+    return cp.config.flag("AllowOfflineTxForUnknownId")
 
 
 async def authorize(cp: SimCharger, id_tag: str) -> dict[str, Any]:

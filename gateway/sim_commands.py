@@ -211,6 +211,8 @@ class SimCommands:
         return Reply({"listVersion": self.cp.local_auth.list_version(enabled=self._local_list_enabled())})
 
     def send_local_list(self, p: dict[str, Any]) -> Reply:
+        if not self._local_list_enabled():  # its limits are not even configured then
+            return _status("NotSupported")
         status = self.cp.local_auth.send_local_list(
             p,
             enabled=self._local_list_enabled(),

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from gateway.sim_auth import authorize, parent_of
+from gateway.sim_auth import authorize, authorize_offline, parent_of
 from gateway.sim_types import SMART_CHARGING
 from schema.timeutil import to_ocpp, utcnow
 
@@ -73,6 +73,8 @@ async def run_session(
     conn = cp.connectors[connector_id]
     if conn.transaction_id is not None or cp.is_inoperative(connector_id):
         return None
+    if not remote and not cp.online.is_set() and not authorize_offline(cp, id_tag):
+        return None  # offline: only what the local list (or cache) accepts may start
     admitted, reservation_id = cp.reservations.admit(connector_id, id_tag, await parent_of(cp, id_tag))
     if not admitted:
         return None

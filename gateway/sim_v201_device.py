@@ -48,6 +48,8 @@ class Variable:
     # A value the charger computes when asked (AvailabilityState).
     read: Callable[[], str] | None = None
     check: Callable[[str], bool] | None = None
+    # A 1.6 ConfigStore key whose presence means the charger has this variable's feature.
+    requires: str | None = None
 
     def component_payload(self) -> dict[str, Any]:
         component: dict[str, Any] = {"name": self.component}
@@ -74,7 +76,12 @@ class DeviceModel:
     def __init__(self, charger: SimCharger201) -> None:
         self.cp = charger
         # A setting of a 1.6 feature profile the charger lacks is not there in 2.0.1 either.
-        self.variables = [v for v in self._variables() if v.alias is None or v.alias in charger.config]
+        self.variables = [
+            v
+            for v in self._variables()
+            if (v.alias is None or v.alias in charger.config)
+            and (v.requires is None or v.requires in charger.config)
+        ]
 
     def _variables(self) -> Iterator[Variable]:
         cp, cfg = self.cp, self.cp.cfg
@@ -123,6 +130,9 @@ class DeviceModel:
             "AuthCtrlr", "LocalAuthorizeOffline", data_type="boolean", alias="LocalAuthorizeOffline"
         )
         yield Variable("AuthCacheCtrlr", "Enabled", data_type="boolean", alias="AuthorizationCacheEnabled")
+        yield Variable(
+            "LocalAuthListCtrlr", "Available", "true", READ_ONLY, "boolean", requires="LocalAuthListEnabled"
+        )
         yield Variable("LocalAuthListCtrlr", "Enabled", data_type="boolean", alias="LocalAuthListEnabled")
         yield Variable(
             "LocalAuthListCtrlr",
@@ -130,6 +140,7 @@ class DeviceModel:
             mutability=READ_ONLY,
             data_type="integer",
             read=lambda: str(len(cp.local_auth)),
+            requires="LocalAuthListEnabled",
         )
         yield Variable(
             "LocalAuthListCtrlr",

@@ -13,6 +13,7 @@ import contextlib
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from gateway.sim_auth import authorize_offline
 from gateway.sim_types import SMART_CHARGING
 from schema.timeutil import to_ocpp, utcnow
 
@@ -109,6 +110,8 @@ async def run_session(
     remote = remote_start_id is not None
     if conn.transaction_id is not None or cp.is_inoperative(evse_id):
         return None
+    if not remote and not cp.online.is_set() and not authorize_offline(cp, token):
+        return None  # offline: only what the local list (or cache) accepts may start
     admitted, reservation_id = cp.reservations.admit(evse_id, token, cp.local_auth.parent_of(token))
     if not admitted:
         return None

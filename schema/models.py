@@ -12,7 +12,7 @@ from sqlalchemy import Column, Index, PrimaryKeyConstraint, Text, UniqueConstrai
 from sqlmodel import Field, SQLModel
 
 from schema.columns import bigint_pk, utc_column
-from schema.timeutil import utcnow
+from schema.timeutil import UTCDateTime, utcnow
 
 
 class Organization(SQLModel, table=True):
@@ -113,6 +113,12 @@ class IdToken(SQLModel, table=True):
     label: str | None = Field(default=None, max_length=60)
     expires_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
+    # Set on every insert and update (Core and ORM alike): stations' local authorization lists
+    # are brought up to date when a token of their organisation changed after their last sync.
+    updated_at: datetime | None = Field(
+        default_factory=utcnow,
+        sa_column=Column(UTCDateTime(), nullable=True, default=utcnow, onupdate=utcnow),
+    )
 
 
 class Transaction(SQLModel, table=True):
@@ -233,6 +239,7 @@ from schema import control_models as _control_models  # noqa: E402, F401
 
 # OCPP 2.0.1 device models, registered the same way.
 from schema import device_models as _device_models  # noqa: E402, F401
+from schema import local_auth_models as _local_auth_models  # noqa: E402, F401
 from schema import request_models as _request_models  # noqa: E402, F401
 from schema import template_models as _template_models  # noqa: E402, F401
 from schema import work_models as _work_models  # noqa: E402, F401

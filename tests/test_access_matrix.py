@@ -326,6 +326,10 @@ RULES: dict[str, Rule] = {
         CONTROLLERS | {DRIVER}, lambda w, _: {"id": gid("Reservation", w.reservation)}
     ),
     "Query.reservations": Rule(AUTHENTICATED, lambda w, _: {"stationId": gid("Station", w.station)}),
+    # --- local authorization lists: syncing is control, reading the list's state is diagnosis
+    # (the matrix's station has no charger: STATION_OFFLINE results are allowed) ---
+    "Mutation.syncLocalAuthList": Rule(CONTROLLERS, lambda w, _: {"stationIds": [gid("Station", w.station)]}),
+    "Query.localAuthListStatus": Rule(DIAGNOSERS, lambda w, _: {"stationId": gid("Station", w.station)}),
     # --- provisioning (network:manage) ---
     "Mutation.registerStation": Rule(
         MANAGERS,

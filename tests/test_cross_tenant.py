@@ -110,6 +110,14 @@ PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
         "mutation ($s: ID!) { rotateStationPassword(stationId: $s) { password } }",
         lambda w: {"s": gid("Station", w.station)},
     ),
+    "syncLocalAuthList": (
+        "mutation ($s: ID!) { syncLocalAuthList(stationIds: [$s]) { results { outcome } } }",
+        lambda w: {"s": gid("Station", w.station)},
+    ),
+    "localAuthListStatus": (
+        "query ($s: ID!) { localAuthListStatus(stationId: $s) { version pending } }",
+        lambda w: {"s": gid("Station", w.station)},
+    ),
     "cancelReservation": (
         "mutation ($id: ID!) { cancelReservation(id: $id) { outcome } }",
         lambda w: {"id": gid("Reservation", w.reservation)},

@@ -20,7 +20,7 @@ class PrincipalKind(StrEnum):
     USER = "user"  # a person signed in with an access token: driver and/or staff member
     API_KEY = "api_key"  # an integration of one organisation
     PLATFORM = "platform"  # the deployment's bootstrap admin token: every organisation
-    SYSTEM = "system"  # ChargeNet's own jobs (stopping eternal sessions, rollouts): never a request
+    SYSTEM = "system"  # ChargeNet's own jobs acting on stations: never a request
 
 
 def _no_grants() -> Mapping[int, frozenset[Permission]]:
@@ -77,6 +77,10 @@ class Principal:
 
 ANONYMOUS = Principal(PrincipalKind.ANONYMOUS)
 PLATFORM = Principal(PrincipalKind.PLATFORM, everywhere=frozenset(Permission))
-# Commands the worker sends on its own account carry this, so the command log and audit trail
-# say "system" rather than pretending a person acted. No request ever resolves to it.
-SYSTEM = Principal(PrincipalKind.SYSTEM, everywhere=frozenset(Permission))
+# What scheduled jobs act as, so the command log and audit trail say "system" rather than
+# pretending a person acted: station commands only, in every organisation; never account or
+# organisation changes. No request ever resolves to it.
+SYSTEM = Principal(
+    PrincipalKind.SYSTEM,
+    everywhere=frozenset({Permission.STATIONS_CONTROL, Permission.STATIONS_DIAGNOSE}),
+)

@@ -247,7 +247,7 @@ class ApiKeyCreated:
 
 @strawberry.type(description="Who acted: a person, an API key or the platform.")
 class AuditActor:
-    kind: str = strawberry.field(description="user, api_key or platform.")
+    kind: str = strawberry.field(description="user, api_key, platform or system.")
     label: str = strawberry.field(description="Stable even after the account or key is gone.")
     user_id: relay.GlobalID | None
     api_key_id: relay.GlobalID | None

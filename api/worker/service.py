@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.configuration import jobs as configuration
 from api.control import requests
+from api.localauth import jobs as local_lists
 from api.reservations import jobs as reservations
 from api.worker import jobs, overlong
 from api.worker.processor import HandlerRegistry, Processor
@@ -44,6 +45,7 @@ def scheduled_jobs(
     return [
         *_overlong_job(engine, settings, bus),
         *_configuration_job(engine, settings, bus),
+        *_local_list_job(engine, settings, bus),
         ScheduledJob(
             "stuck-sessions",
             settings.stuck_check_interval_s,
@@ -112,6 +114,21 @@ def _configuration_job(engine: AsyncEngine, settings: WorkerSettings, bus: Bus |
                 engine,
                 bus,
                 command_timeout_s=settings.command_timeout_s,
+            ),
+        )
+    ]
+
+
+def _local_list_job(engine: AsyncEngine, settings: WorkerSettings, bus: Bus | None) -> list[ScheduledJob]:
+    """Managed stations' local authorization lists follow their organisation's tokens."""
+    if bus is None:
+        return []
+    return [
+        ScheduledJob(
+            "local-auth-lists",
+            local_lists.SYNC_INTERVAL_S,
+            functools.partial(
+                local_lists.sync_due_lists, engine, bus, command_timeout_s=settings.command_timeout_s
             ),
         )
     ]

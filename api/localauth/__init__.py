@@ -1,0 +1,1 @@
+"""Local authorization lists kept in step with the organisation's tokens (see service.py)."""

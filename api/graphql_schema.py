@@ -26,6 +26,8 @@ from api.accounts.queries import AccountsQuery
 from api.accounts.social import SocialSignInMutation
 from api.auth.permissions import IsPublic
 from api.auth.policy import assert_every_root_field_has_a_rule
+from api.billing.mutations import BillingMutation
+from api.billing.queries import BillingQuery
 from api.configuration.mutations import ConfigurationMutation
 from api.configuration.queries import ConfigurationQuery
 from api.control.mutations import ChargingRequestQuery, ControlMutation
@@ -68,6 +70,7 @@ class Query(
     ReservationsQuery,
     ConfigurationQuery,
     LocalAuthQuery,
+    BillingQuery,
 ):
     # Each node type's resolve_nodes reads through the caller-scoped loaders.
     node: relay.Node | None = relay.node(
@@ -87,6 +90,7 @@ class Mutation(
     ReservationsMutation,
     ConfigurationMutation,
     LocalAuthMutation,
+    BillingMutation,
 ):
     pass
 

@@ -154,6 +154,9 @@ class Transaction(SQLModel, table=True):
     # OCPP 2.0.1: the id the station chose (TransactionEvent transactionId); the start key is
     # derived from it, so the session is found by (station, this id). NULL for 1.6 sessions.
     station_transaction_id: str | None = Field(default=None, max_length=36)
+    # The prices in force when the session started, frozen for it (set by the worker from the
+    # durable start event, as of `started_at`; NULL: no tariff applied).
+    tariff_version_id: int | None = Field(default=None, foreign_key="tariff_version.id")
     created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
 
 
@@ -241,5 +244,6 @@ from schema import control_models as _control_models  # noqa: E402, F401
 from schema import device_models as _device_models  # noqa: E402, F401
 from schema import local_auth_models as _local_auth_models  # noqa: E402, F401
 from schema import request_models as _request_models  # noqa: E402, F401
+from schema import tariff_models as _tariff_models  # noqa: E402, F401
 from schema import template_models as _template_models  # noqa: E402, F401
 from schema import work_models as _work_models  # noqa: E402, F401

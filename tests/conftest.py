@@ -26,6 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
 from api.app import create_app
+from api.worker.service import DurableWork
+from api.worker.settings import WorkerSettings
 from gateway.server import Gateway
 from gateway.simulator import SimCharger, SimConfig
 from schema import models as _models  # noqa: F401  (registers every table on the metadata)
@@ -229,3 +231,16 @@ class _QuietServer(uvicorn.Server):
 async def http(api_server: ApiServer) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=api_server.base_url, timeout=20) as client:
         yield client
+
+
+@pytest.fixture
+async def durable(engine: AsyncEngine, gateway: Gateway) -> AsyncIterator[DurableWork]:
+    """The worker in-process, as `chargenet serve` runs it: durable events reach its handlers
+    (charging requests linked, tariffs frozen on sessions) within tens of milliseconds."""
+    work = DurableWork(
+        engine, WorkerSettings(CHARGENET_OUTBOX_POLL=0.05), bus_url="memory", gateway=True, worker=True
+    )
+    gateway.writer.on_outbox = work.nudge
+    await work.start()
+    yield work
+    await work.stop()

@@ -45,6 +45,7 @@ from schema.control_models import StationCommand, StationConfigurationKey
 from schema.db import session_factory
 from schema.models import ChargingStation, Connector, IdToken, Location, Organization, Transaction
 from schema.request_models import ChargingRequest, Reservation
+from schema.tariff_models import StoredTariff, TariffAssignment, TariffVersion
 from schema.template_models import ConfigurationTemplate, ConfigurationTemplateEntry
 from schema.timeutil import utcnow
 from tests.conftest import OPERATOR_TOKEN, ApiServer
@@ -64,6 +65,8 @@ CONTROLLERS = frozenset({"owner", "admin", "operator", KEY, PLATFORM})
 # stations:diagnose: resets, configuration reads, firmware and logs (not in the matrix's key).
 DIAGNOSERS = frozenset({"owner", "admin", "operator", "technician", PLATFORM})
 MEMBERS = frozenset(ROLES)
+BILLERS = frozenset({"owner", "admin", "finance", PLATFORM})
+MATRIX_TARIFF = {"energy_per_kwh": "39", "time_per_minute": "0", "idle_per_minute": "10", "windows": []}
 # The integration the matrix plays: reads the network and sessions, starts and stops charging.
 KEY_PERMISSIONS = frozenset({Permission.NETWORK_READ, Permission.SESSIONS_READ, Permission.STATIONS_CONTROL})
 DENY_CODES = {"UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "INVITATION_EMAIL_MISMATCH"}
@@ -97,6 +100,8 @@ class World:
     reservation: int = 0
     charging_request: int = 0
     configuration_template: int = 0
+    tariff: int = 0
+    tariff_assignment: int = 0
     users: dict[str, int] = field(default_factory=dict)
     sessions: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
@@ -203,6 +208,12 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
         s.add(template)
         await s.flush()
         s.add(ConfigurationTemplateEntry(template_id=template.id or 0, key="HeartbeatInterval", value="300"))
+        tariff = StoredTariff(organization_id=oid, name="Matrix")
+        s.add(tariff)
+        await s.flush()
+        s.add(TariffVersion(tariff_id=tariff.id or 0, version=1, definition=MATRIX_TARIFF))
+        assignment = TariffAssignment(organization_id=oid, tariff_id=tariff.id or 0)
+        s.add(assignment)
         await s.flush()
         world = World(
             org=oid,
@@ -223,6 +234,8 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
             reservation=reservation.id or 0,
             charging_request=request.id or 0,
             configuration_template=template.id or 0,
+            tariff=tariff.id or 0,
+            tariff_assignment=assignment.id or 0,
             users=users,
         )
         for who in PEOPLE:
@@ -354,6 +367,44 @@ RULES: dict[str, Rule] = {
     # --- configuration templates: reading drift and the device model is diagnosing (null for
     # others), writing and applying templates is control ---
     "Query.configurationTemplates": Rule(AUTHENTICATED),
+    # --- tariffs: prices are public where the station is; managing them is billing ---
+    "Query.tariffs": Rule(AUTHENTICATED),
+    "Query.connectorTariff": Rule(
+        ALL, lambda w, _: {"stationId": gid("Station", w.station), "connectorId": 1}
+    ),
+    "Query.estimateCost": Rule(
+        ALL,
+        lambda w, _: {
+            "input": {
+                "stationId": gid("Station", w.station),
+                "connectorId": 1,
+                "energyKwh": "10",
+                "chargingMinutes": 60,
+            }
+        },
+    ),
+    "Mutation.createTariff": Rule(
+        BILLERS,
+        lambda w, who: {
+            "input": {
+                "organizationId": gid("Organization", w.org),
+                "name": f"T {who}",
+                "prices": {"energyPerKwh": "35"},
+            }
+        },
+    ),
+    "Mutation.updateTariffPrices": Rule(
+        BILLERS,
+        lambda w, _: {"input": {"tariffId": gid("Tariff", w.tariff), "prices": {"energyPerKwh": "41"}}},
+    ),
+    "Mutation.archiveTariff": Rule(BILLERS, lambda w, _: {"id": gid("Tariff", w.tariff)}),
+    "Mutation.assignTariff": Rule(
+        BILLERS,
+        lambda w, _: {"input": {"tariffId": gid("Tariff", w.tariff), "stationId": gid("Station", w.station)}},
+    ),
+    "Mutation.unassignTariff": Rule(
+        BILLERS, lambda w, _: {"id": gid("TariffAssignment", w.tariff_assignment)}
+    ),
     "Query.configurationDrift": Rule(DIAGNOSERS, lambda w, _: {"stationId": gid("Station", w.station)}),
     "Query.deviceModel": Rule(DIAGNOSERS, lambda w, _: {"stationId": gid("Station", w.station)}),
     "Mutation.createConfigurationTemplate": Rule(

@@ -4,7 +4,6 @@ once, charging (with its session) when the station reports it, failed with a rea
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -13,8 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.control import requests
 from api.worker.service import DurableWork
-from api.worker.settings import WorkerSettings
-from gateway.server import Gateway
 from tests.account_builders import give_token, make_user, sign_in
 from tests.builders import ACCEPTED_TAGS
 from tests.conftest import OPERATOR_TOKEN, ApiServer, ChargerFactory
@@ -41,18 +38,6 @@ async def driver(engine: AsyncEngine, api_server: ApiServer) -> str:
     await give_token(engine, user_id=user, token=APP_TAG, token_type="Central")
     pair = await sign_in(engine, api_server.app.state.auth.keys, user_id=user)
     return pair.access_token
-
-
-@pytest.fixture
-async def durable(engine: AsyncEngine, gateway: Gateway) -> AsyncIterator[DurableWork]:
-    """The worker in-process, as `chargenet serve` runs it: links requests from durable events."""
-    work = DurableWork(
-        engine, WorkerSettings(CHARGENET_OUTBOX_POLL=0.05), bus_url="memory", gateway=True, worker=True
-    )
-    gateway.writer.on_outbox = work.nudge
-    await work.start()
-    yield work
-    await work.stop()
 
 
 async def ask(http: httpx.AsyncClient, token: str, query: str, **variables: Any) -> dict[str, Any]:

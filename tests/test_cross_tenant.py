@@ -49,6 +49,7 @@ OBJECTS: dict[str, Callable[[World], int]] = {
     "Reservation": lambda w: w.reservation,
     "ChargingRequest": lambda w: w.charging_request,
     "ConfigurationTemplate": lambda w: w.configuration_template,
+    "Tariff": lambda w: w.tariff,
 }
 # Root operations that take another tenant's object: each must answer null or NOT_FOUND.
 PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
@@ -191,6 +192,26 @@ PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
     "applyConfigurationTemplate": (
         "mutation ($t: ID!) { applyConfigurationTemplate(input: {templateId: $t}) { sentCount } }",
         lambda w: {"t": gid("ConfigurationTemplate", w.configuration_template)},
+    ),
+    "createTariff": (
+        'mutation ($o: ID!) { createTariff(input: {organizationId: $o, name: "spy", prices: {}}) { id } }',
+        lambda w: {"o": gid("Organization", w.org)},
+    ),
+    "updateTariffPrices": (
+        "mutation ($t: ID!) { updateTariffPrices(input: {tariffId: $t, prices: {}}) { id } }",
+        lambda w: {"t": gid("Tariff", w.tariff)},
+    ),
+    "archiveTariff": (
+        "mutation ($t: ID!) { archiveTariff(id: $t) { id } }",
+        lambda w: {"t": gid("Tariff", w.tariff)},
+    ),
+    "assignTariff": (
+        "mutation ($t: ID!) { assignTariff(input: {tariffId: $t}) { id } }",
+        lambda w: {"t": gid("Tariff", w.tariff)},
+    ),
+    "unassignTariff": (
+        "mutation ($a: ID!) { unassignTariff(id: $a) { id } }",
+        lambda w: {"a": gid("TariffAssignment", w.tariff_assignment)},
     ),
     "revokeAppToken": (
         "mutation ($a: ID!) { revokeAppToken(id: $a) }",

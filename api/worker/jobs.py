@@ -3,7 +3,8 @@
 Event-driven (run once per event by the processor, inside its transaction):
 - session bookkeeping on TransactionEnded: one `session_summary` row per transaction, what
   billing, uptime and analytics read; and the session's stuck flag, if any, is resolved.
-- on TransactionStarted, the reservation the session used is marked used and linked.
+- on TransactionStarted, the reservation the session used is marked used and linked, and the
+  tariff version in force at the start is frozen on the session.
 Scheduled (one replica at a time):
 - the stuck-session check: Active sessions whose station has been offline longer than a grace,
   or that got no meter value for too long, are flagged in `stuck_session`;
@@ -20,6 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from api.billing import service as billing
 from api.control import requests
 from api.reservations import jobs as reservations
 from api.worker import repository as repo
@@ -78,6 +80,7 @@ def default_registry() -> HandlerRegistry:
     registry.register(TransactionEnded, resolve_stuck_on_end)
     registry.register(TransactionStarted, reservations.use_reservation_on_start)
     registry.register(TransactionStarted, requests.link_started)
+    registry.register(TransactionStarted, billing.freeze_on_start)
     registry.register(TransactionEnded, requests.close_ended)
     return registry
 

@@ -30,6 +30,8 @@ from api.control.mutations import ChargingRequestQuery, ControlMutation
 from api.control.operations_api import ControlOperationsMutation, ControlQuery
 from api.drivers.mutations import DriverMutation
 from api.drivers.queries import DriverQuery
+from api.firmware.mutations import FirmwareCampaignMutation
+from api.firmware.queries import FirmwareCampaignQuery
 from api.network.mutations import NetworkMutation
 from api.network.queries import NetworkQuery
 from api.network.station_events import StationEventsSubscription
@@ -62,6 +64,7 @@ class Query(
     ControlQuery,
     ChargingRequestQuery,
     ReservationsQuery,
+    FirmwareCampaignQuery,
 ):
     # Each node type's resolve_nodes reads through the caller-scoped loaders.
     node: relay.Node | None = relay.node(
@@ -79,6 +82,7 @@ class Mutation(
     DriverMutation,
     OrgsMutation,
     ReservationsMutation,
+    FirmwareCampaignMutation,
 ):
     pass
 

@@ -41,6 +41,7 @@ from api.auth.opaque import new_token
 from api.auth.roles import Permission, Role, format_permissions
 from api.graphql_schema import build_schema
 from schema.account_models import ApiKey, AuditEntry, Invitation, Membership, UserAccount, Vehicle
+from schema.campaign_models import FirmwareCampaign, FirmwareCampaignStation
 from schema.control_models import StationCommand, StationConfigurationKey
 from schema.db import session_factory
 from schema.models import ChargingStation, Connector, IdToken, Location, Organization, Transaction
@@ -95,6 +96,8 @@ class World:
     command: int = 0
     reservation: int = 0
     charging_request: int = 0
+    campaign: int = 0
+    campaign_station: int = 0
     users: dict[str, int] = field(default_factory=dict)
     sessions: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
@@ -190,6 +193,23 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
         )
         s.add(reservation)
         s.add_all([tx, vehicle, card, app, target_key, key, invitation, audit, command, setting, request])
+        # a draft firmware campaign of the organisation's one station
+        campaign = FirmwareCampaign(
+            organization_id=oid,
+            name="matrix",
+            location="https://firmware.example.com/sim-2.0.bin",
+            wave_size=1,
+            wave_count=1,
+            station_timeout_s=3600,
+            created_by_kind="platform",
+            created_by_label="platform",
+        )
+        s.add(campaign)
+        await s.flush()
+        campaign_station = FirmwareCampaignStation(
+            campaign_id=campaign.id or 0, station_id=station.id or 0, wave=1
+        )
+        s.add(campaign_station)
         await s.flush()
         world = World(
             org=oid,
@@ -209,6 +229,8 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
             command=command.id or 0,
             reservation=reservation.id or 0,
             charging_request=request.id or 0,
+            campaign=campaign.id or 0,
+            campaign_station=campaign_station.id or 0,
             users=users,
         )
         for who in PEOPLE:
@@ -312,6 +334,32 @@ RULES: dict[str, Rule] = {
         CONTROLLERS | {DRIVER}, lambda w, _: {"id": gid("Reservation", w.reservation)}
     ),
     "Query.reservations": Rule(AUTHENTICATED, lambda w, _: {"stationId": gid("Station", w.station)}),
+    # --- firmware campaigns (stations:diagnose); the matrix's campaign is a draft, so pausing and
+    # resuming it is INVALID_STATE_TRANSITION for those allowed, NOT_FOUND for the others ---
+    "Query.firmwareCampaigns": Rule(AUTHENTICATED),
+    "Mutation.createFirmwareCampaign": Rule(
+        DIAGNOSERS,
+        lambda w, _: {
+            "input": {
+                "organizationId": gid("Organization", w.org),
+                "name": "matrix",
+                "location": FIRMWARE_URL,
+                "stations": {"stationIds": [gid("Station", w.station)]},
+            }
+        },
+    ),
+    "Mutation.startFirmwareCampaign": Rule(
+        DIAGNOSERS, lambda w, _: {"id": gid("FirmwareCampaign", w.campaign)}
+    ),
+    "Mutation.pauseFirmwareCampaign": Rule(
+        DIAGNOSERS, lambda w, _: {"id": gid("FirmwareCampaign", w.campaign)}
+    ),
+    "Mutation.resumeFirmwareCampaign": Rule(
+        DIAGNOSERS, lambda w, _: {"id": gid("FirmwareCampaign", w.campaign)}
+    ),
+    "Mutation.abortFirmwareCampaign": Rule(
+        DIAGNOSERS, lambda w, _: {"id": gid("FirmwareCampaign", w.campaign)}
+    ),
     # --- provisioning (network:manage) ---
     "Mutation.registerStation": Rule(
         MANAGERS,

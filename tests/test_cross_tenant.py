@@ -48,6 +48,8 @@ OBJECTS: dict[str, Callable[[World], int]] = {
     "StationCommand": lambda w: w.command,
     "Reservation": lambda w: w.reservation,
     "ChargingRequest": lambda w: w.charging_request,
+    "FirmwareCampaign": lambda w: w.campaign,
+    "FirmwareCampaignStation": lambda w: w.campaign_station,
 }
 # Root operations that take another tenant's object: each must answer null or NOT_FOUND.
 PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
@@ -113,6 +115,18 @@ PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
         "mutation ($id: ID!) { cancelReservation(id: $id) { outcome } }",
         lambda w: {"id": gid("Reservation", w.reservation)},
     ),
+    "createFirmwareCampaign": (
+        'mutation ($s: ID!) { createFirmwareCampaign(input: {name: "spy", location: '
+        '"https://firmware.example.com/x.bin", stations: {stationIds: [$s]}}) { campaign { id } } }',
+        lambda w: {"s": gid("Station", w.station)},
+    ),
+    **{
+        f"{action}FirmwareCampaign": (
+            f"mutation ($id: ID!) {{ {action}FirmwareCampaign(id: $id) {{ campaign {{ id }} }} }}",
+            lambda w: {"id": gid("FirmwareCampaign", w.campaign)},
+        )
+        for action in ("start", "pause", "resume", "abort")
+    },
     "stopCharging": (
         "mutation ($t: ID!) { stopCharging(input: {transactionId: $t, waitSeconds: 0}) { outcome } }",
         lambda w: {"t": gid("Transaction", w.transaction)},
@@ -263,6 +277,12 @@ class TestCrossTenant:
                 token=token,
             )
             assert settings["data"]["stationConfiguration"] == [], who
+            campaigns = await gql(
+                http, "{ firmwareCampaigns(first: 100) { edges { node { id } } } }", token=token
+            )
+            assert gid("FirmwareCampaign", b.campaign) not in {
+                e["node"]["id"] for e in campaigns["data"]["firmwareCampaigns"]["edges"]
+            }, who
         # and the owner of A does see A's own session and organisation (the probes can see)
         own = await gql(http, tx_query, token=a.tokens["owner"])
         assert gid("Transaction", a.transaction) in {

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.control import requests
+from api.firmware import progress as firmware_campaigns
 from api.reservations import jobs as reservations
 from api.worker import jobs, overlong
 from api.worker.processor import HandlerRegistry, Processor
@@ -42,6 +43,7 @@ def scheduled_jobs(
 ) -> list[ScheduledJob]:
     return [
         *_overlong_job(engine, settings, bus),
+        *_firmware_campaign_job(engine, settings, bus),
         ScheduledJob(
             "stuck-sessions",
             settings.stuck_check_interval_s,
@@ -91,6 +93,26 @@ def _overlong_job(engine: AsyncEngine, settings: WorkerSettings, bus: Bus | None
                 engine,
                 bus,
                 max_age_s=settings.max_session_hours * 3600,
+                command_timeout_s=settings.command_timeout_s,
+            ),
+        )
+    ]
+
+
+def _firmware_campaign_job(
+    engine: AsyncEngine, settings: WorkerSettings, bus: Bus | None
+) -> list[ScheduledJob]:
+    """Firmware campaigns send commands, so they run where the bus is."""
+    if bus is None:
+        return []
+    return [
+        ScheduledJob(
+            "firmware-campaigns",
+            firmware_campaigns.PROGRESS_INTERVAL_S,
+            functools.partial(
+                firmware_campaigns.advance_campaigns,
+                engine,
+                bus,
                 command_timeout_s=settings.command_timeout_s,
             ),
         )

@@ -67,11 +67,17 @@ class FirmwareCampaign(SQLModel, table=True):
     # count against the threshold.
     tolerated_wave: int = Field(default=0)
     paused_reason: str | None = Field(default=None, max_length=200)
-    # Who created it: the campaign's commands are sent (and logged) on their behalf.
+    # Who created it.
     created_by_kind: str = Field(max_length=16)
     created_by_user_id: int | None = Field(default=None, foreign_key="user_account.id")
     created_by_api_key_id: int | None = Field(default=None, foreign_key="api_key.id")
     created_by_label: str = Field(max_length=120)
+    # Who last started or resumed it: its commands are sent (and logged) on their behalf, and
+    # only while they still hold stations:diagnose in the organisation.
+    run_by_kind: str | None = Field(default=None, max_length=16)
+    run_by_user_id: int | None = Field(default=None, foreign_key="user_account.id")
+    run_by_api_key_id: int | None = Field(default=None, foreign_key="api_key.id")
+    run_by_label: str | None = Field(default=None, max_length=120)
     created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
     started_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))

@@ -42,7 +42,7 @@ FIRMWARE = "ftp://files.example.com/chargenet-2.1.0.bin"  # the simulators insta
 TARGET = "2.1.0"
 SPEED = 600.0  # a simulated update (download, install, reboot) takes well under a second
 CAMPAIGN_FIELDS = """
-  id name state currentWave waveCount pausedReason targetVersion createdBy
+  id name state currentWave waveCount pausedReason targetVersion createdBy runBy
   counts { total queued sent rejected offline downloading downloaded installing installed failed skipped }"""
 CREATE = f"""
 mutation ($input: CreateFirmwareCampaignInput!) {{
@@ -487,6 +487,52 @@ class TestSilence:
         assert await station_states(engine, campaign_pk) == {"CP-MUTE": "failed"}
         await run(engine, bus, t0 + timedelta(seconds=902))
         assert await campaign_state(engine, campaign_pk) == "completed"
+
+
+class TestAuthority:
+    async def test_it_acts_for_whoever_ran_it_only_while_they_may(
+        self,
+        engine: AsyncEngine,
+        bus: InProcessBus,
+        api_server: ApiServer,
+        http: httpx.AsyncClient,
+        operator: Operator,
+    ) -> None:
+        # given a campaign of two waves the operator started (its stations are offline, which
+        # holds back no wave)
+        ids = await stations(engine, "CP-X1", "CP-X2")
+        created = await create(http, operator.token, list(ids.values()), waveSize=1)
+        campaign_pk = pk(created["id"])
+        assert created["runBy"] == f"user:{operator.user_id}"
+        await run(engine, bus)
+        # when the operator is demoted to viewer
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE membership SET role = 'viewer' WHERE user_id = :u"), {"u": operator.user_id}
+            )
+        # then the campaign sends nothing more on their behalf, and says why
+        await run(engine, bus)
+        assert await campaign_state(engine, campaign_pk) == "paused"
+        reason = await scalar(
+            engine, "SELECT paused_reason FROM firmware_campaign WHERE id = :c", c=campaign_pk
+        )
+        assert reason == f"user:{operator.user_id} no longer holds stations:diagnose here; resume to continue"
+        assert await station_states(engine, campaign_pk) == {"CP-X1": "offline", "CP-X2": "queued"}
+        # when a technician resumes it, it goes on as theirs
+        technician = await make_operator(engine, api_server, name="theo", role=Role.TECHNICIAN)
+        resumed = await act(http, technician.token, "resumeFirmwareCampaign", created["id"])
+        assert resumed["data"]["resumeFirmwareCampaign"]["campaign"]["state"] == "RUNNING"
+        await run(engine, bus)
+        logged = await fetch(
+            engine,
+            "SELECT station_id, actor_label, bulk_id FROM station_command WHERE name = 'UpdateFirmware' "
+            "ORDER BY id",
+        )
+        assert [(r["station_id"], r["actor_label"]) for r in logged] == [
+            (ids["CP-X1"], f"user:{operator.user_id}"),
+            (ids["CP-X2"], f"user:{technician.user_id}"),
+        ]
+        assert {r["bulk_id"] for r in logged} == {f"campaign:{campaign_pk}"}
 
 
 @SQLITE_ONLY

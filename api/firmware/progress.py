@@ -20,10 +20,12 @@ Each run, for every campaign that has something to do:
    station has had `station_timeout_s` since its last attempt to come back; those that did not
    stay `offline`.
 
-Commands go through `api.control.operations.send_logged_many` on behalf of the campaign's
-creator, so the command log and audit log show who and why: their `bulk_id` is
-`campaign:<id>`. Every station's step is announced on the bus as a StationReported
-(`FirmwareCampaignProgress`), which operators see in `stationEvents`.
+Commands go through `api.control.operations.send_logged_many` on behalf of whoever started
+or last resumed the campaign, so the command log and audit log show who and why (their
+`bulk_id` is `campaign:<id>`); should that person or key no longer hold stations:diagnose in
+the organisation, the campaign pauses instead of sending. Every station's step is announced
+on the bus as a StationReported (`FirmwareCampaignProgress`), which operators see in
+`stationEvents`.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from api.auth.principal import Principal, PrincipalKind
 from api.auth.roles import Permission
 from api.control import operations
 from api.control.service import CommandOutcome
-from api.firmware.repository import FAILURES, FINISHED, IN_FLIGHT, execute
+from api.firmware.repository import FAILURES, FINISHED, IN_FLIGHT, execute, may_still_run
 from api.firmware.tracking import progress
 from api.worker.processor import is_transient
 from schema.bus import Bus
@@ -141,6 +143,8 @@ async def _advance(
     if c.state != CampaignState.RUNNING.value:
         return
     if await _over_threshold(db, c, now, report):
+        return
+    if not await _authority_holds(db, c, now, report):
         return
     await _retry_offline(db, bus, c, now, timeout_s, report)
     if c.current_wave < c.wave_count:
@@ -247,6 +251,22 @@ async def _set_state(
 # --- 3. and 4. sending ---
 
 
+async def _authority_holds(
+    db: async_sessionmaker[AsyncSession], c: FirmwareCampaign, now: datetime, report: ProgressReport
+) -> bool:
+    """Nothing goes out for someone who may no longer send it: the campaign pauses, and an
+    operator who resumes it takes it over."""
+    async with db() as s:
+        if await may_still_run(s, c, now):
+            return True
+        reason = f"{c.run_by_label} no longer holds stations:diagnose here; resume to continue"[:200]
+        if await _set_state(s, c, CampaignState.PAUSED, now, paused_reason=reason):
+            await s.commit()
+            report.paused.append(c.id or 0)
+            log.warning("firmware campaign %s paused itself: %s", c.id, reason)
+    return False
+
+
 async def _retry_offline(
     db: async_sessionmaker[AsyncSession],
     bus: Bus,
@@ -326,12 +346,13 @@ async def _send_wave(
 
 
 def _campaign_actor(c: FirmwareCampaign) -> Actor:
-    """The campaign's creator, holding exactly what UpdateFirmware needs in its organisation:
-    the command and audit logs name them (and the campaign, as bulk id)."""
+    """Whoever started or last resumed the campaign, holding exactly what UpdateFirmware needs
+    in its organisation (checked by `may_still_run` before anything is sent): the command and
+    audit logs name them, and the campaign as bulk id."""
     principal = Principal(
-        PrincipalKind(c.created_by_kind),
-        user_id=c.created_by_user_id,
-        api_key_id=c.created_by_api_key_id,
+        PrincipalKind(c.run_by_kind or PrincipalKind.PLATFORM.value),
+        user_id=c.run_by_user_id,
+        api_key_id=c.run_by_api_key_id,
         grants={c.organization_id: frozenset({Permission.STATIONS_DIAGNOSE})},
     )
     return Actor(principal)

@@ -17,9 +17,10 @@ from sqlalchemy import Select, false, func, or_, select, update
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.auth.principal import Principal
-from api.auth.roles import Permission
+from api.auth.principal import Principal, PrincipalKind
+from api.auth.roles import ROLE_PERMISSIONS, Permission, Role, parse_permissions
 from api.orgs.repository import Page, page, rows
+from schema.account_models import ApiKey, Membership, UserAccount
 from schema.campaign_models import (
     CampaignState,
     CampaignStationState,
@@ -202,3 +203,34 @@ async def execute(session: AsyncSession, stmt: Any) -> Any:
     `exec` runs it like `execute`, without the latter's deprecation warning, but types only its
     own selects."""
     return await session.exec(stmt)
+
+
+async def may_still_run(session: AsyncSession, c: FirmwareCampaign, now: datetime) -> bool:
+    """Whether whoever started or last resumed the campaign still holds stations:diagnose in
+    its organisation: a member who left or was demoted, or a revoked or expired key, sends
+    nothing more. The platform admin token is the deployment's own and always may."""
+    needed = Permission.STATIONS_DIAGNOSE
+    kind = PrincipalKind(c.run_by_kind) if c.run_by_kind else None
+    if kind is PrincipalKind.PLATFORM:
+        return True
+    if kind is PrincipalKind.USER and c.run_by_user_id is not None:
+        user = await session.get(UserAccount, c.run_by_user_id)
+        if user is None or user.deleted_at is not None:
+            return False
+        if user.is_platform_admin:
+            return True
+        stmt = select(col(Membership.role)).where(
+            col(Membership.user_id) == c.run_by_user_id, col(Membership.organization_id) == c.organization_id
+        )
+        role = (await execute(session, stmt)).scalar()
+        return role in Role._value2member_map_ and needed in ROLE_PERMISSIONS[Role(role)]
+    if kind is PrincipalKind.API_KEY and c.run_by_api_key_id is not None:
+        key = await session.get(ApiKey, c.run_by_api_key_id)
+        return (
+            key is not None
+            and key.organization_id == c.organization_id
+            and key.revoked_at is None
+            and (key.expires_at is None or key.expires_at > now)
+            and needed in parse_permissions(key.permissions)
+        )
+    return False

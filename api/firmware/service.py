@@ -9,7 +9,8 @@ station to the end, so one replica at a time decides what goes out.
 States: draft → running ⇄ paused → completed; draft, running and paused → aborted. Aborting
 skips every station not sent to yet; commands already sent are not recalled (OCPP 1.6 has no
 way to cancel an accepted UpdateFirmware) and the stations updating are still followed.
-Every transition is checked under a row lock and written to the audit log.
+Every transition is checked under a row lock and written to the audit log. Whoever starts
+or resumes a campaign is who its commands are then sent for.
 """
 
 from __future__ import annotations
@@ -183,6 +184,7 @@ async def create_campaign(
             created_by_user_id=p.user_id,
             created_by_api_key_id=p.api_key_id,
             created_by_label=p.actor_label[:120],
+            **(_run_by(actor) if start else {}),
             created_at=now,
             updated_at=now,
         )
@@ -208,6 +210,17 @@ async def create_campaign(
         ),
     )
     return campaign
+
+
+def _run_by(actor: Actor) -> dict[str, Any]:
+    """Whoever starts or resumes a campaign is who it then acts for (see progress.py)."""
+    p = actor.principal
+    return {
+        "run_by_kind": p.kind.value,
+        "run_by_user_id": p.user_id,
+        "run_by_api_key_id": p.api_key_id,
+        "run_by_label": p.actor_label[:120],
+    }
 
 
 async def _versions(s: AsyncSession, station_ids: list[int]) -> dict[int, str | None]:
@@ -251,12 +264,12 @@ async def transition(
             raise InvalidCampaignTransition(f"cannot {action} a campaign that is {state.value}")
         values: dict[str, Any] = {"state": target.value, "updated_at": now}
         if action == "start":
-            values["started_at"] = now
+            values.update(started_at=now, **_run_by(actor))
         elif action == "pause":
             values["paused_reason"] = f"paused by {actor.principal.actor_label}"[:200]
         elif action == "resume":
             # The failures that paused it were seen: only later waves count against the threshold.
-            values.update(paused_reason=None, tolerated_wave=campaign.current_wave)
+            values.update(paused_reason=None, tolerated_wave=campaign.current_wave, **_run_by(actor))
         else:
             values["finished_at"] = now
             await repository.skip_queued(

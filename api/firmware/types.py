@@ -132,6 +132,10 @@ class FirmwareCampaignNode(relay.Node):
     wave_sent_at: datetime | None
     paused_reason: str | None
     created_by: str = strawberry.field(description="Who created it (user:…, api_key:…, platform).")
+    run_by: str | None = strawberry.field(
+        description="Who started or last resumed it: its commands are sent on their behalf, while "
+        "they hold stations:diagnose here (else it pauses)."
+    )
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None
@@ -156,6 +160,7 @@ class FirmwareCampaignNode(relay.Node):
             wave_sent_at=r.wave_sent_at,
             paused_reason=r.paused_reason,
             created_by=r.created_by_label,
+            run_by=r.run_by_label,
             created_at=r.created_at,
             updated_at=r.updated_at,
             started_at=r.started_at,

@@ -2,7 +2,7 @@
 
 Revision ID: 0010
 Revises: 0009
-Create Date: 2026-11-24 04:33:07.956003
+Create Date: 2026-11-24 04:44:53.459133
 """
 from __future__ import annotations
 
@@ -43,6 +43,10 @@ def upgrade() -> None:
     sa.Column('created_by_user_id', sa.Integer(), nullable=True),
     sa.Column('created_by_api_key_id', sa.Integer(), nullable=True),
     sa.Column('created_by_label', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
+    sa.Column('run_by_kind', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
+    sa.Column('run_by_user_id', sa.Integer(), nullable=True),
+    sa.Column('run_by_api_key_id', sa.Integer(), nullable=True),
+    sa.Column('run_by_label', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=True),
     sa.Column('created_at', schema.timeutil.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', schema.timeutil.UTCDateTime(timezone=True), nullable=False),
     sa.Column('started_at', schema.timeutil.UTCDateTime(timezone=True), nullable=True),
@@ -50,6 +54,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['created_by_api_key_id'], ['api_key.id'], ),
     sa.ForeignKeyConstraint(['created_by_user_id'], ['user_account.id'], ),
     sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], ),
+    sa.ForeignKeyConstraint(['run_by_api_key_id'], ['api_key.id'], ),
+    sa.ForeignKeyConstraint(['run_by_user_id'], ['user_account.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('firmware_campaign', schema=None) as batch_op:

@@ -21,6 +21,8 @@ from sqlmodel import select
 from api.auth.roles import Role
 from api.firmware.progress import ProgressReport, advance_campaigns
 from api.firmware.tracking import progress
+from api.worker.service import scheduled_jobs
+from api.worker.settings import WorkerSettings
 from gateway.server import Gateway
 from gateway.sim_v201 import SimCharger201
 from gateway.simulator import SimCharger, SimConfig
@@ -41,6 +43,7 @@ from tests.test_remote_control import eventually
 FIRMWARE = "ftp://files.example.com/chargenet-2.1.0.bin"  # the simulators install it as 2.1.0
 TARGET = "2.1.0"
 SPEED = 600.0  # a simulated update (download, install, reboot) takes well under a second
+SLOW = 100.0
 CAMPAIGN_FIELDS = """
   id name state currentWave waveCount pausedReason targetVersion createdBy runBy
   counts { total queued sent rejected offline downloading downloaded installing installed failed skipped }"""
@@ -225,10 +228,12 @@ class TestRollout:
     ) -> None:
         # given two 1.6 and two 2.0.1 chargers of one organisation, one of which cannot install
         ids = await stations(engine, "CP-A16", "CP-B201", "CP-C16", "CP-D201")
-        a = await chargers("CP-A16")
-        b = await chargers("CP-B201", v201=True)
-        c = await chargers("CP-C16")
-        d = await chargers("CP-D201", v201=True, firmware_failure="InstallationFailed")
+        # (slower than elsewhere: an update takes about a second, so the job's second run
+        # below surely finds wave 1 still at work)
+        a = await chargers("CP-A16", speed=SLOW)
+        b = await chargers("CP-B201", v201=True, speed=SLOW)
+        c = await chargers("CP-C16", speed=SLOW)
+        d = await chargers("CP-D201", v201=True, firmware_failure="InstallationFailed", speed=SLOW)
         await eventually(lambda: scalar(engine, "SELECT count(*) = 4 FROM charging_station WHERE online"))
         seen = bus.subscribe(station_topic(ids["CP-A16"]))
         # when an operator starts a campaign in waves of two, each after the previous finished
@@ -284,6 +289,14 @@ class TestRollout:
             1,
             4,
         )
+        # and no station of wave 2 was sent the update before wave 1 had finished
+        rows = await fetch(
+            engine,
+            "SELECT wave, sent_at, updated_at FROM firmware_campaign_station WHERE campaign_id = :c",
+            c=campaign_pk,
+        )
+        wave_1_done = max(r["updated_at"] for r in rows if r["wave"] == 1)
+        assert min(r["sent_at"] for r in rows if r["wave"] == 2) > wave_1_done
         # and the command log names the operator and the campaign as the cause
         log = await ok(http, operator.token, COMMANDS, s=gid("Station", ids["CP-B201"]))
         command = next(e["node"] for e in log["commands"]["edges"] if e["node"]["name"] == "UpdateFirmware")
@@ -759,3 +772,11 @@ class TestTrackingRules:
             "failed",
             "no progress reported for 60 min",
         )
+
+
+def test_the_worker_runs_the_campaign_job_where_it_has_the_bus(
+    engine: AsyncEngine, bus: InProcessBus
+) -> None:
+    settings = WorkerSettings()
+    assert "firmware-campaigns" in {job.name for job in scheduled_jobs(engine, settings, bus)}
+    assert "firmware-campaigns" not in {job.name for job in scheduled_jobs(engine, settings, None)}

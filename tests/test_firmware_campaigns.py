@@ -472,6 +472,29 @@ class TestOfflineStations:
         assert by_station(campaign)["CP-GONE"]["message"] == "offline until the campaign ended"
 
 
+class TestCrashedRun:
+    async def test_stations_of_a_wave_a_crashed_run_never_sent_to_are_sent_later(
+        self, engine: AsyncEngine, bus: InProcessBus, http: httpx.AsyncClient, operator: Operator
+    ) -> None:
+        # given a campaign whose first wave was claimed by a run that died before sending
+        ids = await stations(engine, "CP-ORPHAN")
+        created = await create(http, operator.token, list(ids.values()))
+        campaign_pk = pk(created["id"])
+        t0 = utcnow()
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE firmware_campaign SET current_wave = 1, wave_sent_at = :t WHERE id = :c"),
+                {"t": t0, "c": campaign_pk},
+            )
+        # when the job runs while that run could still be sending, it leaves the wave alone
+        await run(engine, bus, t0 + timedelta(seconds=5))
+        assert await station_states(engine, campaign_pk) == {"CP-ORPHAN": "queued"}
+        # then once no run can still be at it, the station is sent to (and found offline)
+        await run(engine, bus, t0 + timedelta(minutes=5))
+        assert await station_states(engine, campaign_pk) == {"CP-ORPHAN": "offline"}
+        assert await scalar(engine, "SELECT count(*) FROM station_command WHERE name = 'UpdateFirmware'") == 1
+
+
 class TestSilence:
     async def test_a_station_that_accepts_and_then_says_nothing_fails_after_the_timeout(
         self,

@@ -12,6 +12,7 @@ Each run, for every campaign that has something to do:
    longer count: the operator who resumed has seen them.
 3. Stations that were offline when their wave went out are sent again once their station is
    online, up to MAX_SEND_ATTEMPTS times (then failed). They never hold back the next wave.
+   Stations of a claimed wave that a crashed run never sent to are sent too.
 4. The next wave goes out when it is due: at once for the first; then `wave_interval_s` after
    the previous one, or — without an interval — when every station of the previous wave has
    finished (installed, failed, rejected, skipped) or is offline. The wave is claimed by a
@@ -31,6 +32,7 @@ on the bus as a StationReported (`FirmwareCampaignProgress`), which operators se
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -71,8 +73,12 @@ CS = CampaignStationState
 PROGRESS_INTERVAL_S = 15.0
 # An offline station is sent the update again each time it is seen online, this many times in all.
 MAX_SEND_ATTEMPTS = 5
-# Campaigns advanced per run; more wait for the next run (a run sends at most one wave each).
-MAX_CAMPAIGNS_PER_RUN = 50
+# Campaigns advanced per run, oldest first; more wait for the next run (a run sends at most
+# one wave each, and campaigns end by themselves, so none waits for ever).
+MAX_CAMPAIGNS_PER_RUN = 100
+# Stations sent again per campaign and run: a wave's worth of stations coming back at once
+# after an outage goes out over a few runs rather than in one burst.
+MAX_RESENDS_PER_RUN = 1_000
 PROGRESS_ACTION = "FirmwareCampaignProgress"
 CFS = FirmwareCampaignStation
 ST = ChargingStation
@@ -275,15 +281,21 @@ async def _retry_offline(
     timeout_s: float,
     report: ProgressReport,
 ) -> None:
+    """Offline stations seen online again, and stations of an already claimed wave that were
+    never sent to (the run that claimed it died mid-wave: after twice the longest a wave can
+    take to send, no run can still be sending it)."""
+    back_online = and_(col(CFS.state) == CS.OFFLINE.value, col(ST.online).is_(True))
+    orphaned_waves = c.current_wave - 1
+    sending_s = math.ceil(c.wave_size / operations.BULK_CONCURRENCY) * timeout_s
+    if c.wave_sent_at is not None and now - c.wave_sent_at > timedelta(seconds=2 * sending_s):
+        orphaned_waves = c.current_wave
+    orphaned = and_(col(CFS.state) == CS.QUEUED.value, col(CFS.wave) <= orphaned_waves)
     stmt = (
         select(CFS)
         .join(ST, col(ST.id) == col(CFS.station_id))
-        .where(
-            col(CFS.campaign_id) == c.id,
-            col(CFS.state) == CS.OFFLINE.value,
-            col(CFS.wave) <= c.current_wave,
-            col(ST.online).is_(True),
-        )
+        .where(col(CFS.campaign_id) == c.id, col(CFS.wave) <= c.current_wave, or_(back_online, orphaned))
+        .order_by(col(CFS.id))
+        .limit(MAX_RESENDS_PER_RUN)
     )
     async with db() as s:
         members: list[FirmwareCampaignStation] = list((await execute(s, stmt)).scalars().all())
@@ -378,6 +390,8 @@ async def _send(
     timeout_s: float,
     report: ProgressReport,
 ) -> None:
+    if not members:
+        return  # a wave of stations all skipped up front
     ids = [m.station_id for m in members]
     query = select(ST).where(col(ST.id).in_(ids), col(ST.organization_id) == c.organization_id)
     async with db() as s:

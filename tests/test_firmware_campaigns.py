@@ -495,6 +495,30 @@ class TestCrashedRun:
         assert await scalar(engine, "SELECT count(*) FROM station_command WHERE name = 'UpdateFirmware'") == 1
 
 
+class TestRefusals:
+    async def test_a_station_without_firmware_management_is_rejected_and_counts_as_a_failure(
+        self,
+        engine: AsyncEngine,
+        bus: InProcessBus,
+        http: httpx.AsyncClient,
+        operator: Operator,
+        chargers: Chargers,
+    ) -> None:
+        # given a 1.6 charger with the Core profile only, and a campaign that tolerates no failure
+        ids = await stations(engine, "CP-CORE")
+        await chargers("CP-CORE", feature_profiles=["Core"])
+        await eventually(lambda: scalar(engine, "SELECT feature_profiles = 'Core' FROM charging_station"))
+        created = await create(http, operator.token, list(ids.values()), maxFailurePercent=0)
+        # when its wave goes out
+        await run(engine, bus)
+        await run(engine, bus)
+        # then it is rejected with the reason, and the campaign paused
+        campaign = await read(http, operator.token, created["id"])
+        core = by_station(campaign)["CP-CORE"]
+        assert (core["state"], campaign["state"], campaign["counts"]["rejected"]) == ("REJECTED", "PAUSED", 1)
+        assert "FirmwareManagement" in core["message"]
+
+
 class TestSilence:
     async def test_a_station_that_accepts_and_then_says_nothing_fails_after_the_timeout(
         self,

@@ -85,6 +85,19 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--speed", type=float, default=60.0, help="simulated seconds per real second")
     sim.add_argument("--id-tag", action="append", dest="id_tags")
     sim.add_argument("--password", help="Basic-auth password (security profile 1)")
+    sim.add_argument(
+        "--firmware-failure-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="every Nth charger fails its firmware updates (to try a firmware campaign's threshold)",
+    )
+    sim.add_argument(
+        "--firmware-failure",
+        choices=["DownloadFailed", "InstallationFailed"],
+        default="InstallationFailed",
+        help="the step those chargers fail at",
+    )
 
     exp = sub.add_parser("export-schema", help="write the GraphQL SDL")
     exp.add_argument("--output", default=None, help="file (default schema/schema.graphql)")
@@ -113,6 +126,9 @@ async def _simulate(args: argparse.Namespace) -> None:
                 password=args.password,
                 auto_sessions=True,
                 meter_interval_s=30.0,
+                firmware_failure=args.firmware_failure
+                if args.firmware_failure_every > 0 and i % args.firmware_failure_every == 0
+                else None,
             )
         )
         for i in range(1, args.count + 1)

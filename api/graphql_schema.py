@@ -34,6 +34,8 @@ from api.control.mutations import ChargingRequestQuery, ControlMutation
 from api.control.operations_api import ControlOperationsMutation, ControlQuery
 from api.drivers.mutations import DriverMutation
 from api.drivers.queries import DriverQuery
+from api.firmware.mutations import FirmwareCampaignMutation
+from api.firmware.queries import FirmwareCampaignQuery
 from api.localauth.mutations import LocalAuthMutation
 from api.localauth.queries import LocalAuthQuery
 from api.network.mutations import NetworkMutation
@@ -71,6 +73,7 @@ class Query(
     ConfigurationQuery,
     LocalAuthQuery,
     BillingQuery,
+    FirmwareCampaignQuery,
 ):
     # Each node type's resolve_nodes reads through the caller-scoped loaders.
     node: relay.Node | None = relay.node(
@@ -91,6 +94,7 @@ class Mutation(
     ConfigurationMutation,
     LocalAuthMutation,
     BillingMutation,
+    FirmwareCampaignMutation,
 ):
     pass
 

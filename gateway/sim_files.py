@@ -39,6 +39,8 @@ MAX_FILE_NAME_LENGTH = 255  # GetDiagnostics.conf fileName
 MAX_FIRMWARE_VERSION_LENGTH = 50  # BootNotification.req firmwareVersion
 # Stands in for an image fetched over a scheme the simulator does not speak.
 SIMULATED_IMAGE = b"simulated firmware image\n"
+# The steps SimConfig.firmware_failure can make every update fail at.
+FIRMWARE_FAILURES = frozenset({None, "DownloadFailed", "InstallationFailed"})
 
 _VERSION = re.compile(r"\d+(?:\.\d+)+")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -99,7 +101,8 @@ class FileTransfers:
         delay = (parse_ocpp_datetime(p["retrieveDate"]) - utcnow()).total_seconds()
         await asyncio.sleep(max(0.0, delay))  # retrieveDate is a wall-clock time
         await self._firmware("Downloading")
-        image = await self._download(p)
+        failure = self.cp.cfg.firmware_failure
+        image = None if failure == "DownloadFailed" else await self._download(p)
         if image is None:
             await self._firmware("DownloadFailed")
             self.firmware_status = "Idle"
@@ -110,7 +113,7 @@ class FileTransfers:
             await self._pause(IDLE_POLL_S)  # installing means a restart: let sessions finish
         await self._firmware("Installing")
         await self._pause(FIRMWARE_STEP_S)
-        if not image:
+        if not image or failure == "InstallationFailed":
             await self._firmware("InstallationFailed")  # an empty file is no image
             self.firmware_status = "Idle"
             return

@@ -33,7 +33,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from gateway.sim_auth import LocalAuth
 from gateway.sim_commands import SimCommands
 from gateway.sim_config import ConfigStore, seconds, standard_keys
-from gateway.sim_files import FileTransfers
+from gateway.sim_files import FIRMWARE_FAILURES, FileTransfers
 from gateway.sim_reservations import Reservations
 from gateway.sim_session import meter_payload, run_session
 from gateway.sim_smart import ChargingProfiles
@@ -101,6 +101,9 @@ class SimConfig:
     vendor_keys: dict[str, str] = field(default_factory=lambda: {"ChargeNetSim.DisplayLanguage": "en"})
     fixed_cable_connectors: list[int] = field(default_factory=list)  # UnlockConnector: NotSupported
     jammed_lock_connectors: list[int] = field(default_factory=list)  # UnlockConnector: UnlockFailed
+    # Every firmware update fails at this step: "DownloadFailed" or "InstallationFailed" (an
+    # unreachable server or a bad image, on demand); None: updates succeed when the image does.
+    firmware_failure: str | None = None
 
 
 class SimCharger:
@@ -113,6 +116,10 @@ class SimCharger:
         unknown = set(config.feature_profiles) - set(FEATURE_PROFILES)
         if unknown:
             raise ValueError(f"unknown OCPP 1.6 feature profiles {sorted(unknown)}")
+        if config.firmware_failure not in FIRMWARE_FAILURES:
+            raise ValueError(
+                f"firmware_failure is one of {sorted(f for f in FIRMWARE_FAILURES if f)} or None"
+            )
         self.cfg = config
         self.rng = rng or random.Random(config.charge_point_id)
         self.connectors = {i + 1: SimConnector(i + 1, p) for i, p in enumerate(config.connectors)}

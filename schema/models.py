@@ -237,6 +237,9 @@ class OcppMessage(SQLModel, table=True):
 # Account tables live in their own module; importing it registers them on the same metadata.
 from schema import account_models as _account_models  # noqa: E402, F401
 
+# Firmware campaigns, registered the same way.
+from schema import campaign_models as _campaign_models  # noqa: E402, F401
+
 # Durable work (outbox, processed events, worker job results), registered the same way.
 from schema import control_models as _control_models  # noqa: E402, F401
 

@@ -41,6 +41,7 @@ from api.auth.opaque import new_token
 from api.auth.roles import Permission, Role, format_permissions
 from api.graphql_schema import build_schema
 from schema.account_models import ApiKey, AuditEntry, Invitation, Membership, UserAccount, Vehicle
+from schema.campaign_models import FirmwareCampaign, FirmwareCampaignStation
 from schema.control_models import StationCommand, StationConfigurationKey
 from schema.db import session_factory
 from schema.models import ChargingStation, Connector, IdToken, Location, Organization, Transaction
@@ -102,6 +103,8 @@ class World:
     configuration_template: int = 0
     tariff: int = 0
     tariff_assignment: int = 0
+    campaign: int = 0
+    campaign_station: int = 0
     users: dict[str, int] = field(default_factory=dict)
     sessions: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
@@ -214,6 +217,23 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
         s.add(TariffVersion(tariff_id=tariff.id or 0, version=1, definition=MATRIX_TARIFF))
         assignment = TariffAssignment(organization_id=oid, tariff_id=tariff.id or 0)
         s.add(assignment)
+        # a draft firmware campaign of the organisation's one station
+        campaign = FirmwareCampaign(
+            organization_id=oid,
+            name="matrix",
+            location="https://firmware.example.com/sim-2.0.bin",
+            wave_size=1,
+            wave_count=1,
+            station_timeout_s=3600,
+            created_by_kind="platform",
+            created_by_label="platform",
+        )
+        s.add(campaign)
+        await s.flush()
+        campaign_station = FirmwareCampaignStation(
+            campaign_id=campaign.id or 0, station_id=station.id or 0, wave=1
+        )
+        s.add(campaign_station)
         await s.flush()
         world = World(
             org=oid,
@@ -236,6 +256,8 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
             configuration_template=template.id or 0,
             tariff=tariff.id or 0,
             tariff_assignment=assignment.id or 0,
+            campaign=campaign.id or 0,
+            campaign_station=campaign_station.id or 0,
             users=users,
         )
         for who in PEOPLE:
@@ -343,6 +365,32 @@ RULES: dict[str, Rule] = {
     # (the matrix's station has no charger: STATION_OFFLINE results are allowed) ---
     "Mutation.syncLocalAuthList": Rule(CONTROLLERS, lambda w, _: {"stationIds": [gid("Station", w.station)]}),
     "Query.localAuthListStatus": Rule(DIAGNOSERS, lambda w, _: {"stationId": gid("Station", w.station)}),
+    # --- firmware campaigns (stations:diagnose); the matrix's campaign is a draft, so pausing and
+    # resuming it is INVALID_STATE_TRANSITION for those allowed, NOT_FOUND for the others ---
+    "Query.firmwareCampaigns": Rule(AUTHENTICATED),
+    "Mutation.createFirmwareCampaign": Rule(
+        DIAGNOSERS,
+        lambda w, _: {
+            "input": {
+                "organizationId": gid("Organization", w.org),
+                "name": "matrix",
+                "location": FIRMWARE_URL,
+                "stations": {"stationIds": [gid("Station", w.station)]},
+            }
+        },
+    ),
+    "Mutation.startFirmwareCampaign": Rule(
+        DIAGNOSERS, lambda w, _: {"id": gid("FirmwareCampaign", w.campaign)}
+    ),
+    "Mutation.pauseFirmwareCampaign": Rule(
+        DIAGNOSERS, lambda w, _: {"id": gid("FirmwareCampaign", w.campaign)}
+    ),
+    "Mutation.resumeFirmwareCampaign": Rule(
+        DIAGNOSERS, lambda w, _: {"id": gid("FirmwareCampaign", w.campaign)}
+    ),
+    "Mutation.abortFirmwareCampaign": Rule(
+        DIAGNOSERS, lambda w, _: {"id": gid("FirmwareCampaign", w.campaign)}
+    ),
     # --- provisioning (network:manage) ---
     "Mutation.registerStation": Rule(
         MANAGERS,

@@ -50,6 +50,8 @@ OBJECTS: dict[str, Callable[[World], int]] = {
     "ChargingRequest": lambda w: w.charging_request,
     "ConfigurationTemplate": lambda w: w.configuration_template,
     "Tariff": lambda w: w.tariff,
+    "FirmwareCampaign": lambda w: w.campaign,
+    "FirmwareCampaignStation": lambda w: w.campaign_station,
 }
 # Root operations that take another tenant's object: each must answer null or NOT_FOUND.
 PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
@@ -123,6 +125,18 @@ PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
         "mutation ($id: ID!) { cancelReservation(id: $id) { outcome } }",
         lambda w: {"id": gid("Reservation", w.reservation)},
     ),
+    "createFirmwareCampaign": (
+        'mutation ($s: ID!) { createFirmwareCampaign(input: {name: "spy", location: '
+        '"https://firmware.example.com/x.bin", stations: {stationIds: [$s]}}) { campaign { id } } }',
+        lambda w: {"s": gid("Station", w.station)},
+    ),
+    **{
+        f"{action}FirmwareCampaign": (
+            f"mutation ($id: ID!) {{ {action}FirmwareCampaign(id: $id) {{ campaign {{ id }} }} }}",
+            lambda w: {"id": gid("FirmwareCampaign", w.campaign)},
+        )
+        for action in ("start", "pause", "resume", "abort")
+    },
     "stopCharging": (
         "mutation ($t: ID!) { stopCharging(input: {transactionId: $t, waitSeconds: 0}) { outcome } }",
         lambda w: {"t": gid("Transaction", w.transaction)},
@@ -324,6 +338,12 @@ class TestCrossTenant:
             )
             assert gid("ConfigurationTemplate", b.configuration_template) not in {
                 e["node"]["id"] for e in templates["data"]["configurationTemplates"]["edges"]
+            }, who
+            campaigns = await gql(
+                http, "{ firmwareCampaigns(first: 100) { edges { node { id } } } }", token=token
+            )
+            assert gid("FirmwareCampaign", b.campaign) not in {
+                e["node"]["id"] for e in campaigns["data"]["firmwareCampaigns"]["edges"]
             }, who
         # and the owner of A does see A's own session and organisation (the probes can see)
         own = await gql(http, tx_query, token=a.tokens["owner"])

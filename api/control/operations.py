@@ -288,15 +288,34 @@ async def run_bulk(
     for station in stations.values():
         _check(actor, station, command, None)
     bulk_id = str(uuid.uuid4())
+    results = await send_logged_many(
+        db, bus, actor, [stations[i] for i in unique], command, timeout_s, bulk_id=bulk_id
+    )
+    return BulkResult(bulk_id, results)
+
+
+async def send_logged_many(
+    db: async_sessionmaker[AsyncSession],
+    bus: Bus,
+    actor: Actor,
+    stations: Sequence[ChargingStation],
+    command: Command,
+    timeout_s: float,
+    *,
+    bulk_id: str,
+) -> list[CommandResult]:
+    """`send_logged` for many stations at once (at most BULK_CONCURRENCY in flight), one
+    result per station in the order given, their log rows sharing `bulk_id` — the cause a
+    reader of the command log sees (a bulk request, a firmware campaign)."""
     gate = asyncio.Semaphore(BULK_CONCURRENCY)
 
     async def one(station: ChargingStation) -> tuple[CommandResult, StationCommand]:
         async with gate:
             return await _send_one(bus, actor, station, command, timeout_s, bulk_id)
 
-    done = await asyncio.gather(*(one(stations[i]) for i in unique))
-    await _record(db, actor, [row for _, row in done], bus, stations)
-    return BulkResult(bulk_id, [result for result, _ in done])
+    done = await asyncio.gather(*(one(s) for s in stations))
+    await _record(db, actor, [row for _, row in done], bus, {s.id or 0: s for s in stations})
+    return [result for result, _ in done]
 
 
 def _jsonable(value: Any) -> Any:

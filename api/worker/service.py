@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.configuration import jobs as configuration
 from api.control import requests
+from api.firmware import progress as firmware_campaigns
 from api.localauth import jobs as local_lists
 from api.reservations import jobs as reservations
 from api.worker import jobs, overlong
@@ -46,6 +47,7 @@ def scheduled_jobs(
         *_overlong_job(engine, settings, bus),
         *_configuration_job(engine, settings, bus),
         *_local_list_job(engine, settings, bus),
+        *_firmware_campaign_job(engine, settings, bus),
         ScheduledJob(
             "stuck-sessions",
             settings.stuck_check_interval_s,
@@ -129,6 +131,26 @@ def _local_list_job(engine: AsyncEngine, settings: WorkerSettings, bus: Bus | No
             local_lists.SYNC_INTERVAL_S,
             functools.partial(
                 local_lists.sync_due_lists, engine, bus, command_timeout_s=settings.command_timeout_s
+            ),
+        )
+    ]
+
+
+def _firmware_campaign_job(
+    engine: AsyncEngine, settings: WorkerSettings, bus: Bus | None
+) -> list[ScheduledJob]:
+    """Firmware campaigns send commands, so they run where the bus is."""
+    if bus is None:
+        return []
+    return [
+        ScheduledJob(
+            "firmware-campaigns",
+            firmware_campaigns.PROGRESS_INTERVAL_S,
+            functools.partial(
+                firmware_campaigns.advance_campaigns,
+                engine,
+                bus,
+                command_timeout_s=settings.command_timeout_s,
             ),
         )
     ]

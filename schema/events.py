@@ -192,6 +192,23 @@ class ChargingRequestFailed(Event):
     reason: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionCharged(Event):
+    """A session was priced at its end (its `session_charge` row): what payment capture,
+    receipts and the driver's notification act on. Durable."""
+
+    kind: ClassVar[str] = "session.charged"
+    transaction_id: int
+    charge_id: int
+    user_id: int | None
+    currency: str
+    total: int
+    driver_amount: int
+
+    def topics(self) -> tuple[str, ...]:
+        return (transaction_topic(self.transaction_id), *Event.topics(self))
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -203,6 +220,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         StationCommandCompleted,
         SessionFlagged,
         ChargingRequestFailed,
+        SessionCharged,
     )
 }
 

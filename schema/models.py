@@ -241,6 +241,7 @@ from schema import account_models as _account_models  # noqa: E402, F401
 from schema import campaign_models as _campaign_models  # noqa: E402, F401
 
 # Durable work (outbox, processed events, worker job results), registered the same way.
+from schema import charge_models as _charge_models  # noqa: E402, F401
 from schema import control_models as _control_models  # noqa: E402, F401
 
 # OCPP 2.0.1 device models, registered the same way.

@@ -4,7 +4,7 @@ Which events are durable (money and maintenance depend on them):
 - `TransactionStarted` and `TransactionEnded`, always;
 - `StationStatusChanged` when the connector that changed (connector 0: the station as a whole)
   is Faulted or reports an error code other than NoError.
-- `SessionFlagged` and `ChargingRequestFailed`, which the worker's jobs write themselves
+- `SessionFlagged`, `ChargingRequestFailed` and `SessionCharged`, which the worker writes itself
   (`append`) in the transaction that flags the session or fails the request.
 Everything else — meter ticks (`TransactionUpdated`), online/offline flips, fault-free status
 changes, station reports — is live only: published after commit, lost if nobody listens.
@@ -30,6 +30,7 @@ from schema.enums import ConnectorStatus
 from schema.events import (
     ChargingRequestFailed,
     Event,
+    SessionCharged,
     SessionFlagged,
     StationStatusChanged,
     TransactionEnded,
@@ -41,7 +42,13 @@ from schema.work_models import OutboxEvent
 OUTBOX: Table = OutboxEvent.__table__  # type: ignore[attr-defined]
 
 NO_ERROR = "NoError"
-_ALWAYS_DURABLE = (TransactionStarted, TransactionEnded, SessionFlagged, ChargingRequestFailed)
+_ALWAYS_DURABLE = (
+    TransactionStarted,
+    TransactionEnded,
+    SessionFlagged,
+    ChargingRequestFailed,
+    SessionCharged,
+)
 
 
 def is_durable(event: Event) -> bool:

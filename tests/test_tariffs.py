@@ -4,21 +4,28 @@ its start by the worker (a later edit never changes a running or past session's 
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.billing.charges import charge_session
 from api.worker.service import DurableWork
 from schema.bus import InProcessBus
 from schema.commands import RemoteStart
 from schema.db import session_factory
+from schema.events import event_from_dict
 from schema.models import Organization
+from schema.tariff_models import TariffAssignment, TariffVersion
+from schema.timeutil import to_ocpp, utcnow
 from tests.builders import ACCEPTED_TAGS, make_location, make_org, make_station
-from tests.conftest import OPERATOR_TOKEN, ChargerFactory
+from tests.conftest import OPERATOR_TOKEN, ApiServer, ChargerFactory
 from tests.dbutil import fetch
-from tests.graphql_client import gql
+from tests.graphql_client import GraphQLWS, gql
 from tests.test_access_matrix import gid
 from tests.test_remote_control import eventually
 
@@ -264,3 +271,127 @@ async def _other_org(engine: AsyncEngine) -> int:
         s.add(org)
         await s.commit()
         return org.id or 0
+
+
+TX_UPDATED = """
+subscription ($id: ID!) { transactionUpdated(transactionId: $id) {
+  state energyWh cost { total lines { label amount } } } }"""
+SESSION_COST = "query ($id: ID!) { transaction(id: $id) { cost { total lines { label quantity amount } } } }"
+
+
+class TestTheCostRisesLive:
+    async def test_each_reading_reprices_and_the_end_prices_idle_time(
+        self,
+        http: httpx.AsyncClient,
+        engine: AsyncEngine,
+        api_server: ApiServer,
+        station: int,
+        connect_charger: ChargerFactory,
+    ) -> None:
+        # given €0.40/kWh and €0.10 per idle minute at the station's organisation
+        org = await make_org(engine)
+        await ok(
+            http, ASSIGN, t=await create(http, org, "Standard", {"energyPerKwh": "40", "idlePerMinute": "10"})
+        )
+        base = utcnow().replace(microsecond=0) - timedelta(minutes=40)
+        await _in_force_since(engine, base - timedelta(hours=1))
+        cp = await connect_charger("CP-1")
+
+        def at(minutes: int) -> str:
+            return to_ocpp(base + timedelta(minutes=minutes))
+
+        start = {"connectorId": 1, "idTag": ACCEPTED_TAGS[0], "meterStart": 10_000, "timestamp": at(0)}
+        tx = (await cp.call("StartTransaction", start))["transactionId"]
+        await cp.call("StatusNotification", _status("Charging", at(0)))
+        client = await GraphQLWS.open(
+            api_server.ws_url, payload={"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+        )
+        sid = await client.subscribe(TX_UPDATED, {"id": gid("Transaction", tx)})
+        first = (await client.next_payload())["transactionUpdated"]
+        assert first["cost"]["total"] == 0
+        # when the meter rises, each reading reprices the session: 1, 2.5 and 4 kWh at 40 ct
+        for minutes, register, cost in ((5, 11_000, 40), (10, 12_500, 100), (15, 14_000, 160)):
+            await cp.call("MeterValues", _meter(tx, register, at(minutes)))
+            live = (await client.next_payload())["transactionUpdated"]
+            assert (live["energyWh"], live["cost"]["total"]) == (register - 10_000, cost)
+        # and the car finishes at 20 min (5 kWh) but stays plugged in until 30 min
+        await cp.call("MeterValues", _meter(tx, 15_000, at(20)))
+        await client.next_payload()
+        await cp.call("StatusNotification", _status("SuspendedEV", at(20)))
+        await cp.call("StopTransaction", {"transactionId": tx, "meterStop": 15_000, "timestamp": at(30)})
+        last = (await client.next_payload())["transactionUpdated"]
+        # then the final price has 5 kWh and 10 idle minutes, as the session's own cost says
+        assert last["state"] == "COMPLETED"
+        assert {li["label"]: li["amount"] for li in last["cost"]["lines"]} == {
+            "Energy": 200,
+            "Idle time": 100,
+        }
+        assert last["cost"]["total"] == 300
+        assert await client.receive() == {"type": "complete", "id": sid}
+        await client.close()
+        stored = (await ok(http, SESSION_COST, id=gid("Transaction", tx)))["transaction"]["cost"]
+        assert (stored["total"], [li["quantity"] for li in stored["lines"]]) == (300, ["5", "10"])
+
+
+async def _in_force_since(engine: AsyncEngine, since: datetime) -> None:
+    """The tariff has been in force since `since` (the session below started 40 minutes ago)."""
+    async with engine.begin() as conn:
+        for model in (TariffVersion, TariffAssignment):
+            await conn.execute(update(model).values(created_at=since))
+
+
+def _status(status: str, at: str) -> dict[str, Any]:
+    return {"connectorId": 1, "errorCode": "NoError", "status": status, "timestamp": at}
+
+
+def _meter(tx: int, wh: int, at: str) -> dict[str, Any]:
+    value = {"value": str(wh), "measurand": "Energy.Active.Import.Register", "unit": "Wh"}
+    return {"connectorId": 1, "transactionId": tx, "meterValue": [{"timestamp": at, "sampledValue": [value]}]}
+
+
+class TestEachSessionIsChargedOnce:
+    async def test_the_ended_session_gets_its_bill_and_one_durable_event(
+        self,
+        http: httpx.AsyncClient,
+        engine: AsyncEngine,
+        station: int,
+        durable: DurableWork,
+        connect_charger: ChargerFactory,
+    ) -> None:
+        # given a tariff in force since before the session
+        org = await make_org(engine)
+        prices = {"energyPerKwh": "40", "idlePerMinute": "10", "sessionFee": 50}
+        await ok(http, ASSIGN, t=await create(http, org, "Standard", prices))
+        base = utcnow().replace(microsecond=0) - timedelta(minutes=40)
+        await _in_force_since(engine, base - timedelta(hours=1))
+        cp = await connect_charger("CP-1")
+        at = [to_ocpp(base + timedelta(minutes=m)) for m in (0, 20, 30)]
+        start = {"connectorId": 1, "idTag": ACCEPTED_TAGS[0], "meterStart": 10_000, "timestamp": at[0]}
+        tx = (await cp.call("StartTransaction", start))["transactionId"]
+        await cp.call("StatusNotification", _status("Charging", at[0]))
+        await cp.call("MeterValues", _meter(tx, 15_000, at[1]))
+        await cp.call("StatusNotification", _status("SuspendedEV", at[1]))
+        # when it ends
+        await cp.call("StopTransaction", {"transactionId": tx, "meterStop": 15_000, "timestamp": at[2]})
+        # then the worker prices it once: 5 kWh, 10 idle minutes, the fee
+        assert await eventually(lambda: _charged(engine))
+        rows = await fetch(engine, "SELECT total, driver_amount, energy_wh, idle_seconds FROM session_charge")
+        assert rows == [{"total": 350, "driver_amount": 350, "energy_wh": 5_000, "idle_seconds": 600}]
+        events = await fetch(
+            engine, "SELECT event_type FROM outbox_event WHERE event_type = 'session.charged'"
+        )
+        assert len(events) == 1
+        # and the session's cost reads the bill
+        cost = (await ok(http, SESSION_COST, id=gid("Transaction", tx)))["transaction"]["cost"]
+        assert cost["total"] == 350
+        # a redelivered end changes nothing
+        ended = await fetch(engine, "SELECT payload FROM outbox_event WHERE event_type = 'transaction.ended'")
+        payload = ended[0]["payload"]
+        event = event_from_dict(json.loads(payload) if isinstance(payload, str) else payload)
+        async with engine.begin() as conn:
+            await charge_session(conn, event)
+        assert len(await fetch(engine, "SELECT id FROM session_charge")) == 1
+
+
+async def _charged(engine: AsyncEngine) -> bool:
+    return bool(await fetch(engine, "SELECT id FROM session_charge"))

@@ -22,7 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.audit import service as audit
 from api.audit.service import Actor
 from api.auth.roles import Permission
-from api.billing import codec, pricing
+from api.billing import codec, pricing, timeline
 from api.billing import repository as repo
 from api.billing.tariffs import Tariff
 from schema.errors import Forbidden, InvalidInput, NotFound
@@ -160,6 +160,18 @@ async def freeze_on_start(conn: AsyncConnection, event: Event) -> None:
         .where(TRANSACTION.c.id == event.transaction_id, TRANSACTION.c.tariff_version_id.is_(None))
         .values(tariff_version_id=found.version_id)
     )
+
+
+async def session_price(
+    conn: AsyncConnection, transaction_id: int, *, now: datetime | None = None
+) -> pricing.Price | None:
+    """What the session costs (so far, for an active one) with its frozen tariff; None when no
+    tariff applies to it."""
+    found = await of_session(conn, transaction_id)
+    if found is None:
+        return None
+    tl = await timeline.of_session(conn, transaction_id, now=now)
+    return None if tl is None else pricing.plan(found.tariff).price(tl)
 
 
 def estimate(

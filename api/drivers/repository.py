@@ -27,6 +27,7 @@ from schema.account_models import (
     UserAccount,
     Vehicle,
 )
+from schema.charge_models import SessionCharge
 from schema.models import IdToken, Organization, Transaction
 from schema.timeutil import utcnow
 
@@ -167,6 +168,7 @@ async def erase_personal_data(s: AsyncSession, user_id: int) -> None:
         )
     )
     await conn.execute(update(Transaction).where(col(Transaction.user_id) == user_id).values(id_tag=None))
+    await conn.execute(update(SessionCharge).where(col(SessionCharge.user_id) == user_id).values(id_tag=None))
     await conn.execute(
         update(IdToken)
         .where(col(IdToken.user_id) == user_id)

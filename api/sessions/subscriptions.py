@@ -9,6 +9,9 @@ from strawberry import relay
 from strawberry.types import Info
 
 from api.auth.permissions import IsAuthenticated
+from api.billing import charges
+from api.billing.live import LiveCost
+from api.billing.types import PriceBreakdown
 from api.network.types import parse_global_id
 from api.sessions import repository
 from api.sessions.types import TransactionLive
@@ -28,6 +31,22 @@ async def _stored(info: Info, pk: int) -> Transaction:
     return row
 
 
+async def _cost(info: Info, pk: int) -> LiveCost | None:
+    async with info.context.db() as s:
+        return await LiveCost.load(await s.connection(), pk)
+
+
+async def _snapshot(info: Info, row: Transaction, cost: LiveCost | None) -> TransactionLive:
+    live = TransactionLive.from_model(row)
+    if row.state == TransactionState.COMPLETED.value:
+        async with info.context.db() as s:
+            final = await charges.bill(await s.connection(), row.id or 0)
+        live.cost = None if final is None else PriceBreakdown.from_price(final)
+    elif cost is not None:
+        live.cost = PriceBreakdown.from_price(cost.now())
+    return live
+
+
 @strawberry.type
 class SessionsSubscription:
     @strawberry.subscription(
@@ -41,7 +60,8 @@ class SessionsSubscription:
         sub = info.context.bus.subscribe(transaction_topic(pk))
         try:
             row = await _stored(info, pk)
-            yield TransactionLive.from_model(row)
+            cost = await _cost(info, pk)
+            yield await _snapshot(info, row, cost)
             if row.state == TransactionState.COMPLETED.value:
                 return
             last = row.last_sample_at
@@ -49,7 +69,8 @@ class SessionsSubscription:
                 if isinstance(event, BusResumed):
                     # The bus was down and readings may have been missed: the stored state again.
                     row = await _stored(info, pk)
-                    yield TransactionLive.from_model(row)
+                    cost = await _cost(info, pk)
+                    yield await _snapshot(info, row, cost)
                     if row.state == TransactionState.COMPLETED.value:
                         return
                     last = row.last_sample_at
@@ -64,8 +85,16 @@ class SessionsSubscription:
                     and event.last_sample_at < last
                 ):
                     continue
-                yield TransactionLive.from_event(event)
+                live = TransactionLive.from_event(event)
                 if isinstance(event, TransactionEnded):
+                    # the final price is the stored session's, as its receipt computes it
+                    async with info.context.db() as s:
+                        final = await charges.bill(await s.connection(), pk)
+                    live.cost = None if final is None else PriceBreakdown.from_price(final)
+                    yield live
                     return
+                if cost is not None:
+                    live.cost = PriceBreakdown.from_price(cost.on_event(event))
+                yield live
         finally:
             sub.close()

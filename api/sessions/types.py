@@ -9,6 +9,8 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
+from api.billing import charges
+from api.billing.types import PriceBreakdown
 from api.enums import TransactionStateGQL
 from api.network.types import StationNode, _int_ids
 from api.sessions import repository
@@ -81,6 +83,15 @@ class TransactionNode(relay.Node):
             _station_pk=m.station_id,
         )
 
+    @strawberry.field(
+        description="What the session costs with the tariff frozen at its start (so far, while it "
+        "runs); null when no tariff applies."
+    )
+    async def cost(self, info: Info) -> PriceBreakdown | None:
+        async with info.context.db() as s:
+            price = await charges.bill(await s.connection(), self.id)
+        return None if price is None else PriceBreakdown.from_price(price)
+
     @strawberry.field
     async def station(self, info: Info) -> StationNode | None:
         row = await info.context.loaders.station_by_id.load(self._station_pk)
@@ -118,6 +129,11 @@ class TransactionLive:
     stopped_at: datetime | None
     stop_reason: str | None
     _pk: strawberry.Private[int]
+    cost: PriceBreakdown | None = strawberry.field(
+        default=None,
+        description="The cost so far with the session's tariff (null: no tariff applies); final "
+        "when the session has ended.",
+    )
 
     @classmethod
     def from_event(cls, e: TransactionEvent) -> TransactionLive:

@@ -2,7 +2,8 @@
 
 Event-driven (run once per event by the processor, inside its transaction):
 - session bookkeeping on TransactionEnded: one `session_summary` row per transaction, what
-  billing, uptime and analytics read; and the session's stuck flag, if any, is resolved.
+  uptime and analytics read; the session's stuck flag, if any, is resolved; and the session is
+  priced once (`session_charge`, announced by the durable SessionCharged).
 - on TransactionStarted, the reservation the session used is marked used and linked, and the
   tariff version in force at the start is frozen on the session.
 Scheduled (one replica at a time):
@@ -21,6 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from api.billing import charges
 from api.billing import service as billing
 from api.control import requests
 from api.reservations import jobs as reservations
@@ -78,6 +80,7 @@ def default_registry() -> HandlerRegistry:
     registry = HandlerRegistry()
     registry.register(TransactionEnded, summarize_session)
     registry.register(TransactionEnded, resolve_stuck_on_end)
+    registry.register(TransactionEnded, charges.charge_session)
     registry.register(TransactionStarted, reservations.use_reservation_on_start)
     registry.register(TransactionStarted, requests.link_started)
     registry.register(TransactionStarted, billing.freeze_on_start)

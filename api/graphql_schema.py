@@ -27,6 +27,7 @@ from api.accounts.social import SocialSignInMutation
 from api.auth.permissions import IsPublic
 from api.auth.policy import assert_every_root_field_has_a_rule
 from api.billing.mutations import BillingMutation
+from api.billing.plan_api import MembershipMutation, MembershipQuery
 from api.billing.queries import BillingQuery
 from api.configuration.mutations import ConfigurationMutation
 from api.configuration.queries import ConfigurationQuery
@@ -73,6 +74,7 @@ class Query(
     ConfigurationQuery,
     LocalAuthQuery,
     BillingQuery,
+    MembershipQuery,
     FirmwareCampaignQuery,
 ):
     # Each node type's resolve_nodes reads through the caller-scoped loaders.
@@ -94,6 +96,7 @@ class Mutation(
     ConfigurationMutation,
     LocalAuthMutation,
     BillingMutation,
+    MembershipMutation,
     FirmwareCampaignMutation,
 ):
     pass

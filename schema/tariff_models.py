@@ -59,5 +59,7 @@ class TariffAssignment(SQLModel, table=True):
     station_id: int | None = Field(default=None, foreign_key="charging_station.id")
     # With station_id: one connector of that station.
     connector_id: int | None = Field(default=None)
+    # Only for members of this plan (they get it in preference to the general tariffs).
+    plan_id: int | None = Field(default=None, foreign_key="membership_plan.id")
     created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
     removed_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))

@@ -45,6 +45,7 @@ from schema.campaign_models import FirmwareCampaign, FirmwareCampaignStation
 from schema.control_models import StationCommand, StationConfigurationKey
 from schema.db import session_factory
 from schema.models import ChargingStation, Connector, IdToken, Location, Organization, Transaction
+from schema.plan_models import MembershipPlan
 from schema.request_models import ChargingRequest, Reservation
 from schema.tariff_models import StoredTariff, TariffAssignment, TariffVersion
 from schema.template_models import ConfigurationTemplate, ConfigurationTemplateEntry
@@ -103,6 +104,7 @@ class World:
     configuration_template: int = 0
     tariff: int = 0
     tariff_assignment: int = 0
+    plan: int = 0
     campaign: int = 0
     campaign_station: int = 0
     users: dict[str, int] = field(default_factory=dict)
@@ -217,6 +219,8 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
         s.add(TariffVersion(tariff_id=tariff.id or 0, version=1, definition=MATRIX_TARIFF))
         assignment = TariffAssignment(organization_id=oid, tariff_id=tariff.id or 0)
         s.add(assignment)
+        plan = MembershipPlan(organization_id=oid, name="Matrix", monthly_fee=500, currency="EUR")
+        s.add(plan)
         # a draft firmware campaign of the organisation's one station
         campaign = FirmwareCampaign(
             organization_id=oid,
@@ -256,6 +260,7 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
             configuration_template=template.id or 0,
             tariff=tariff.id or 0,
             tariff_assignment=assignment.id or 0,
+            plan=plan.id or 0,
             campaign=campaign.id or 0,
             campaign_station=campaign_station.id or 0,
             users=users,
@@ -453,6 +458,16 @@ RULES: dict[str, Rule] = {
     "Mutation.unassignTariff": Rule(
         BILLERS, lambda w, _: {"id": gid("TariffAssignment", w.tariff_assignment)}
     ),
+    # --- membership plans: public to list, billing to manage; memberships are the driver's ---
+    "Query.membershipPlans": Rule(ALL, lambda w, _: {"organizationId": gid("Organization", w.org)}),
+    "Query.myMemberships": Rule(AUTHENTICATED),
+    "Mutation.createMembershipPlan": Rule(
+        BILLERS,
+        lambda w, who: {
+            "input": {"organizationId": gid("Organization", w.org), "name": f"P {who}", "monthlyFee": 100}
+        },
+    ),
+    "Mutation.archiveMembershipPlan": Rule(BILLERS, lambda w, _: {"id": gid("MembershipPlan", w.plan)}),
     "Query.configurationDrift": Rule(DIAGNOSERS, lambda w, _: {"stationId": gid("Station", w.station)}),
     "Query.deviceModel": Rule(DIAGNOSERS, lambda w, _: {"stationId": gid("Station", w.station)}),
     "Mutation.createConfigurationTemplate": Rule(

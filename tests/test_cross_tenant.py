@@ -28,7 +28,7 @@ from tests.graphql_client import gql
 from tests.test_access_matrix import DRIVER, PLATFORM, SQLITE_ONLY, World, build_world, gid
 
 NODE = "query ($id: ID!) { node(id: $id) { __typename id } }"
-PUBLIC_TYPES = {"Station", "Location"}
+PUBLIC_TYPES = {"Station", "Location", "MembershipPlan"}
 # A driver's own objects: not even the platform admin reads them; their owner proves they exist.
 PERSONAL_TYPES = {"Account", "Vehicle", "Card", "AppToken"}
 # type name → how to find world B's object of that type.
@@ -50,6 +50,7 @@ OBJECTS: dict[str, Callable[[World], int]] = {
     "ChargingRequest": lambda w: w.charging_request,
     "ConfigurationTemplate": lambda w: w.configuration_template,
     "Tariff": lambda w: w.tariff,
+    "MembershipPlan": lambda w: w.plan,
     "FirmwareCampaign": lambda w: w.campaign,
     "FirmwareCampaignStation": lambda w: w.campaign_station,
 }
@@ -226,6 +227,10 @@ PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
     "unassignTariff": (
         "mutation ($a: ID!) { unassignTariff(id: $a) { id } }",
         lambda w: {"a": gid("TariffAssignment", w.tariff_assignment)},
+    ),
+    "archiveMembershipPlan": (
+        "mutation ($p: ID!) { archiveMembershipPlan(id: $p) { id } }",
+        lambda w: {"p": gid("MembershipPlan", w.plan)},
     ),
     "revokeAppToken": (
         "mutation ($a: ID!) { revokeAppToken(id: $a) }",

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.billing.pricing import Price, Timeline, price
+from api.billing.pricing import Benefits, Price, Timeline, price
 from api.billing.tariffs import Component, Prices, Tariff, Window, summary
 from schema.errors import InvalidInput
 
@@ -131,6 +131,26 @@ class TestHandComputed:
         assert (p.total, p.lines[0].unit_price) == (395, D("39.5"))
 
 
+class TestMembershipBenefits:
+    def test_included_energy_then_the_discount_on_the_rest(self) -> None:
+        tariff = Tariff("EUR", Prices(energy_per_kwh=D(40)), session_fee=50)
+        p = price(tariff, session(60, 10_000), Benefits("Plus", free_wh=4_000, discount_basis_points=1_000))
+        # 10 kWh = 400; 4 kWh included = -160; 10 % off the remaining 290 = -29
+        assert amounts(p) == {
+            "Energy": 400,
+            "Included energy (Plus)": -160,
+            "Session fee": 50,
+            "Member discount (Plus)": -29,
+        }
+        assert (p.total, p.free_wh_used) == (261, 4_000)
+
+    def test_an_allowance_larger_than_the_session_makes_the_energy_free(self) -> None:
+        p = price(
+            Tariff("EUR", Prices(energy_per_kwh=D(40))), session(60, 3_000), Benefits("Plus", free_wh=50_000)
+        )
+        assert (p.total, p.free_wh_used) == (0, 3_000)
+
+
 class TestSummary:
     def test_the_app_reads_the_price_in_words(self) -> None:
         tariff = Tariff("EUR", Prices(energy_per_kwh=D(39), idle_per_minute=D(10)), idle_grace_minutes=15)
@@ -245,6 +265,20 @@ class TestProperties:
             price(tariff, Timeline(tl.started_at, tl.ended_at, more, tl.charging_ended_at)).total
             >= price(tariff, tl).total
         )
+
+    @PROPERTY
+    @given(tariffs(), timelines(), st.integers(1, 50_000), st.integers(0, 100_000), st.integers(0, 10_000))
+    def test_members_pay_no_more_and_more_energy_still_never_costs_less(
+        self, tariff: Tariff, tl: Timeline, extra: int, free_wh: int, discount: int
+    ) -> None:
+        plan = Benefits("P", free_wh=free_wh, discount_basis_points=discount)
+        more = tuple(
+            (at, wh + extra) if i == len(tl.readings) - 1 else (at, wh)
+            for i, (at, wh) in enumerate(tl.readings)
+        )
+        longer = Timeline(tl.started_at, tl.ended_at, more, tl.charging_ended_at)
+        assert price(tariff, tl, plan).total <= price(tariff, tl).total
+        assert price(tariff, longer, plan).total >= price(tariff, tl, plan).total
 
     @PROPERTY
     @given(tariffs(), timelines(), st.integers(1, 6 * 3600 * 1000))

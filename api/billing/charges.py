@@ -15,7 +15,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api.billing import pricing, service
+from api.billing import pricing, service, timeline
+from api.billing import repository as repo
 from api.billing.tariffs import Component
 from schema import outbox
 from schema.charge_models import SessionCharge
@@ -82,9 +83,18 @@ async def charge_session(conn: AsyncConnection, event: Event) -> None:
     if tx is None or tx.stopped_at is None:
         return
     found = await service.of_session(conn, tx.id)
-    price = await service.session_price(conn, tx.id)
-    if found is None or price is None:
+    tl = await timeline.of_session(conn, tx.id)
+    if found is None or tl is None:
         return
+    benefits = None
+    m = found.membership
+    if m is not None:
+        # the period's usage row stays locked until this transaction ends: two sessions ending
+        # together cannot both spend the same included energy
+        benefits = m.benefits(await repo.used_wh(conn, m.subscription_id, m.period_start, lock=True))
+    price = pricing.plan(found.tariff).price(tl, benefits)
+    if m is not None and price.free_wh_used:
+        await repo.add_usage(conn, m.subscription_id, m.period_start, price.free_wh_used)
     now = utcnow()
     row = {
         "transaction_id": tx.id,

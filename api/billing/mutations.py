@@ -88,6 +88,9 @@ class AssignTariffInput:
     location_id: relay.GlobalID | None = None
     station_id: relay.GlobalID | None = None
     connector_id: int | None = strawberry.field(default=None, description="With stationId: one connector.")
+    plan_id: relay.GlobalID | None = strawberry.field(
+        default=None, description="Only for members of this plan (they get it before general tariffs)."
+    )
 
 
 def _tariff_id(value: relay.GlobalID) -> int:
@@ -141,6 +144,7 @@ class BillingMutation:
             location_id=None if input.location_id is None else parse_global_id(input.location_id, "Location"),
             station_id=None if input.station_id is None else parse_global_id(input.station_id, "Station"),
             connector_id=input.connector_id,
+            plan_id=None if input.plan_id is None else parse_global_id(input.plan_id, "MembershipPlan"),
         )
         return TariffAssignmentView.from_row(row)
 

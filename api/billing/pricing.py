@@ -56,6 +56,17 @@ class Timeline:
 
 
 @dataclass(frozen=True, slots=True)
+class Benefits:
+    """What a membership takes off a session: the first `free_wh` of its energy are included in
+    the plan (at the session's own average energy price), and `discount_basis_points` off the
+    rest, session fee included, before the minimum and maximum price."""
+
+    plan: str
+    free_wh: int = 0
+    discount_basis_points: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class LineItem:
     component: Component
     label: str
@@ -94,6 +105,8 @@ class Price:
     energy_mwh: int
     charging_ms: int
     idle_ms: int
+    # Included energy of a membership this session used up, in Wh.
+    free_wh_used: int = 0
 
     @property
     def energy_wh(self) -> int:
@@ -142,7 +155,7 @@ class PricePlan:
             else None
         )
 
-    def price(self, timeline: Timeline) -> Price:
+    def price(self, timeline: Timeline, benefits: Benefits | None = None) -> Price:
         t = self.tariff
         start, end = to_ms(timeline.started_at), to_ms(timeline.ended_at)
         if end < start:
@@ -193,10 +206,25 @@ class PricePlan:
             idle_total = sum(li.amount for li in idle_lines)
             if idle_total > t.idle_cap:
                 lines.append(LineItem(Component.IDLE, "Idle fee cap", "session", t.idle_cap - idle_total))
+        free_wh_used = 0
+        if benefits is not None and benefits.free_wh and energy_mwh:
+            covered = min(benefits.free_wh * 1000, energy_mwh)
+            energy_amount = sum(li.amount for li in lines if li.component is Component.ENERGY)
+            off = _round_half_up(energy_amount * covered, energy_mwh)
+            free_wh_used = covered // 1000
+            if off:
+                label = f"Included energy ({benefits.plan})"
+                lines.append(LineItem(Component.MEMBERSHIP, label, "kWh", -off, covered))
         if t.session_fee:
             fee = t.session_fee
             lines.append(LineItem(Component.FLAT, "Session fee", "session", fee, 1, fee * PRICE_SCALE))
         subtotal = sum(li.amount for li in lines)
+        if benefits is not None and benefits.discount_basis_points and subtotal > 0:
+            off = _round_half_up(subtotal * benefits.discount_basis_points, TAX_SCALE)
+            if off:
+                label = f"Member discount ({benefits.plan})"
+                lines.append(LineItem(Component.MEMBERSHIP, label, "session", -off))
+                subtotal -= off
         if t.min_price is not None and subtotal < t.min_price:
             lines.append(
                 LineItem(Component.MINIMUM, "Minimum session price", "session", t.min_price - subtotal)
@@ -220,6 +248,7 @@ class PricePlan:
             energy_mwh=energy_mwh,
             charging_ms=charging_ms,
             idle_ms=idle_ms,
+            free_wh_used=free_wh_used,
         )
 
 
@@ -297,5 +326,5 @@ def plan(tariff: Tariff) -> PricePlan:
     return PricePlan(tariff)
 
 
-def price(tariff: Tariff, timeline: Timeline) -> Price:
-    return plan(tariff).price(timeline)
+def price(tariff: Tariff, timeline: Timeline, benefits: Benefits | None = None) -> Price:
+    return plan(tariff).price(timeline, benefits)

@@ -24,8 +24,13 @@ async def _in_force(info: Info, station: relay.GlobalID, connector_id: int) -> s
     station_id = parse_global_id(station, "Station")
     if await info.context.loaders.station_by_id.load(station_id) is None:
         raise NotFound("no such station")
+    principal = info.context.principal
     async with info.context.db() as s:
-        found = await service.in_force(await s.connection(), [(station_id, connector_id)])
+        found = await service.in_force(
+            await s.connection(),
+            [(station_id, connector_id)],
+            user_id=principal.user_id if principal.is_user else None,
+        )
     return found[(station_id, connector_id)]
 
 
@@ -78,8 +83,13 @@ class BillingQuery:
         found = await _in_force(info, input.station_id, input.connector_id)
         if found is None:
             raise NotFound("no tariff applies at this connector")
+        benefits = None
+        if found.membership is not None:
+            async with info.context.db() as s:
+                benefits = await service.member_benefits(await s.connection(), found.membership)
         price = service.estimate(
             found.tariff,
+            benefits=benefits,
             energy_wh=int(input.energy_kwh * 1000),
             charging_minutes=input.charging_minutes,
             idle_minutes=input.idle_minutes,

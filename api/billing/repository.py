@@ -7,7 +7,9 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, func, or_, select
+from sqlalchemy import Row, and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -16,6 +18,7 @@ from api.auth.principal import Principal
 from api.auth.roles import Permission
 from api.orgs.repository import Page, Stmt, by_ids, page
 from schema.models import ChargingStation, Location, Organization
+from schema.plan_models import MembershipPlan, PlanSubscription, PlanUsage
 from schema.tariff_models import StoredTariff, TariffAssignment, TariffVersion
 
 TARIFF = StoredTariff.__table__  # type: ignore[attr-defined]
@@ -166,3 +169,66 @@ async def version_by_id(conn: AsyncConnection, version_id: int) -> Row[Any] | No
         .where(VERSION.c.id == version_id)
     )
     return found.first()
+
+
+# -- memberships ------------------------------------------------------------------------------
+
+PLAN = MembershipPlan.__table__  # type: ignore[attr-defined]
+SUBSCRIPTION = PlanSubscription.__table__  # type: ignore[attr-defined]
+USAGE = PlanUsage.__table__  # type: ignore[attr-defined]
+# Stripe subscription states in which the member has the plan's prices.
+MEMBER_STATES = ("active", "trialing")
+
+
+async def member_subscriptions(
+    conn: AsyncConnection, user_id: int | None, organization_ids: Iterable[int]
+) -> dict[int, Row[Any]]:
+    """The driver's current membership per organisation (the newest, if several), with its plan."""
+    ids = list(organization_ids)
+    if user_id is None or not ids:
+        return {}
+    rows = await conn.execute(
+        select(
+            SUBSCRIPTION.c.id,
+            SUBSCRIPTION.c.organization_id,
+            SUBSCRIPTION.c.plan_id,
+            SUBSCRIPTION.c.current_period_start,
+            PLAN.c.name.label("plan_name"),
+            PLAN.c.included_wh,
+            PLAN.c.discount_basis_points,
+        )
+        .join(PLAN, PLAN.c.id == SUBSCRIPTION.c.plan_id)
+        .where(
+            SUBSCRIPTION.c.user_id == user_id,
+            SUBSCRIPTION.c.organization_id.in_(ids),
+            SUBSCRIPTION.c.status.in_(MEMBER_STATES),
+        )
+        .order_by(SUBSCRIPTION.c.id)
+    )
+    return {r.organization_id: r for r in rows}
+
+
+async def used_wh(conn: AsyncConnection, subscription_id: int, period_start: datetime, *, lock: bool) -> int:
+    """Included energy used this period; with `lock`, the usage row is created if missing and
+    held until the transaction ends, so two sessions ending together cannot both spend it."""
+    if lock:
+        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        await conn.execute(
+            dialect_insert(USAGE)
+            .values(subscription_id=subscription_id, period_start=period_start, used_wh=0)
+            .on_conflict_do_nothing(index_elements=["subscription_id", "period_start"])
+        )
+    stmt = select(USAGE.c.used_wh).where(
+        USAGE.c.subscription_id == subscription_id, USAGE.c.period_start == period_start
+    )
+    if lock and conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return int((await conn.execute(stmt)).scalar() or 0)
+
+
+async def add_usage(conn: AsyncConnection, subscription_id: int, period_start: datetime, wh: int) -> None:
+    await conn.execute(
+        update(USAGE)
+        .where(USAGE.c.subscription_id == subscription_id, USAGE.c.period_start == period_start)
+        .values(used_wh=USAGE.c.used_wh + wh)
+    )

@@ -28,6 +28,7 @@ from api.billing.tariffs import Tariff
 from schema.errors import Forbidden, InvalidInput, NotFound
 from schema.events import Event, TransactionStarted
 from schema.models import ChargingStation, Connector, Location, Organization, Transaction
+from schema.plan_models import MembershipPlan
 from schema.tariff_models import StoredTariff, TariffAssignment, TariffVersion
 from schema.timeutil import utcnow
 
@@ -48,15 +49,39 @@ class InForce:
     version_id: int
     version: int
     tariff: Tariff
+    # The driver's membership at the station's organisation, if any.
+    membership: Membership | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    subscription_id: int
+    plan_id: int
+    plan_name: str
+    included_wh: int
+    discount_basis_points: int
+    period_start: datetime
+
+    def benefits(self, used_wh: int) -> pricing.Benefits:
+        return pricing.Benefits(
+            self.plan_name,
+            free_wh=max(0, self.included_wh - used_wh),
+            discount_basis_points=self.discount_basis_points,
+        )
 
 
 # -- finding the tariff in force ---------------------------------------------------------------
 
 
 def _most_specific(
-    candidates: list[Row[Any]], station_id: int, connector_id: int, location_id: int | None
+    candidates: list[Row[Any]],
+    station_id: int,
+    connector_id: int,
+    location_id: int | None,
+    plan_id: int | None = None,
 ) -> Row[Any] | None:
-    """Connector, station, location, organisation; among equals the newest assignment."""
+    """A member's plan tariffs first (the most specific of them), then the general ones:
+    connector, station, location, organisation; among equals the newest assignment."""
 
     def rank(a: Row[Any]) -> int:
         if a.station_id is not None:
@@ -69,17 +94,27 @@ def _most_specific(
             return 1 if a.location_id == location_id else -1
         return 0
 
-    best = max(candidates, key=lambda a: (rank(a), a.id), default=None)
-    return best if best is not None and rank(best) >= 0 else None
+    usable = [a for a in candidates if a.plan_id is None or a.plan_id == plan_id]
+    best = max(usable, key=lambda a: (a.plan_id is not None, rank(a), a.id), default=None)
+    if best is None or rank(best) < 0:
+        general = [a for a in usable if a.plan_id is None and rank(a) >= 0]
+        best = max(general, key=lambda a: (rank(a), a.id), default=None)
+    return best
 
 
 async def in_force(
-    conn: AsyncConnection, connectors: list[tuple[int, int]], at: datetime | None = None
+    conn: AsyncConnection,
+    connectors: list[tuple[int, int]],
+    at: datetime | None = None,
+    *,
+    user_id: int | None = None,
 ) -> dict[tuple[int, int], InForce | None]:
-    """For each (station, connector): the tariff version in force at `at` (None: now)."""
+    """For each (station, connector): the tariff version in force at `at` (None: now) for the
+    driver `user_id` (members of a plan get its tariffs; anonymous: the general ones)."""
     stations = await repo.station_context(conn, {s for s, _ in connectors})
     orgs = {r.organization_id for r in stations.values() if r.organization_id is not None}
     assignments = await repo.assignments_in_force(conn, orgs, at)
+    members = await repo.member_subscriptions(conn, user_id, orgs)
     chosen: dict[tuple[int, int], Row[Any] | None] = {}
     for station_id, connector_id in connectors:
         ctx = stations.get(station_id)
@@ -87,7 +122,10 @@ async def in_force(
             chosen[(station_id, connector_id)] = None
             continue
         own = [a for a in assignments if a.organization_id == ctx.organization_id]
-        chosen[(station_id, connector_id)] = _most_specific(own, station_id, connector_id, ctx.location_id)
+        member = members.get(ctx.organization_id)
+        chosen[(station_id, connector_id)] = _most_specific(
+            own, station_id, connector_id, ctx.location_id, None if member is None else member.plan_id
+        )
     versions = await repo.versions_in_force(conn, {a.tariff_id for a in chosen.values() if a is not None}, at)
     result: dict[tuple[int, int], InForce | None] = {}
     for key, a in chosen.items():
@@ -104,8 +142,23 @@ async def in_force(
             tariff=codec.from_json(
                 version.definition, currency=ctx.currency, time_zone=ctx.time_zone or "UTC"
             ),
+            membership=_membership(members.get(ctx.organization_id)),
         )
     return result
+
+
+def _membership(row: Row[Any] | None) -> Membership | None:
+    if row is None:
+        return None
+    month = utcnow().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return Membership(
+        subscription_id=row.id,
+        plan_id=row.plan_id,
+        plan_name=row.plan_name,
+        included_wh=row.included_wh,
+        discount_basis_points=row.discount_basis_points,
+        period_start=row.current_period_start or month,
+    )
 
 
 async def of_session(conn: AsyncConnection, transaction_id: int) -> InForce | None:
@@ -118,25 +171,29 @@ async def of_session(conn: AsyncConnection, transaction_id: int) -> InForce | No
                 TRANSACTION.c.started_at,
                 TRANSACTION.c.created_at,
                 TRANSACTION.c.tariff_version_id,
+                TRANSACTION.c.user_id,
             ).where(TRANSACTION.c.id == transaction_id)
         )
     ).first()
     if tx is None:
         return None
     if tx.tariff_version_id is None:
-        return (
-            await in_force(conn, [(tx.station_id, tx.connector_id)], _as_of(tx.started_at, tx.created_at))
-        )[(tx.station_id, tx.connector_id)]
+        at = _as_of(tx.started_at, tx.created_at)
+        return (await in_force(conn, [(tx.station_id, tx.connector_id)], at, user_id=tx.user_id))[
+            (tx.station_id, tx.connector_id)
+        ]
     version = await repo.version_by_id(conn, tx.tariff_version_id)
     ctx = (await repo.station_context(conn, [tx.station_id])).get(tx.station_id)
     if version is None or ctx is None:
         return None
+    members = await repo.member_subscriptions(conn, tx.user_id, [ctx.organization_id])
     return InForce(
         tariff_id=version.tariff_id,
         name=version.tariff_name,
         version_id=version.id,
         version=version.version,
         tariff=codec.from_json(version.definition, currency=ctx.currency, time_zone=ctx.time_zone or "UTC"),
+        membership=_membership(members.get(ctx.organization_id)),
     )
 
 
@@ -150,9 +207,11 @@ async def freeze_on_start(conn: AsyncConnection, event: Event) -> None:
     """Worker handler of TransactionStarted: the session keeps the version in force at its
     start. Idempotent: a session that has one keeps it."""
     assert isinstance(event, TransactionStarted)
-    found = (
-        await in_force(conn, [(event.station_id, event.connector_id)], _as_of(event.started_at, event.at))
-    )[(event.station_id, event.connector_id)]
+    user_id = (
+        await conn.execute(select(TRANSACTION.c.user_id).where(TRANSACTION.c.id == event.transaction_id))
+    ).scalar()
+    key = (event.station_id, event.connector_id)
+    found = (await in_force(conn, [key], _as_of(event.started_at, event.at), user_id=user_id))[key]
     if found is None:
         return
     await conn.execute(
@@ -171,11 +230,25 @@ async def session_price(
     if found is None:
         return None
     tl = await timeline.of_session(conn, transaction_id, now=now)
-    return None if tl is None else pricing.plan(found.tariff).price(tl)
+    if tl is None:
+        return None
+    benefits = None if found.membership is None else await member_benefits(conn, found.membership)
+    return pricing.plan(found.tariff).price(tl, benefits)
+
+
+async def member_benefits(conn: AsyncConnection, m: Membership) -> pricing.Benefits:
+    """The plan's benefits with what is left of this period's included energy."""
+    return m.benefits(await repo.used_wh(conn, m.subscription_id, m.period_start, lock=False))
 
 
 def estimate(
-    tariff: Tariff, *, energy_wh: int, charging_minutes: float, idle_minutes: float, start_at: datetime | None
+    tariff: Tariff,
+    *,
+    energy_wh: int,
+    charging_minutes: float,
+    idle_minutes: float,
+    start_at: datetime | None,
+    benefits: pricing.Benefits | None = None,
 ) -> pricing.Price:
     """What a session of this size would cost, starting at `start_at` (now by default): energy
     delivered evenly while charging, then the car parked for `idle_minutes`."""
@@ -191,7 +264,7 @@ def estimate(
         readings=((start, 0), (charged, energy_wh)),
         charging_ended_at=charged,
     )
-    return pricing.price(tariff, timeline)
+    return pricing.price(tariff, timeline, benefits)
 
 
 # -- operator changes -------------------------------------------------------------------------
@@ -334,6 +407,7 @@ async def assign_tariff(
     location_id: int | None,
     station_id: int | None,
     connector_id: int | None,
+    plan_id: int | None = None,
 ) -> TariffAssignment:
     if location_id is not None and station_id is not None:
         raise InvalidInput("name a location or a station (with an optional connector), not both")
@@ -358,6 +432,10 @@ async def assign_tariff(
                 )
                 if (await s.exec(plug)).first() is None:
                     raise NotFound(f"the station has no connector {connector_id}")
+        if plan_id is not None:
+            plan = await s.get(MembershipPlan, plan_id)
+            if plan is None or plan.organization_id != org:
+                raise NotFound("no such plan in the tariff's organisation")
         now = utcnow()
         a = ASSIGNMENT.c
         await (await s.connection()).execute(
@@ -367,6 +445,7 @@ async def assign_tariff(
                 _same(a.location_id, location_id),
                 _same(a.station_id, station_id),
                 _same(a.connector_id, connector_id),
+                _same(a.plan_id, plan_id),
                 a.removed_at.is_(None),
             )
             .values(removed_at=now)
@@ -377,6 +456,7 @@ async def assign_tariff(
             location_id=location_id,
             station_id=station_id,
             connector_id=connector_id,
+            plan_id=plan_id,
             created_at=now,
         )
         s.add(assignment)

@@ -37,6 +37,7 @@ class Component(StrEnum):
     TIME = "time"
     IDLE = "idle"
     FLAT = "flat"
+    MEMBERSHIP = "membership"
     MINIMUM = "minimum"
     MAXIMUM = "maximum"
 

@@ -1,0 +1,139 @@
+"""Membership plans: created by an organisation's billing staff, shown to every app, and the
+memberships drivers hold (their state follows Stripe's subscriptions, see api.billing.webhooks)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Row
+from sqlalchemy import select as sa_select
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.audit import service as audit
+from api.audit.service import Actor
+from api.auth.roles import Permission
+from api.billing import repository as repo
+from schema.errors import Forbidden, InvalidInput, NotFound
+from schema.models import Organization
+from schema.plan_models import MembershipPlan
+from schema.timeutil import utcnow
+
+MAX_NAME = 80
+MAX_DESCRIPTION = 500
+# A monthly fee above €10,000 is a typo, not a plan.
+MAX_MONTHLY_FEE = 1_000_000
+MAX_INCLUDED_WH = 10_000_000
+
+
+async def create_plan(
+    db: async_sessionmaker[AsyncSession],
+    actor: Actor,
+    *,
+    organization_id: int,
+    name: str,
+    description: str,
+    monthly_fee: int,
+    included_wh: int,
+    discount_basis_points: int,
+) -> MembershipPlan:
+    if not actor.principal.can(Permission.BILLING_MANAGE, organization_id):
+        raise Forbidden("requires billing:manage at this organisation")
+    name = name.strip()
+    if not 1 <= len(name) <= MAX_NAME or len(description) > MAX_DESCRIPTION:
+        raise InvalidInput(f"name: 1–{MAX_NAME} characters; description at most {MAX_DESCRIPTION}")
+    if not 0 <= monthly_fee <= MAX_MONTHLY_FEE:
+        raise InvalidInput(f"monthlyFee is 0–{MAX_MONTHLY_FEE} minor units")
+    if not 0 <= included_wh <= MAX_INCLUDED_WH or not 0 <= discount_basis_points <= 10_000:
+        raise InvalidInput("included energy 0–10,000 kWh; discount 0–100 %")
+    async with db() as s:
+        org = await s.get(Organization, organization_id)
+        if org is None:
+            raise NotFound("no such organisation")
+        taken = await s.exec(
+            select(MembershipPlan.id).where(
+                col(MembershipPlan.organization_id) == organization_id, col(MembershipPlan.name) == name
+            )
+        )
+        if taken.first() is not None:
+            raise InvalidInput(f"a plan named {name!r} exists already")
+        plan = MembershipPlan(
+            organization_id=organization_id,
+            name=name,
+            description=description,
+            monthly_fee=monthly_fee,
+            currency=org.currency,
+            included_wh=included_wh,
+            discount_basis_points=discount_basis_points,
+        )
+        s.add(plan)
+        await s.flush()
+        s.add(
+            audit.entry(
+                actor,
+                action="plan.create",
+                result="OK",
+                organization_id=organization_id,
+                target_type="membership_plan",
+                target_id=plan.id,
+                detail={"name": name, "monthly_fee": monthly_fee},
+            )
+        )
+        await s.commit()
+        return plan
+
+
+async def archive_plan(db: async_sessionmaker[AsyncSession], actor: Actor, *, plan_id: int) -> MembershipPlan:
+    """No new subscriptions; current members keep the plan until they cancel."""
+    async with db() as s:
+        plan = await s.get(MembershipPlan, plan_id)
+        if plan is None or not actor.principal.can(Permission.BILLING_READ, plan.organization_id):
+            raise NotFound("no such plan")
+        if not actor.principal.can(Permission.BILLING_MANAGE, plan.organization_id):
+            raise Forbidden("requires billing:manage at this organisation")
+        if plan.archived_at is None:
+            plan.archived_at = utcnow()
+            s.add(plan)
+            s.add(
+                audit.entry(
+                    actor,
+                    action="plan.archive",
+                    result="OK",
+                    organization_id=plan.organization_id,
+                    target_type="membership_plan",
+                    target_id=plan_id,
+                )
+            )
+            await s.commit()
+        return plan
+
+
+async def plans_of(s: AsyncSession, organization_id: int) -> list[MembershipPlan]:
+    """What an app offers drivers at this organisation: its plans not archived."""
+    rows = await s.exec(
+        select(MembershipPlan)
+        .where(
+            col(MembershipPlan.organization_id) == organization_id, col(MembershipPlan.archived_at).is_(None)
+        )
+        .order_by(col(MembershipPlan.monthly_fee), col(MembershipPlan.id))
+    )
+    return list(rows.all())
+
+
+async def plans_by_ids(s: AsyncSession, ids: Sequence[int]) -> dict[int, MembershipPlan]:
+    rows = await s.exec(select(MembershipPlan).where(col(MembershipPlan.id).in_(list(ids))))
+    return {p.id or 0: p for p in rows.all()}
+
+
+async def my_memberships(s: AsyncSession, user_id: int) -> list[Row[Any]]:
+    conn = await s.connection()
+    sub, plan = repo.SUBSCRIPTION, repo.PLAN
+    rows = await conn.execute(
+        sa_select(sub, plan.c.name.label("plan_name"), plan.c.included_wh)
+        .join(plan, plan.c.id == sub.c.plan_id)
+        .where(sub.c.user_id == user_id)
+        .order_by(sub.c.id.desc())
+    )
+    return list(rows.all())

@@ -17,6 +17,7 @@ import logging
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.billing import jobs as billing
 from api.configuration import jobs as configuration
 from api.control import requests
 from api.localauth import jobs as local_lists
@@ -65,6 +66,11 @@ def scheduled_jobs(
             "expire-reservations",
             reservations.EXPIRY_INTERVAL_S,
             functools.partial(reservations.expire_reservations, engine),
+        ),
+        ScheduledJob(
+            "stripe-inbox",
+            billing.INBOX_INTERVAL_S,
+            functools.partial(billing.process_stripe_inbox, engine),
         ),
         ScheduledJob(
             "meter-partitions",

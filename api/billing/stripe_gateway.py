@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import httpx
 import stripe
 
+from api.billing.disabled_gateway import DisabledGateway
 from api.billing.idempotency import IdempotencyKeys
 from api.billing.payment_types import (
     AuthenticationRequired,
@@ -183,7 +184,7 @@ class StripeGateway:
         intent = await self._call(
             "card setup",
             self._stripe.v1.setup_intents.create_async(
-                params,  # type: ignore[arg-type]
+                params,
                 self._opts(self._keys.setup_intent(user_id, attempt)),
             ),
         )
@@ -256,7 +257,7 @@ class StripeGateway:
             params["description"] = hold.description
         key = self._keys.hold(hold.session_id, pm)
         try:
-            created = await self._stripe.v1.payment_intents.create_async(params, self._opts(key))  # type: ignore[arg-type]
+            created = await self._stripe.v1.payment_intents.create_async(params, self._opts(key))
         except stripe.CardError as exc:
             intent = intent_of(exc)
             # Off-session: the bank wants 3-D Secure; the app can bring the driver back to it.
@@ -381,7 +382,7 @@ class StripeGateway:
             "subscription",
             self._stripe.v1.subscriptions.create_async(
                 params, self._opts(self._keys.subscription(user_id, reference))
-            ),  # type: ignore[arg-type]
+            ),
         )
         return _subscription(sub.to_dict())
 
@@ -422,25 +423,8 @@ class StripeGateway:
         return _subscription(sub.to_dict())
 
 
-class DisabledGateway:
-    """Stands in when no Stripe key is configured: ChargeNet runs (the demo, charging without
-    billing) and every payment call fails with a clear BILLING_DISABLED."""
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-
-        async def disabled(*_args: Any, **_kwargs: Any) -> Any:
-            raise BillingDisabled("payments are not configured on this ChargeNet (CHARGENET_STRIPE_API_KEY)")
-
-        return disabled
-
-    async def aclose(self) -> None:
-        return None
-
-
 def build_gateway(settings: Settings) -> PaymentGateway:
     """The gateway the API and worker use: Stripe when a key is set, otherwise disabled."""
     if not settings.stripe_api_key:
-        return DisabledGateway()  # type: ignore[return-value]
+        return DisabledGateway()
     return StripeGateway.from_settings(settings)

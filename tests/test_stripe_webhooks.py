@@ -11,18 +11,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.billing import inbox
 from api.billing.inbox import HandlerRegistry, InboundEvent
-from api.billing.jobs import process_stripe_inbox
+from api.billing.jobs import INBOX_RETENTION, process_stripe_inbox, purge_stripe_inbox
 from api.billing.payment_state import apply_intent, moves_forward
 from api.billing.payment_types import Held, HoldRequest
 from api.billing.stripe_gateway import StripeGateway
 from api.billing.webhooks import WEBHOOK_PATH
-from schema.db import session_factory
+from schema.db import create_engine, session_factory
 from schema.payment_models import Payment, StripeCustomer
+from schema.timeutil import utcnow
 from tests.account_builders import make_user
 from tests.builders import make_org
 from tests.conftest import ApiServerFactory
@@ -478,3 +480,78 @@ class TestPaymentStateRules:
         )
         assert not changed
         assert (payment.status, payment.amount_captured) == ("succeeded", 4_000)
+
+
+class TestConcurrencyAndRetention:
+    async def test_two_deliveries_of_one_event_racing_store_it_once(
+        self, engine: AsyncEngine, webhook_url: str, stripe_server: StripeServer
+    ) -> None:
+        event = stripe_server.make_event("invoice.paid", {"id": "in_1", "object": "invoice"})
+        answers = await asyncio.gather(*(stripe_server.deliver(webhook_url, event) for _ in range(4)))
+        assert [a.status_code for a in answers] == [200] * 4
+        assert sorted(a.json()["duplicate"] for a in answers) == [False, True, True, True]
+        assert await scalar(engine, "SELECT count(*) FROM inbox_event") == 1
+
+    async def test_an_oversized_body_is_refused_unread(
+        self, engine: AsyncEngine, webhook_url: str, stripe_server: StripeServer
+    ) -> None:
+        event = stripe_server.make_event(
+            "invoice.paid", {"id": "in_1", "object": "invoice", "pad": "x" * 1_100_000}
+        )
+        answer = await stripe_server.deliver(webhook_url, event)
+        assert answer.status_code == 413
+        assert await scalar(engine, "SELECT count(*) FROM inbox_event") == 0
+
+    async def test_two_replicas_process_each_event_once(self, engine: AsyncEngine, db_url: str) -> None:
+        if engine.dialect.name != "postgresql":
+            pytest.skip("replicas share PostgreSQL; an embedded SQLite has one process")
+        calls: list[str] = []
+
+        async def handler(session: AsyncSession, event: InboundEvent) -> str:
+            calls.append(event.external_id)
+            await asyncio.sleep(0.01)
+            return "handled"
+
+        registry = HandlerRegistry()
+        registry.register("test.event", handler)
+        for n in range(30):
+            await inbox.store(
+                engine,
+                source=inbox.STRIPE,
+                external_id=f"evt_{n}",
+                event_type="test.event",
+                payload={"id": f"evt_{n}", "created": n, "data": {"object": {}}},
+                created=inbox.stripe_created({"created": n}),
+            )
+        other = create_engine(db_url)
+        try:
+            done = await asyncio.gather(
+                inbox.process_pending(engine, registry), inbox.process_pending(other, registry)
+            )
+        finally:
+            await other.dispose()
+        assert sum(done) == 30
+        assert sorted(calls) == sorted(f"evt_{n}" for n in range(30))
+        assert await scalar(engine, "SELECT max(attempts) FROM inbox_event") == 1
+
+    async def test_processed_events_are_purged_after_the_retention_only(
+        self, engine: AsyncEngine, stripe_server: StripeServer
+    ) -> None:
+        for ident in ("evt_old", "evt_pending"):
+            event = {**stripe_server.make_event("invoice.paid", {"object": "invoice"}), "id": ident}
+            await inbox.store(
+                engine,
+                source=inbox.STRIPE,
+                external_id=ident,
+                event_type="invoice.paid",
+                payload=event,
+                created=inbox.stripe_created(event),
+            )
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE inbox_event SET processed_at = received_at WHERE external_id = 'evt_old'")
+            )
+        # when: a day later nothing goes; past the retention the processed row goes
+        assert await purge_stripe_inbox(engine, now=utcnow() + timedelta(days=1)) == 0
+        assert await purge_stripe_inbox(engine, now=utcnow() + INBOX_RETENTION + timedelta(days=1)) == 1
+        assert await fetch(engine, "SELECT external_id FROM inbox_event") == [{"external_id": "evt_pending"}]

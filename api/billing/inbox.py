@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, update
+from sqlalchemy import Table, delete, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
@@ -190,3 +190,15 @@ async def _process_one(engine: AsyncEngine, db: Any, registry: HandlerRegistry, 
                 .values(attempts=INBOX.c.attempts + 1, last_error=detail)
             )
         return False
+
+
+async def purge_processed(engine: AsyncEngine, *, source: str, before: datetime) -> int:
+    """Forget processed rows received before `before`. Kept long past Stripe's redelivery
+    window (3 days), so a late redelivery is still recognised as a duplicate."""
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            delete(INBOX).where(
+                INBOX.c.source == source, INBOX.c.processed_at.is_not(None), INBOX.c.received_at < before
+            )
+        )
+    return int(result.rowcount or 0)

@@ -91,9 +91,12 @@ def stripe_webhook_route(
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > MAX_WEBHOOK_BYTES:
             return _error("payload too large", 413)
-        payload = await request.body()
-        if len(payload) > MAX_WEBHOOK_BYTES:
-            return _error("payload too large", 413)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_WEBHOOK_BYTES:
+                return _error("payload too large", 413)
+        payload = bytes(body)
         if not verify(
             payload, request.headers.get("stripe-signature"), secrets, settings.stripe_webhook_tolerance_s
         ):

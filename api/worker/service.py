@@ -73,6 +73,11 @@ def scheduled_jobs(
             functools.partial(billing.process_stripe_inbox, engine),
         ),
         ScheduledJob(
+            "purge-stripe-inbox",
+            PURGE_PROCESSED_INTERVAL_S,
+            functools.partial(billing.purge_stripe_inbox, engine),
+        ),
+        ScheduledJob(
             "meter-partitions",
             METER_PARTITIONS_INTERVAL_S,
             functools.partial(

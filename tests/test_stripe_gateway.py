@@ -9,6 +9,7 @@ and the payments service recording all of it on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -506,6 +507,25 @@ class TestPaymentsService:
         ) == [{"user_id": user, "customer_id": customer, "default_payment_method_id": card}]
         audit = await fetch(engine, "SELECT action, target_id FROM audit_entry WHERE action LIKE 'payment.%'")
         assert audit == [{"action": "payment.refund", "target_id": str(payment_id)}]
+        assert len([o for o in stripe_server.objects.values() if o["object"] == "customer"]) == 1
+
+    async def test_two_first_uses_at_once_make_one_customer(
+        self, engine: AsyncEngine, payments_gateway: StripeGateway, stripe_server: StripeServer
+    ) -> None:
+        user = await make_user(engine, email="driver@example.com")
+        db = session_factory(engine)
+
+        async def first_use() -> str:
+            async with db() as s:
+                customer = await payments.ensure_customer(s, payments_gateway, user)
+                await s.commit()
+                return customer
+
+        a, b = await asyncio.gather(first_use(), first_use())
+        assert a == b
+        assert await fetch(engine, "SELECT user_id, customer_id FROM stripe_customer") == [
+            {"user_id": user, "customer_id": a}
+        ]
         assert len([o for o in stripe_server.objects.values() if o["object"] == "customer"]) == 1
 
     async def test_a_declined_hold_is_recorded_with_its_reason(

@@ -374,8 +374,11 @@ class StripeGateway:
         params: Any = {
             "customer": customer_id,
             "items": [{"price": price_id}],
-            # The subscription exists at once; its state then follows customer.subscription.*.
-            "payment_behavior": "default_incomplete",
+            # The first invoice is charged at once to the customer's default card; if the bank
+            # wants 3-D Secure the subscription stays incomplete (customer.subscription.* and
+            # invoice.* tell what happened). Bringing the driver back to authenticate is for
+            # the memberships part: `client_secret` is not filled in yet.
+            "payment_behavior": "allow_incomplete",
             "metadata": _metadata(user_id=user_id),
         }
         sub = await self._call(

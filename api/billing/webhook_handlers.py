@@ -27,7 +27,7 @@ from api.audit.service import SYSTEM_ACTOR, entry
 from api.billing.inbox import HandlerRegistry, InboundEvent
 from api.billing.payment_state import apply_intent
 from schema.account_models import UserAccount
-from schema.models import Organization
+from schema.models import Organization, Transaction
 from schema.payment_models import Payment, SavedPaymentMethod, StripeCustomer
 from schema.timeutil import utcnow
 
@@ -71,9 +71,13 @@ async def _payment_from_metadata(session: AsyncSession, intent: dict[str, Any]) 
             "payment intent %s names unknown user %s or organisation %s", intent["id"], user_id, org_id
         )
         return None
+    transaction_id = _int_metadata(intent, "transaction_id")
+    if transaction_id is not None and await session.get(Transaction, transaction_id) is None:
+        transaction_id = None
     payment = Payment(
         organization_id=org_id,
         user_id=user_id,
+        transaction_id=transaction_id,
         payment_intent_id=intent["id"],
         customer_id=_id(intent.get("customer")),
         currency=str(intent.get("currency") or "").lower()[:3],

@@ -11,9 +11,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.applications import Starlette
 
 from api.billing import inbox
 from api.billing.inbox import HandlerRegistry, InboundEvent
@@ -21,13 +23,14 @@ from api.billing.jobs import INBOX_RETENTION, process_stripe_inbox, purge_stripe
 from api.billing.payment_state import apply_intent, moves_forward
 from api.billing.payment_types import Held, HoldRequest
 from api.billing.stripe_gateway import StripeGateway
-from api.billing.webhooks import WEBHOOK_PATH
+from api.billing.webhooks import WEBHOOK_PATH, stripe_webhook_route
 from schema.db import create_engine, session_factory
 from schema.payment_models import Payment, StripeCustomer
+from schema.settings import Settings
 from schema.timeutil import utcnow
 from tests.account_builders import make_user
 from tests.builders import make_org
-from tests.conftest import ApiServerFactory
+from tests.conftest import ApiServerFactory, _QuietServer
 from tests.dbutil import fetch, scalar
 from tests.stripe_server import WEBHOOK_SECRET, StripeServer, running_stripe_server
 from tests.test_stripe_gateway import app_confirms_card, stripe_settings
@@ -555,3 +558,58 @@ class TestConcurrencyAndRetention:
         assert await purge_stripe_inbox(engine, now=utcnow() + timedelta(days=1)) == 0
         assert await purge_stripe_inbox(engine, now=utcnow() + INBOX_RETENTION + timedelta(days=1)) == 1
         assert await fetch(engine, "SELECT external_id FROM inbox_event") == [{"external_id": "evt_pending"}]
+
+
+class TestAnsweringFast:
+    async def test_the_answer_does_not_wait_for_processing(
+        self, engine: AsyncEngine, stripe_server: StripeServer
+    ) -> None:
+        # given: a handler that blocks until released
+        release = asyncio.Event()
+
+        async def slow(session: AsyncSession, event: InboundEvent) -> str:
+            await release.wait()
+            return "handled"
+
+        registry = HandlerRegistry()
+        registry.register("invoice.paid", slow)
+        settings = Settings(CHARGENET_STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET)
+        app = Starlette(routes=[stripe_webhook_route(engine, settings, registry)])
+        server = _QuietServer(
+            uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning")
+        )
+        task = asyncio.create_task(server.serve())
+        try:
+
+            async def started() -> bool:
+                return bool(server.started)
+
+            await eventually(started)
+            port = server.servers[0].sockets[0].getsockname()[1]
+            event = stripe_server.make_event("invoice.paid", {"id": "in_1", "object": "invoice"})
+            # when
+            answer = await asyncio.wait_for(
+                stripe_server.deliver(f"http://127.0.0.1:{port}{WEBHOOK_PATH}", event), timeout=5
+            )
+            # then: answered and stored while the handler still waits
+            assert answer.status_code == 200
+            assert await scalar(engine, "SELECT count(*) FROM inbox_event") == 1
+            assert not await processed(engine, event["id"])
+            release.set()
+            await eventually(lambda: processed(engine, event["id"]))
+        finally:
+            release.set()
+            server.should_exit = True
+            await task
+
+    async def test_a_secret_being_rolled_accepts_both(
+        self, engine: AsyncEngine, api_server_factory: ApiServerFactory, stripe_server: StripeServer
+    ) -> None:
+        server = await api_server_factory(CHARGENET_STRIPE_WEBHOOK_SECRET=f"whsec_old_one, {WEBHOOK_SECRET}")
+        url = server.base_url + WEBHOOK_PATH
+        old = stripe_server.make_event("invoice.paid", {"id": "in_1", "object": "invoice"})
+        new = stripe_server.make_event("invoice.paid", {"id": "in_2", "object": "invoice"})
+        assert (await stripe_server.deliver(url, old, secret="whsec_old_one")).status_code == 200
+        assert (await stripe_server.deliver(url, new)).status_code == 200
+        assert (await stripe_server.deliver(url, new, secret="whsec_neither")).status_code == 400
+        assert await scalar(engine, "SELECT count(*) FROM inbox_event") == 2

@@ -65,6 +65,11 @@ class Payment(SQLModel, table=True):
     # The session it pays for; NULL while the hold precedes the session (or it never started).
     transaction_id: int | None = Field(default=None, foreign_key="charging_transaction.id", index=True)
     payment_intent_id: str = Field(max_length=64, unique=True)
+    # ChargeNet's id for this payment flow (the charging request that asked for the hold):
+    # every idempotency key of its Stripe calls derives from it, so later calls (increment,
+    # capture, release) read it here rather than being told it again. NULL only for a row
+    # rebuilt from a webhook whose intent lacked it.
+    session_id: int | None = None
     customer_id: str | None = Field(default=None, max_length=64)
     payment_method_id: str | None = Field(default=None, max_length=64)
     currency: str = Field(max_length=3)

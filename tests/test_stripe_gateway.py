@@ -479,8 +479,8 @@ class TestPaymentsService:
             await s.commit()
         payment_id = (await fetch(engine, "SELECT id FROM payment"))[0]["id"]
         async with db() as s:
-            await payments.raise_hold(s, payments_gateway, payment_id, session_id=9, new_amount=6_000)
-            await payments.settle_session(s, payments_gateway, payment_id, session_id=9, amount=5_432)
+            await payments.raise_hold(s, payments_gateway, payment_id, new_amount=6_000)
+            await payments.settle_session(s, payments_gateway, payment_id, amount=5_432)
             await payments.refund_payment(
                 s, payments_gateway, payment_id, actor=SYSTEM_ACTOR, refund_reference="r1", amount=432
             )
@@ -496,7 +496,18 @@ class TestPaymentsService:
             5_432,
             432,
         )
-        assert (row["user_id"], row["organization_id"], row["payment_method_id"], row["currency"]) == (
+        assert keys_of(stripe_server, "payment_intents.capture") == ["test:session:9:capture:5432"]
+        assert keys_of(stripe_server, "payment_intents.increment_authorization") == [
+            "test:session:9:increment:6000"
+        ]
+        assert (
+            row["session_id"],
+            row["user_id"],
+            row["organization_id"],
+            row["payment_method_id"],
+            row["currency"],
+        ) == (
+            9,
             user,
             org,
             card,
@@ -527,6 +538,35 @@ class TestPaymentsService:
             {"user_id": user, "customer_id": a}
         ]
         assert len([o for o in stripe_server.objects.values() if o["object"] == "customer"]) == 1
+
+    async def test_a_session_that_cost_nothing_releases_its_hold(
+        self, engine: AsyncEngine, payments_gateway: StripeGateway, stripe_server: StripeServer
+    ) -> None:
+        org = await make_org(engine)
+        user = await make_user(engine, email="driver@example.com")
+        async with session_factory(engine)() as s:
+            customer = await payments.ensure_customer(s, payments_gateway, user)
+            await payments.hold_for_session(
+                s,
+                payments_gateway,
+                hold(
+                    customer,
+                    session_id=3,
+                    user_id=user,
+                    organization_id=org,
+                    payment_method_id="pm_card_visa",
+                ),
+            )
+            payment = (await payments.payments_of_user(s, user))[0]
+            with pytest.raises(InvalidInput):
+                await payments.settle_session(s, payments_gateway, payment.id or 0, amount=5_001)
+            await payments.settle_session(s, payments_gateway, payment.id or 0, amount=0)
+            await s.commit()
+        assert await fetch(engine, "SELECT status, amount_captured FROM payment") == [
+            {"status": "canceled", "amount_captured": 0}
+        ]
+        assert keys_of(stripe_server, "payment_intents.cancel") == ["test:session:3:cancel"]
+        assert stripe_server.counts["captures"] == 0
 
     async def test_a_declined_hold_is_recorded_with_its_reason(
         self, engine: AsyncEngine, payments_gateway: StripeGateway

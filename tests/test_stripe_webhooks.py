@@ -124,7 +124,12 @@ class TestDelivery:
         assert answer.json() == {"received": True, "duplicate": False}
         await eventually(lambda: processed(engine, event["id"]))
         row = await payment_row(engine)
-        assert (row["payment_intent_id"], row["user_id"], row["organization_id"]) == (pi, user, org)
+        assert (row["payment_intent_id"], row["user_id"], row["organization_id"], row["session_id"]) == (
+            pi,
+            user,
+            org,
+            5,
+        )
         assert (row["status"], row["amount_held"], row["currency"]) == ("requires_capture", 4_000, "eur")
         stored = await fetch(
             engine, "SELECT source, event_type, outcome, attempts, last_error FROM inbox_event"

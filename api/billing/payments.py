@@ -159,6 +159,7 @@ async def _record(session: AsyncSession, hold: HoldRequest, info: IntentInfo) ->
             user_id=hold.user_id,
             transaction_id=hold.transaction_id,
             payment_intent_id=info.payment_intent_id,
+            session_id=hold.session_id,
             customer_id=hold.customer_id,
             currency=info.currency,
             amount_held=info.amount,
@@ -172,7 +173,9 @@ async def _record(session: AsyncSession, hold: HoldRequest, info: IntentInfo) ->
 
 async def hold_for_session(session: AsyncSession, gateway: PaymentGateway, hold: HoldRequest) -> HoldOutcome:
     """Place the session's hold and record it. A declined card is recorded too (status
-    requires_payment_method, the decline code) before PaymentDeclined goes to the caller."""
+    requires_payment_method, the decline code) before PaymentDeclined goes to the caller, who
+    should commit that record before answering with the error (the webhook would rebuild it
+    otherwise, later)."""
     try:
         outcome = await gateway.place_hold(hold)
     except PaymentDeclined as declined:
@@ -211,20 +214,26 @@ async def _apply(session: AsyncSession, payment: Payment, info: IntentInfo) -> P
     return payment
 
 
+def _session_id(payment: Payment) -> int:
+    if payment.session_id is None:
+        raise InvalidInput("this payment was not made by a ChargeNet session hold")
+    return payment.session_id
+
+
 async def raise_hold(
-    session: AsyncSession, gateway: PaymentGateway, payment_id: int, *, session_id: int, new_amount: int
+    session: AsyncSession, gateway: PaymentGateway, payment_id: int, *, new_amount: int
 ) -> Payment:
     payment = await _payment(session, payment_id)
     if new_amount <= payment.amount_held:
         raise InvalidInput("the new hold must be larger than the current one")
     info = await gateway.increment_hold(
-        session_id=session_id, payment_intent_id=payment.payment_intent_id, new_amount=new_amount
+        session_id=_session_id(payment), payment_intent_id=payment.payment_intent_id, new_amount=new_amount
     )
     return await _apply(session, payment, info)
 
 
 async def settle_session(
-    session: AsyncSession, gateway: PaymentGateway, payment_id: int, *, session_id: int, amount: int
+    session: AsyncSession, gateway: PaymentGateway, payment_id: int, *, amount: int
 ) -> Payment:
     """Charge the session's final `amount`: captured up to the hold, or the hold released when
     the session cost nothing. More than the hold is refused (the caller raises it first)."""
@@ -232,10 +241,12 @@ async def settle_session(
     if amount > payment.amount_held:
         raise InvalidInput("the amount exceeds the hold; raise the hold before capturing")
     if amount <= 0:
-        info = await gateway.cancel_hold(session_id=session_id, payment_intent_id=payment.payment_intent_id)
+        info = await gateway.cancel_hold(
+            session_id=_session_id(payment), payment_intent_id=payment.payment_intent_id
+        )
     else:
         info = await gateway.capture(
-            session_id=session_id, payment_intent_id=payment.payment_intent_id, amount=amount
+            session_id=_session_id(payment), payment_intent_id=payment.payment_intent_id, amount=amount
         )
     return await _apply(session, payment, info)
 
@@ -282,6 +293,12 @@ async def refund_payment(
     )
     await session.flush()
     return refund
+
+
+async def payments_of_user(session: AsyncSession, user_id: int) -> list[Payment]:
+    """The driver's payments, newest first."""
+    stmt = select(Payment).where(Payment.user_id == user_id).order_by(col(Payment.id).desc())
+    return list((await session.exec(stmt)).all())
 
 
 async def payments_of_transaction(session: AsyncSession, transaction_id: int) -> list[Payment]:

@@ -79,6 +79,7 @@ async def _payment_from_metadata(session: AsyncSession, intent: dict[str, Any]) 
         user_id=user_id,
         transaction_id=transaction_id,
         payment_intent_id=intent["id"],
+        session_id=_int_metadata(intent, "session_id"),
         customer_id=_id(intent.get("customer")),
         currency=str(intent.get("currency") or "").lower()[:3],
         amount_held=int(intent.get("amount") or 0),

@@ -71,6 +71,7 @@ def upgrade() -> None:
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('transaction_id', sa.Integer(), nullable=True),
     sa.Column('payment_intent_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('session_id', sa.Integer(), nullable=True),
     sa.Column('customer_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('payment_method_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('currency', sqlmodel.sql.sqltypes.AutoString(length=3), nullable=False),

@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-import stripe
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.audit.service import SYSTEM_ACTOR
@@ -36,18 +35,8 @@ from schema.settings import Settings
 from tests.account_builders import make_user
 from tests.builders import make_org
 from tests.dbutil import fetch
+from tests.stripe_payments import app_confirms_card, stripe_settings
 from tests.stripe_server import API_KEY, StripeServer, running_stripe_server
-
-
-def stripe_settings(server: StripeServer, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "CHARGENET_STRIPE_API_KEY": API_KEY,
-        "CHARGENET_STRIPE_API_BASE": server.url,
-        "CHARGENET_STRIPE_TIMEOUT": 2.0,
-        "CHARGENET_STRIPE_MAX_RETRIES": 2,
-        "CHARGENET_STRIPE_IDEMPOTENCY_PREFIX": "test",
-    }
-    return Settings(**{**values, **overrides})
 
 
 @pytest.fixture
@@ -61,17 +50,6 @@ async def payments_gateway(stripe_server: StripeServer) -> AsyncIterator[StripeG
     gw = StripeGateway.from_settings(stripe_settings(stripe_server))
     yield gw
     await gw.aclose()
-
-
-async def app_confirms_card(server: StripeServer, setup_intent_id: str, card: str) -> str:
-    """What the driver's app does with the SetupIntent's client secret: confirm it with the
-    card typed in (here with the SDK against the same server). Returns the saved card's id."""
-    app = stripe.StripeClient(API_KEY, base_addresses={"api": server.url}, http_client=stripe.HTTPXClient())
-    try:
-        seti = await app.v1.setup_intents.confirm_async(setup_intent_id, {"payment_method": card})
-    finally:
-        await app._requestor._client.close_async()  # type: ignore[attr-defined]
-    return str(seti.payment_method)
 
 
 def hold(customer_id: str, *, session_id: int = 1, amount: int = 5_000, **kw: Any) -> HoldRequest:

@@ -32,10 +32,8 @@ from tests.account_builders import make_user
 from tests.builders import make_org
 from tests.conftest import ApiServerFactory, _QuietServer
 from tests.dbutil import fetch, scalar
+from tests.stripe_payments import app_confirms_card, stripe_settings
 from tests.stripe_server import WEBHOOK_SECRET, StripeServer, running_stripe_server
-from tests.test_stripe_gateway import app_confirms_card, stripe_settings
-
-WAIT_S = 10.0
 
 
 @pytest.fixture
@@ -49,6 +47,9 @@ async def payments_gateway(stripe_server: StripeServer) -> AsyncIterator[StripeG
     gw = StripeGateway.from_settings(stripe_settings(stripe_server))
     yield gw
     await gw.aclose()
+
+
+WAIT_S = 10.0
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from api.auth.keys import KeyRing
 from api.auth.oidc import OidcVerifier
 from api.auth.principal import ANONYMOUS, Principal
 from api.auth.ratelimit import RateLimiter
+from api.billing.webhooks import stripe_webhook_route
 from api.context import Context
 from api.files.routes import upload_route
 from api.graphql_schema import build_schema
@@ -201,6 +202,7 @@ def create_app(
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             upload_route(session_factory(engine)),
+            stripe_webhook_route(engine, settings),
         ]
     )
     app.state.auth = auth

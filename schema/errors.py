@@ -94,3 +94,52 @@ class BusUnavailable(ChargeNetError):
     """The networked bus (Redis) cannot be reached: commands can't be routed right now."""
 
     code = "BUS_UNAVAILABLE"
+
+
+class BillingDisabled(ChargeNetError):
+    """Payments are not configured on this deployment (no CHARGENET_STRIPE_API_KEY)."""
+
+    code = "BILLING_DISABLED"
+
+
+class PaymentDeclined(ChargeNetError):
+    """The bank or Stripe refused the card; `decline_code` is Stripe's reason
+    (insufficient_funds, generic_decline…), safe to show the driver as a hint."""
+
+    code = "PAYMENT_DECLINED"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        decline_code: str | None = None,
+        payment_intent_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.decline_code = decline_code
+        self.payment_intent_id = payment_intent_id
+
+    @property
+    def extensions(self) -> dict[str, str]:
+        ext = {"code": self.code}
+        if self.decline_code:
+            ext["declineCode"] = self.decline_code
+        return ext
+
+
+class PaymentProviderUnavailable(ChargeNetError):
+    """Stripe could not be reached, timed out, was rate limited or failed (5xx) after the
+    SDK's retries. The same call with the same idempotency key is safe to repeat later."""
+
+    code = "PAYMENT_PROVIDER_UNAVAILABLE"
+
+
+class PaymentProviderError(ChargeNetError):
+    """Stripe refused the request itself (bad state, bad parameters, bad credentials): a
+    ChargeNet or configuration problem, not the driver's; `provider_code` is Stripe's code."""
+
+    code = "PAYMENT_PROVIDER_ERROR"
+
+    def __init__(self, message: str, *, provider_code: str | None = None) -> None:
+        super().__init__(message)
+        self.provider_code = provider_code

@@ -247,6 +247,7 @@ from schema import control_models as _control_models  # noqa: E402, F401
 # OCPP 2.0.1 device models, registered the same way.
 from schema import device_models as _device_models  # noqa: E402, F401
 from schema import local_auth_models as _local_auth_models  # noqa: E402, F401
+from schema import payment_models as _payment_models  # noqa: E402, F401
 from schema import plan_models as _plan_models  # noqa: E402, F401
 from schema import request_models as _request_models  # noqa: E402, F401
 from schema import tariff_models as _tariff_models  # noqa: E402, F401

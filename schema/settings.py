@@ -96,6 +96,32 @@ class Settings(BaseSettings):
     graphql_introspection: bool = Field(default=True, alias="CHARGENET_GRAPHQL_INTROSPECTION")
     graphiql: bool = Field(default=True, alias="CHARGENET_GRAPHIQL")
 
+    # --- payments (Stripe) ---
+    # Without an API key billing is disabled: everything else runs, and payment calls fail with
+    # BILLING_DISABLED. Secrets come from the environment or a secret store, never the repo.
+    stripe_api_key: str | None = Field(default=None, alias="CHARGENET_STRIPE_API_KEY")
+    # Signing secret of the webhook endpoint (whsec_…); unset: /webhooks/stripe answers 503.
+    stripe_webhook_secret: str | None = Field(default=None, alias="CHARGENET_STRIPE_WEBHOOK_SECRET")
+    # Another API host (tests point the SDK at a local server that speaks Stripe's format).
+    stripe_api_base: str | None = Field(default=None, alias="CHARGENET_STRIPE_API_BASE")
+    # Per attempt; a hold sits between the driver's tap and the charger starting, so seconds.
+    stripe_timeout_s: float = Field(default=10.0, gt=0, le=80, alias="CHARGENET_STRIPE_TIMEOUT")
+    stripe_connect_timeout_s: float = Field(
+        default=3.0, gt=0, le=30, alias="CHARGENET_STRIPE_CONNECT_TIMEOUT"
+    )
+    # The SDK retries connection errors, 409 and 5xx with the same idempotency key.
+    stripe_max_network_retries: int = Field(default=2, ge=0, le=5, alias="CHARGENET_STRIPE_MAX_RETRIES")
+    # Signed webhooks older than this are refused (replay protection); Stripe's own default.
+    stripe_webhook_tolerance_s: int = Field(
+        default=300, ge=30, le=3600, alias="CHARGENET_STRIPE_WEBHOOK_TOLERANCE"
+    )
+    # Idempotency keys start with this: two deployments (staging and production, or a dev
+    # database that was reset) sharing one Stripe account must set different values, or
+    # "session:1:hold" of one would replay the other's.
+    stripe_idempotency_prefix: str = Field(
+        default="chargenet", min_length=1, max_length=40, alias="CHARGENET_STRIPE_IDEMPOTENCY_PREFIX"
+    )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -17,6 +17,7 @@ import logging
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.billing import jobs as billing
 from api.configuration import jobs as configuration
 from api.control import requests
 from api.firmware import progress as firmware_campaigns
@@ -67,6 +68,16 @@ def scheduled_jobs(
             "expire-reservations",
             reservations.EXPIRY_INTERVAL_S,
             functools.partial(reservations.expire_reservations, engine),
+        ),
+        ScheduledJob(
+            "stripe-inbox",
+            billing.INBOX_INTERVAL_S,
+            functools.partial(billing.process_stripe_inbox, engine),
+        ),
+        ScheduledJob(
+            "purge-stripe-inbox",
+            PURGE_PROCESSED_INTERVAL_S,
+            functools.partial(billing.purge_stripe_inbox, engine),
         ),
         ScheduledJob(
             "meter-partitions",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import strawberry
@@ -26,6 +28,8 @@ from api.auth.keys import KeyRing
 from api.auth.oidc import OidcVerifier
 from api.auth.principal import ANONYMOUS, Principal
 from api.auth.ratelimit import RateLimiter
+from api.billing.payment_types import PaymentGateway
+from api.billing.stripe_gateway import build_gateway
 from api.billing.webhooks import stripe_webhook_route
 from api.context import Context
 from api.files.routes import upload_route
@@ -70,6 +74,7 @@ class ChargeNetGraphQL(GraphQL[Context, None]):
         bus: Bus,
         settings: Settings,
         auth: AuthDeps,
+        payments: PaymentGateway,
     ) -> None:
         super().__init__(
             schema,
@@ -80,6 +85,7 @@ class ChargeNetGraphQL(GraphQL[Context, None]):
         self.bus = bus
         self.settings = settings
         self.auth = auth
+        self.payments = payments
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """HTTP requests are authenticated before GraphQL runs, so a bad token is a 401."""
@@ -116,6 +122,7 @@ class ChargeNetGraphQL(GraphQL[Context, None]):
             settings=self.settings,
             loaders=Loaders(self.db, principal, cache=not is_ws),
             auth=self.auth,
+            payments=self.payments,
             client_ip=client_ip(request, self.settings),
         )
 
@@ -168,10 +175,15 @@ def create_app(
     settings: Settings,
     ready: Any = None,
     auth: AuthDeps | None = None,
+    payments: PaymentGateway | None = None,
 ) -> Starlette:
-    """`ready` is a callable telling whether the process may take traffic (serve sets it)."""
+    """`ready` is a callable telling whether the process may take traffic (serve sets it).
+    `payments` defaults to Stripe as the settings configure it (disabled without a key)."""
     auth = auth or build_auth(engine, settings)
-    graphql = ChargeNetGraphQL(build_schema(), engine=engine, bus=bus, settings=settings, auth=auth)
+    gateway = payments or build_gateway(settings)
+    graphql = ChargeNetGraphQL(
+        build_schema(), engine=engine, bus=bus, settings=settings, auth=auth, payments=gateway
+    )
     jwks_body = json.dumps(auth.keys.public_jwks()).encode()
 
     async def jwks(_request: Request) -> Response:
@@ -194,7 +206,13 @@ def create_app(
             return JSONResponse({"status": "starting"}, 503)
         return JSONResponse({"status": "ready"})
 
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        await gateway.aclose()
+
     app = Starlette(
+        lifespan=lifespan,
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
@@ -203,7 +221,8 @@ def create_app(
             Route("/readyz", readyz),
             upload_route(session_factory(engine)),
             stripe_webhook_route(engine, settings),
-        ]
+        ],
     )
     app.state.auth = auth
+    app.state.payments = gateway
     return app

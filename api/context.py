@@ -14,6 +14,7 @@ from starlette.websockets import WebSocket
 from api.audit.service import Actor
 from api.auth.deps import AuthDeps
 from api.auth.principal import Principal
+from api.billing.payment_types import PaymentGateway
 from api.loaders import Loaders
 from schema.bus import Bus
 from schema.settings import Settings
@@ -29,6 +30,8 @@ class Context:
     settings: Settings
     loaders: Loaders
     auth: AuthDeps
+    # Stripe (or the disabled gateway when no key is set): one per process, shared.
+    payments: PaymentGateway
     client_ip: str | None = None
     connection_params: dict[str, Any] | None = field(default=None)
 

@@ -27,6 +27,7 @@ from api.accounts.social import SocialSignInMutation
 from api.auth.permissions import IsPublic
 from api.auth.policy import assert_every_root_field_has_a_rule
 from api.billing.mutations import BillingMutation
+from api.billing.payments_api import PaymentsMutation, PaymentsQuery
 from api.billing.plan_api import MembershipMutation, MembershipQuery
 from api.billing.queries import BillingQuery
 from api.configuration.mutations import ConfigurationMutation
@@ -75,6 +76,7 @@ class Query(
     LocalAuthQuery,
     BillingQuery,
     MembershipQuery,
+    PaymentsQuery,
     FirmwareCampaignQuery,
 ):
     # Each node type's resolve_nodes reads through the caller-scoped loaders.
@@ -97,6 +99,7 @@ class Mutation(
     LocalAuthMutation,
     BillingMutation,
     MembershipMutation,
+    PaymentsMutation,
     FirmwareCampaignMutation,
 ):
     pass

@@ -45,3 +45,24 @@ class SessionCharge(SQLModel, table=True):
     started_at: datetime = Field(sa_column=utc_column())
     stopped_at: datetime = Field(sa_column=utc_column())
     priced_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(index=True))
+    # The driver's part: "due" until captured ("paid"), "unpaid" when it could not be taken (a
+    # debt that blocks the driver's next start), "none" when nobody is charged by card.
+    payment_status: str = Field(default="due", max_length=8, index=True)
+    amount_paid: int = 0
+
+
+class OrganizationBilling(SQLModel, table=True):
+    """How an organisation takes payment for charging (absent row: payments not required)."""
+
+    __tablename__ = "organization_billing"
+
+    organization_id: int = Field(foreign_key="organization.id", primary_key=True)
+    # Drivers starting from the app must hold a card payment before the station is asked.
+    payments_required: bool = False
+    # What the bank holds at the start, in minor units (raised while the session runs).
+    hold_amount: int = 5_000
+    # When Stripe cannot be reached: "allow" (start, charge at the end) or "refuse".
+    provider_down_policy: str = Field(default="allow", max_length=8)
+    # When the running cost nears the hold: "increment" it, or "stop" the session.
+    over_hold_policy: str = Field(default="increment", max_length=10)
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())

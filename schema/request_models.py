@@ -15,6 +15,7 @@ from schema.timeutil import utcnow
 
 
 class ChargingRequestState(StrEnum):
+    AWAITING_PAYMENT = "awaiting_payment"  # the bank wants the driver to authenticate the hold
     PENDING = "pending"  # asked; the station has not started a transaction yet
     CHARGING = "charging"  # the station reported the transaction (linked)
     FAILED = "failed"  # refused, unreachable, or never started in time

@@ -227,8 +227,9 @@ class StripeResources(StripeStore):
                 code="payment_intent_unexpected_state",
             )
         behaviour = self._behaviour.get(pi["payment_method"])
-        if behaviour and behaviour.startswith("decline:"):
-            self._fail(pi, "card_declined", behaviour[8:], "Your card was declined.", key)
+        if behaviour and behaviour.startswith(("decline:", "charge_decline:")):
+            decline = behaviour.split(":", 1)[1]
+            self._fail(pi, "card_declined", decline, "Your card was declined.", key)
         if behaviour == "authenticate":
             if off_session:
                 self._fail(

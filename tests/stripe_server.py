@@ -10,7 +10,8 @@ test's event loop) and speaks Stripe's wire format: form-encoded bodies with nes
 Test hooks script the world the SDK meets:
 - Stripe's magic test cards: `pm_card_visa` and `pm_card_mastercard` succeed,
   `pm_card_chargeDeclined` (generic_decline) and `pm_card_chargeDeclinedInsufficientFunds`
-  are declined, `pm_card_authenticationRequired` needs 3-D Secure (requires_action on
+  are declined, `pm_card_chargeCustomerFail` is saved but every charge on it declined,
+  `pm_card_authenticationRequired` needs 3-D Secure (requires_action on
   session, an `authentication_required` card error off session);
 - `fail_next(endpoint, times, mode)`: the next calls answer 500 before doing anything
   ("error"), hang until the client gives up ("hang"), or do the work and then lose the

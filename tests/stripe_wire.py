@@ -23,6 +23,8 @@ MAGIC_CARDS: dict[str, tuple[str, str, str | None]] = {
     "pm_card_chargeDeclined": ("visa", "0002", "decline:generic_decline"),
     "pm_card_chargeDeclinedInsufficientFunds": ("visa", "9995", "decline:insufficient_funds"),
     "pm_card_authenticationRequired": ("visa", "3184", "authenticate"),
+    # Stripe's 4000000000000341: saves fine, every charge on it is declined.
+    "pm_card_chargeCustomerFail": ("visa", "0341", "charge_decline:generic_decline"),
 }
 CANCELABLE = {
     "requires_payment_method",

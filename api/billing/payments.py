@@ -214,6 +214,11 @@ async def _apply(session: AsyncSession, payment: Payment, info: IntentInfo) -> P
     return payment
 
 
+async def record_intent(session: AsyncSession, payment: Payment, info: IntentInfo) -> Payment:
+    """Bring the payment row in step with the intent as Stripe reported it."""
+    return await _apply(session, payment, info)
+
+
 def _session_id(payment: Payment) -> int:
     if payment.session_id is None:
         raise InvalidInput("this payment was not made by a ChargeNet session hold")

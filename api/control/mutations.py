@@ -22,6 +22,7 @@ CommandOutcomeGQL: TypeAlias = service.CommandOutcome
 
 @strawberry.enum(name="ChargingRequestState")
 class ChargingRequestStateGQL(StrEnum):
+    AWAITING_PAYMENT = "awaiting_payment"
     PENDING = "pending"
     CHARGING = "charging"
     FAILED = "failed"
@@ -118,6 +119,11 @@ class ChargingPayload:
     message: str
     _transaction_id: strawberry.Private[int | None]
     _request_id: strawberry.Private[int | None] = None
+    payment_client_secret: str | None = strawberry.field(
+        default=None,
+        description="PAYMENT_ACTION_REQUIRED: confirm the card payment with this (Stripe SDK in the "
+        "app), then call resumeCharging.",
+    )
 
     @strawberry.field(description="The charging request this start created (startCharging only).")
     async def request(self, info: Info) -> ChargingRequestNode | None:
@@ -134,6 +140,7 @@ def _payload(result: service.ControlResult) -> ChargingPayload:
         message=result.message,
         _transaction_id=result.transaction_id,
         _request_id=result.request_id,
+        payment_client_secret=result.payment_client_secret,
     )
 
 
@@ -164,6 +171,27 @@ class ControlMutation:
             connector_id=input.connector_id,
             id_tag=input.id_tag,
             wait_s=input.wait_seconds if input.wait_seconds is not None else ctx.settings.start_wait_s,
+            command_timeout_s=ctx.settings.command_timeout_s,
+            payments=ctx.payments,
+        )
+        return _payload(result)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Continue your start once the app has confirmed the card payment the bank asked "
+        "for (a request in AWAITING_PAYMENT).",
+    )
+    async def resume_charging(
+        self, info: Info, request_id: relay.GlobalID, wait_seconds: float | None = None
+    ) -> ChargingPayload:
+        ctx = info.context
+        result = await service.resume_charging(
+            ctx.db,
+            ctx.bus,
+            ctx.payments,
+            ctx.actor,
+            request_id=parse_global_id(request_id, "ChargingRequest"),
+            wait_s=wait_seconds if wait_seconds is not None else ctx.settings.start_wait_s,
             command_timeout_s=ctx.settings.command_timeout_s,
         )
         return _payload(result)

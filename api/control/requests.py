@@ -20,12 +20,14 @@ from schema import outbox
 from schema.errors import InvalidInput
 from schema.events import ChargingRequestFailed, Event, TransactionEnded, TransactionStarted
 from schema.models import ChargingStation, Transaction
+from schema.payment_models import Payment
 from schema.request_models import ChargingRequest, ChargingRequestState
 from schema.timeutil import utcnow
 
 REQUEST = ChargingRequest.__table__  # type: ignore[attr-defined]
 STATION = ChargingStation.__table__  # type: ignore[attr-defined]
 TRANSACTION = Transaction.__table__  # type: ignore[attr-defined]
+PAYMENT = Payment.__table__  # type: ignore[attr-defined]
 QR_SEPARATOR = "*"
 # A station that accepted a remote start and has not reported a transaction by then will not:
 # the driver walked away or the cable never went in. Real chargers give up after their own
@@ -72,6 +74,23 @@ async def open_request(
 
 async def fail_request(conn: AsyncConnection, request_id: int, reason: str) -> None:
     await _fail(conn, REQUEST.c.id == request_id, reason[:200], utcnow())
+
+
+async def await_payment(conn: AsyncConnection, request_id: int) -> None:
+    """The bank wants the driver to authenticate the hold before the station is asked."""
+    await conn.execute(
+        update(REQUEST)
+        .where(REQUEST.c.id == request_id, REQUEST.c.state == S.PENDING.value)
+        .values(state=S.AWAITING_PAYMENT.value, updated_at=utcnow())
+    )
+
+
+async def payment_confirmed(conn: AsyncConnection, request_id: int) -> None:
+    await conn.execute(
+        update(REQUEST)
+        .where(REQUEST.c.id == request_id, REQUEST.c.state == S.AWAITING_PAYMENT.value)
+        .values(state=S.PENDING.value, updated_at=utcnow())
+    )
 
 
 async def _fail(conn: AsyncConnection, which: ColumnElement[bool], reason: str, now: datetime) -> int:
@@ -178,6 +197,12 @@ async def _link(conn: AsyncConnection, request_id: int, transaction_id: int, con
     )
     if not linked.rowcount:  # type: ignore[attr-defined]
         return
+    # the request's card hold pays for the session it became
+    await conn.execute(
+        update(PAYMENT)
+        .where(PAYMENT.c.session_id == request_id, PAYMENT.c.transaction_id.is_(None))
+        .values(transaction_id=transaction_id)
+    )
     request = select(REQUEST.c.id_tag, REQUEST.c.user_id).where(REQUEST.c.id == request_id).subquery()
     await conn.execute(
         update(TRANSACTION)

@@ -17,6 +17,8 @@ from api.audit import service as audit
 from api.audit.service import Actor
 from api.auth.principal import Principal
 from api.auth.roles import Permission
+from api.billing import pay_as_you_go
+from api.billing.payment_types import PaymentGateway
 from api.control import requests
 from api.network import repository as network
 from api.sessions import repository as sessions
@@ -39,6 +41,8 @@ from schema.events import (
     station_topic,
     transaction_topic,
 )
+from schema.models import ChargingStation
+from schema.request_models import ChargingRequest, ChargingRequestState
 
 # OCPP 1.6 IdToken is CiString20; 2.0.1 allows 36.
 MAX_ID_TAG_LENGTH = 20
@@ -54,6 +58,11 @@ class CommandOutcome(StrEnum):
     NOT_SUPPORTED = "NOT_SUPPORTED"
     FAILED = "FAILED"
     NOT_ACTIVE = "NOT_ACTIVE"
+    # Pay-as-you-go starts (api.billing.pay_as_you_go): the station was not asked.
+    PAYMENT_REQUIRED = "PAYMENT_REQUIRED"  # no card, or an unpaid session to settle first
+    PAYMENT_DECLINED = "PAYMENT_DECLINED"
+    PAYMENT_ACTION_REQUIRED = "PAYMENT_ACTION_REQUIRED"  # 3-D Secure: confirm, then resumeCharging
+    PAYMENT_UNAVAILABLE = "PAYMENT_UNAVAILABLE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +72,8 @@ class ControlResult:
     transaction_id: int | None = None
     station_status: str | None = None
     request_id: int | None = None
+    # PAYMENT_ACTION_REQUIRED: what the app confirms the payment with.
+    payment_client_secret: str | None = None
 
 
 async def _update_request(db: async_sessionmaker[AsyncSession], fn: Callable[..., Any], *args: Any) -> None:
@@ -159,6 +170,7 @@ async def start_charging(
     wait_s: float,
     command_timeout_s: float,
     qr_code: str | None = None,
+    payments: PaymentGateway | None = None,
 ) -> ControlResult:
     """Start a session: the charging request is recorded first and returned whatever the
     station does; with `wait_s` > 0 the call also waits (bounded) for the session itself."""
@@ -195,6 +207,104 @@ async def start_charging(
             id_tag=tag,
         )
         await s.commit()
+    if payments is not None and principal.is_user:
+        gate = await pay_as_you_go.authorize_start(
+            db,
+            payments,
+            user_id=principal.user_id or 0,
+            organization_id=station.organization_id,
+            request_id=request_id,
+        )
+        refused = _payment_refusal(gate)
+        if refused is not None:
+            if refused is CommandOutcome.PAYMENT_ACTION_REQUIRED:
+                await _update_request(db, requests.await_payment, request_id)
+            else:
+                await _update_request(db, requests.fail_request, request_id, gate.message)
+            result = ControlResult(
+                refused, gate.message, request_id=request_id, payment_client_secret=gate.client_secret
+            )
+            await _audit(
+                db, actor, "station.remote_start", station.organization_id, station_id, result, connector_id
+            )
+            return result
+    return await _send_start(
+        db,
+        bus,
+        actor,
+        station,
+        tag=tag,
+        connector_id=connector_id,
+        request_id=request_id,
+        wait_s=wait_s,
+        command_timeout_s=command_timeout_s,
+    )
+
+
+def _payment_refusal(gate: pay_as_you_go.StartPayment) -> CommandOutcome | None:
+    G = pay_as_you_go.Gate
+    return {
+        G.NEEDS_CARD: CommandOutcome.PAYMENT_REQUIRED,
+        G.UNPAID_BALANCE: CommandOutcome.PAYMENT_REQUIRED,
+        G.DECLINED: CommandOutcome.PAYMENT_DECLINED,
+        G.AUTHENTICATE: CommandOutcome.PAYMENT_ACTION_REQUIRED,
+        G.UNAVAILABLE: CommandOutcome.PAYMENT_UNAVAILABLE,
+    }.get(gate.gate)
+
+
+async def resume_charging(
+    db: async_sessionmaker[AsyncSession],
+    bus: Bus,
+    payments: PaymentGateway,
+    actor: Actor,
+    *,
+    request_id: int,
+    wait_s: float,
+    command_timeout_s: float,
+) -> ControlResult:
+    """After the app passed the bank's authentication: the hold is checked, then the station is
+    asked, as startCharging would have."""
+    principal = actor.principal
+    async with db() as s:
+        request = await s.get(ChargingRequest, request_id)
+        if request is None or not principal.is_user or request.user_id != principal.user_id:
+            raise NotFound("no such charging request")
+        station = (await network.stations_by_ids(s, principal, [request.station_id])).get(request.station_id)
+    if station is None:
+        raise NotFound("no such charging request")
+    if request.state != ChargingRequestState.AWAITING_PAYMENT.value:
+        raise InvalidInput("this request is not waiting for a payment")
+    if not await pay_as_you_go.confirm_authenticated(db, payments, request_id=request_id):
+        return ControlResult(
+            CommandOutcome.PAYMENT_ACTION_REQUIRED, "the payment is not confirmed yet", request_id=request_id
+        )
+    await _update_request(db, requests.payment_confirmed, request_id)
+    return await _send_start(
+        db,
+        bus,
+        actor,
+        station,
+        tag=request.id_tag,
+        connector_id=request.connector_id,
+        request_id=request_id,
+        wait_s=wait_s,
+        command_timeout_s=command_timeout_s,
+    )
+
+
+async def _send_start(
+    db: async_sessionmaker[AsyncSession],
+    bus: Bus,
+    actor: Actor,
+    station: ChargingStation,
+    *,
+    tag: str,
+    connector_id: int | None,
+    request_id: int,
+    wait_s: float,
+    command_timeout_s: float,
+) -> ControlResult:
+    station_id = station.id or 0
     # Subscribe before sending, so a fast station's StartTransaction is not missed.
     sub = bus.subscribe(station_topic(station_id))
     try:

@@ -18,6 +18,9 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.billing import jobs as billing
+from api.billing import pay_as_you_go
+from api.billing.payment_types import PaymentGateway
+from api.billing.stripe_gateway import build_gateway
 from api.configuration import jobs as configuration
 from api.control import requests
 from api.firmware import progress as firmware_campaigns
@@ -29,6 +32,7 @@ from api.worker.relay import DurableChannel, InProcessChannel, OutboxRelay, Redi
 from api.worker.runner import JobLock, LocalJobLock, RedisJobLock, ScheduledJob, Scheduler, StreamWorker
 from api.worker.settings import WorkerSettings
 from schema.bus import Bus
+from schema.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +46,13 @@ def uses_redis(bus_url: str) -> bool:
 
 
 def scheduled_jobs(
-    engine: AsyncEngine, settings: WorkerSettings, bus: Bus | None = None
+    engine: AsyncEngine,
+    settings: WorkerSettings,
+    bus: Bus | None = None,
+    payments: PaymentGateway | None = None,
 ) -> list[ScheduledJob]:
     return [
+        *_settle_job(engine, payments),
         *_overlong_job(engine, settings, bus),
         *_configuration_job(engine, settings, bus),
         *_local_list_job(engine, settings, bus),
@@ -167,6 +175,19 @@ def _firmware_campaign_job(
     ]
 
 
+def _settle_job(engine: AsyncEngine, payments: PaymentGateway | None) -> list[ScheduledJob]:
+    """Ended sessions' card payments are captured (or their debt retried) by the worker."""
+    if payments is None:
+        return []
+    return [
+        ScheduledJob(
+            "settle-payments",
+            pay_as_you_go.SETTLE_INTERVAL_S,
+            functools.partial(pay_as_you_go.settle_due, engine, payments),
+        )
+    ]
+
+
 class DurableWork:
     def __init__(
         self,
@@ -179,8 +200,12 @@ class DurableWork:
         registry: HandlerRegistry | None = None,
         redis: Redis | None = None,
         bus: Bus | None = None,
+        payments: PaymentGateway | None = None,
     ) -> None:
         self.settings = settings
+        # Stripe as the environment configures it (disabled without a key), for settling payments.
+        self._own_payments = worker and payments is None
+        self.payments = payments or (build_gateway(Settings()) if worker else None)
         self.processor = Processor(engine, registry or jobs.default_registry(), consumer=settings.group)
         self.redis: Redis | None = None
         self._own_redis = False
@@ -221,7 +246,7 @@ class DurableWork:
                 retention_s=settings.outbox_retention_s,
             )
         if worker:
-            self.scheduler = Scheduler(scheduled_jobs(engine, settings, bus), lock)
+            self.scheduler = Scheduler(scheduled_jobs(engine, settings, bus, self.payments), lock)
 
     @property
     def parts(self) -> list[str]:
@@ -258,3 +283,5 @@ class DurableWork:
                 await part.stop()
         if self.redis is not None and self._own_redis:
             await self.redis.aclose()
+        if self.payments is not None and self._own_payments:
+            await self.payments.aclose()

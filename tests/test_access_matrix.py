@@ -458,6 +458,27 @@ RULES: dict[str, Rule] = {
     "Mutation.unassignTariff": Rule(
         BILLERS, lambda w, _: {"id": gid("TariffAssignment", w.tariff_assignment)}
     ),
+    # --- payments: cards, payments and balance are the signed-in person's own; the matrix world
+    # has no card, no paid session and no request of the callers' own, so acting on one is
+    # NOT_FOUND for everybody (tests/test_pay_as_you_go.py shows the owners succeeding) ---
+    "Query.paymentMethods": Rule(PEOPLE),
+    "Query.myPayments": Rule(PEOPLE),
+    "Query.myUnpaidBalance": Rule(PEOPLE),
+    "Mutation.addPaymentMethod": Rule(PEOPLE, lambda w, who: {"attemptId": f"matrix-{who}"}),
+    "Mutation.setDefaultPaymentMethod": Rule(frozenset(), lambda w, _: {"paymentMethodId": "pm_card_visa"}),
+    "Mutation.removePaymentMethod": Rule(frozenset(), lambda w, _: {"paymentMethodId": "pm_card_visa"}),
+    "Mutation.payUnpaidBalance": Rule(PEOPLE),
+    "Mutation.resumeCharging": Rule(
+        frozenset(), lambda w, _: {"requestId": gid("ChargingRequest", w.charging_request)}
+    ),
+    "Query.billingSettings": Rule(BILLERS, lambda w, _: {"organizationId": gid("Organization", w.org)}),
+    "Mutation.updateBillingSettings": Rule(
+        BILLERS,
+        lambda w, _: {"input": {"organizationId": gid("Organization", w.org), "paymentsRequired": False}},
+    ),
+    "Mutation.refundSession": Rule(
+        frozenset(), lambda w, _: {"input": {"transactionId": gid("Transaction", w.transaction)}}
+    ),
     # --- membership plans: public to list, billing to manage; memberships are the driver's ---
     "Query.membershipPlans": Rule(ALL, lambda w, _: {"organizationId": gid("Organization", w.org)}),
     "Query.myMemberships": Rule(AUTHENTICATED),

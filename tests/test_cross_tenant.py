@@ -232,6 +232,23 @@ PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
         "mutation ($p: ID!) { archiveMembershipPlan(id: $p) { id } }",
         lambda w: {"p": gid("MembershipPlan", w.plan)},
     ),
+    "billingSettings": (
+        "query ($o: ID!) { billingSettings(organizationId: $o) { holdAmount } }",
+        lambda w: {"o": gid("Organization", w.org)},
+    ),
+    "updateBillingSettings": (
+        "mutation ($o: ID!) { updateBillingSettings(input: {organizationId: $o, paymentsRequired: true}) "
+        "{ holdAmount } }",
+        lambda w: {"o": gid("Organization", w.org)},
+    ),
+    "refundSession": (
+        "mutation ($t: ID!) { refundSession(input: {transactionId: $t}) { amountRefunded } }",
+        lambda w: {"t": gid("Transaction", w.transaction)},
+    ),
+    "resumeCharging": (
+        "mutation ($r: ID!) { resumeCharging(requestId: $r) { outcome } }",
+        lambda w: {"r": gid("ChargingRequest", w.charging_request)},
+    ),
     "revokeAppToken": (
         "mutation ($a: ID!) { revokeAppToken(id: $a) }",
         lambda w: {"a": gid("AppToken", w.app_token)},

@@ -49,6 +49,8 @@ from api.reservations.mutations import ReservationsMutation
 from api.reservations.queries import ReservationsQuery
 from api.sessions.queries import SessionsQuery
 from api.sessions.subscriptions import SessionsSubscription
+from api.sponsorships.mutations import SponsorshipsMutation
+from api.sponsorships.queries import SponsorshipsQuery
 from schema.errors import ChargeNetError
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "schema.graphql"
@@ -74,6 +76,7 @@ class Query(
     LocalAuthQuery,
     BillingQuery,
     FirmwareCampaignQuery,
+    SponsorshipsQuery,
 ):
     # Each node type's resolve_nodes reads through the caller-scoped loaders.
     node: relay.Node | None = relay.node(
@@ -95,6 +98,7 @@ class Mutation(
     LocalAuthMutation,
     BillingMutation,
     FirmwareCampaignMutation,
+    SponsorshipsMutation,
 ):
     pass
 

@@ -3,7 +3,9 @@
 Runs in the worker, in the transaction that handles the durable TransactionEnded, so a session
 is charged exactly once however often the event is delivered (unique per transaction); the
 SessionCharged event it records is what payment capture and receipts react to. A session that
-no tariff applies to costs nothing and gets no row.
+no tariff applies to costs nothing and gets no row. A sponsor's share (api.sponsorships) is
+settled in the same transaction: it is stored as `sponsor_amount`, the driver pays the rest, and
+the stored lines end with a negative "Sponsored by …" line.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.billing import pricing, service
 from api.billing.tariffs import Component
+from api.sponsorships import service as sponsorships
 from schema import outbox
 from schema.charge_models import SessionCharge
 from schema.events import Event, SessionCharged, TransactionEnded
@@ -84,7 +87,11 @@ async def charge_session(conn: AsyncConnection, event: Event) -> None:
     found = await service.of_session(conn, tx.id)
     price = await service.session_price(conn, tx.id)
     if found is None or price is None:
+        await sponsorships.settle(conn, tx.id, None)  # nothing to sponsor: the claim is released
         return
+    sponsored = await sponsorships.settle(conn, tx.id, price)
+    sponsor_amount = 0 if sponsored is None else sponsored.amount
+    lines = lines_json(price) + ([] if sponsored is None else [sponsored.line()])
     now = utcnow()
     row = {
         "transaction_id": tx.id,
@@ -94,7 +101,7 @@ async def charge_session(conn: AsyncConnection, event: Event) -> None:
         "id_tag": tx.id_tag,
         "tariff_version_id": found.version_id,
         "currency": price.currency,
-        "lines": lines_json(price),
+        "lines": lines,
         "subtotal": price.subtotal,
         "net": price.net,
         "tax": price.tax,
@@ -104,8 +111,8 @@ async def charge_session(conn: AsyncConnection, event: Event) -> None:
         "energy_wh": price.energy_wh,
         "charging_seconds": price.charging_ms // 1000,
         "idle_seconds": price.idle_ms // 1000,
-        "sponsor_amount": 0,
-        "driver_amount": price.total,
+        "sponsor_amount": sponsor_amount,
+        "driver_amount": price.total - sponsor_amount,
         "started_at": tx.started_at,
         "stopped_at": tx.stopped_at,
         "priced_at": now,
@@ -132,7 +139,7 @@ async def charge_session(conn: AsyncConnection, event: Event) -> None:
                 user_id=tx.user_id,
                 currency=price.currency,
                 total=price.total,
-                driver_amount=price.total,
+                driver_amount=price.total - sponsor_amount,
             )
         ],
         now,

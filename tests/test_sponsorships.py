@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -15,6 +16,8 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.billing.charges import charge_session
+from api.billing.tariffs import Prices, Tariff, Window
+from api.sponsorships.rules import cover, energy_cap_reserve, in_window, parse_windows
 from api.sponsorships.service import claim_on_start
 from api.worker.service import DurableWork
 from schema.db import session_factory
@@ -496,6 +499,8 @@ class TestReportsAndStatements:
         # a month without activity has an empty report
         empty = (await ok(http, REPORT, id=created["id"], month="2020-01"))["sponsorshipReport"]
         assert (empty["sessions"], empty["days"]) == (0, [])
+        quiet = await ok(http, ISSUE, o=gid("Organization", org), month="2020-01")
+        assert quiet["issueSponsorStatements"] == []
 
 
 class TestOtherOrganisations:
@@ -533,3 +538,31 @@ class TestOtherOrganisations:
         assert issued["errors"][0]["extensions"]["code"] == "FORBIDDEN"
         row = await _sponsorship_row(engine)
         assert (row["budget"], row["state"]) == (1_500, "active")
+
+
+class TestTheRules:
+    def test_an_energy_cap_reserves_its_most_expensive_kwh_and_covers_its_share(self) -> None:
+        peak = Window(name="peak", start=time(17), end=time(20), energy_per_kwh=Decimal("55.5"))
+        tariff = Tariff(
+            currency="EUR",
+            base=Prices(energy_per_kwh=Decimal(40)),
+            windows=(peak,),
+            session_fee=50,
+            tax_basis_points=1900,
+            prices_include_tax=False,
+        )
+        # 3 kWh at 55.5 ct = 166.5 → 167, + 50 fee = 217, + 19 % tax = 258.23 → 259
+        assert energy_cap_reserve(3_000, tariff) == 259
+        assert energy_cap_reserve(3_000, None) == 0
+        assert cover(total=1_000, energy_wh=10_000, reserved=259, cap_wh=3_000) == 259  # bounded
+        assert cover(total=1_000, energy_wh=10_000, reserved=500, cap_wh=3_000) == 300
+        assert cover(total=1_000, energy_wh=2_000, reserved=500, cap_wh=3_000) == 500
+        assert cover(total=0, energy_wh=2_000, reserved=500, cap_wh=None) == 0
+
+    def test_a_window_past_midnight_belongs_to_the_day_it_starts(self) -> None:
+        friday_night = parse_windows([{"start": "22:00", "end": "06:00", "days": [4]}])
+        saturday_3am = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)  # 03:00 in Berlin
+        sunday_3am = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
+        assert in_window(friday_night, saturday_3am, "Europe/Berlin")
+        assert not in_window(friday_night, sunday_3am, "Europe/Berlin")
+        assert in_window((), sunday_3am, "Europe/Berlin")

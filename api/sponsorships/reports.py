@@ -90,8 +90,9 @@ async def month_figures(conn: AsyncConnection, sponsorship_ids: list[int], month
 async def issue_sponsor_statements(
     conn: AsyncConnection, month: str, *, organization_id: int | None = None
 ) -> list[Any]:
-    """Write the month's statement of every sponsor (of one organisation, or all) that has a
-    sponsorship, unless it exists already, and return the month's statements. Idempotent: a
+    """Write the month's statement of every sponsor (of one organisation, or all) whose
+    sponsorships had sessions or impressions that month, unless it exists already, and return
+    the month's statements. Idempotent: a
     statement, once issued, is never rewritten (it may already be invoiced)."""
     month_bounds(month)  # validates
     stmt = select(repo.SPONSORSHIP.c.id, repo.SPONSORSHIP.c.sponsor_id, repo.SPONSORSHIP.c.message).order_by(
@@ -129,6 +130,8 @@ async def issue_sponsor_statements(
                     "impressions": f.impressions,
                 }
             )
+        if not any(li["sessions"] or li["impressions"] for li in lines):
+            continue  # nothing happened: no statement to send
         sponsor = sponsors[sponsor_id]
         await conn.execute(
             dialect_insert(repo.STATEMENT)

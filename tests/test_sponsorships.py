@@ -355,6 +355,25 @@ class TestTheBudgetIsNeverOverspent:
         assert [c["reserved_amount"] for c in await _claims(engine)][-1] == 150
         assert (await _sponsorship_row(engine))["state"] == "exhausted"
 
+    async def test_concurrent_starts_share_a_budget_that_is_not_a_multiple_of_the_cap(
+        self, http: httpx.AsyncClient, engine: AsyncEngine, station: int
+    ) -> None:
+        if engine.dialect.name != "postgresql":
+            pytest.skip("concurrent writers: PostgreSQL (the worker serialises on SQLite's write lock)")
+        # given €16.50: five full €3.00 caps and half of one
+        org = await make_org(engine)
+        await sponsorship(
+            http, await sponsor(http, org), stationIds=[gid("Station", station)], capAmount=300, budget=1_650
+        )
+        now = utcnow()
+        txs = await _transactions(engine, station, 20, now)
+        # when twenty sessions start at once
+        await asyncio.gather(*(_claim(engine, station, tx, now) for tx in txs))
+        # then each claim saw the budget as the one before left it: five full caps and the rest
+        assert sorted(c["reserved_amount"] for c in await _claims(engine)) == [150, 300, 300, 300, 300, 300]
+        row = await _sponsorship_row(engine)
+        assert (row["reserved"], row["state"]) == (1_650, "exhausted")
+
     async def test_an_ended_sponsorship_takes_no_claims_but_covers_those_it_has(
         self, http: httpx.AsyncClient, engine: AsyncEngine, station: int
     ) -> None:
@@ -520,8 +539,11 @@ class TestOtherOrganisations:
             budget=1_500,
         )
         spy = a.tokens["finance"]
-        listed = await ok(http, SPONSORSHIPS, token=spy)
-        assert listed["sponsorships"]["edges"] == []
+        listed = await ok(http, "{ sponsorships(first: 50) { edges { node { id } } } }", token=spy)
+        # A's finance sees A's own sponsorship (build_world made one), never B's
+        assert [e["node"]["id"] for e in listed["sponsorships"]["edges"]] == [
+            gid("Sponsorship", a.sponsorship)
+        ]
         report = await ok(http, REPORT, token=spy, id=theirs["id"], month="2026-11")
         assert report["sponsorshipReport"] is None
         for query, variables in (
@@ -533,11 +555,12 @@ class TestOtherOrganisations:
             ),
         ):
             result = await gql(http, query, variables, token=spy)
-            assert result["errors"][0]["extensions"]["code"] in {"NOT_FOUND", "INVALID_INPUT"}, result
+            assert result["errors"][0]["extensions"]["code"] == "NOT_FOUND", result
         issued = await gql(http, ISSUE, {"o": gid("Organization", b.org), "month": "2026-11"}, token=spy)
         assert issued["errors"][0]["extensions"]["code"] == "FORBIDDEN"
-        row = await _sponsorship_row(engine)
-        assert (row["budget"], row["state"]) == (1_500, "active")
+        rows = await fetch(engine, "SELECT budget, state FROM sponsorship ORDER BY id DESC")
+        assert rows[0] == {"budget": 1_500, "state": "active"}  # B's own, unchanged
+        assert len(rows) == 3  # A's, B's from the world, and B's above: the spy created nothing
 
 
 class TestTheRules:

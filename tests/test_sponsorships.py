@@ -29,9 +29,12 @@ from tests.builders import ACCEPTED_TAGS, make_location, make_org, make_station
 from tests.conftest import ApiServer, ChargerFactory
 from tests.dbutil import fetch
 from tests.graphql_client import gql
+from tests.ocpp201 import T0, Charger201Factory, connect201, register, tx_event
 from tests.test_access_matrix import gid
 from tests.test_remote_control import eventually
 from tests.test_tariffs import ASSIGN, create, ok
+
+__all__ = ["connect201"]  # the fixture, imported for pytest
 
 CREATE_SPONSOR = """
 mutation ($o: ID!, $name: String!) {
@@ -240,6 +243,47 @@ class TestTheSponsorPaysUpToItsCap:
         assert await _sponsorship_row(engine) == {"budget": 300, "spent": 0, "reserved": 0, "state": "active"}
         charge = await fetch(engine, "SELECT total, sponsor_amount, driver_amount FROM session_charge")
         assert charge == [{"total": 0, "sponsor_amount": 0, "driver_amount": 0}]
+
+    async def test_an_ocpp_201_session_is_sponsored_the_same_way(
+        self,
+        http: httpx.AsyncClient,
+        engine: AsyncEngine,
+        station: int,
+        durable: DurableWork,
+        connect201: Charger201Factory,
+    ) -> None:
+        # given €0.40/kWh and up to €3.00 sponsored at the station
+        org = await make_org(engine)
+        await _tariff(http, engine, org, {"energyPerKwh": "40"})
+        await _in_force_since(engine, T0 - timedelta(hours=1))
+        await sponsorship(
+            http,
+            await sponsor(http, org),
+            stationIds=[gid("Station", station)],
+            capAmount=300,
+            budget=1_000,
+            startsAt=(T0 - timedelta(hours=1)).isoformat(),
+        )
+        # when a 2.0.1 station reports an 11.5 kWh session (€4.60)
+        cp = await connect201("CP-1")
+        start = tx_event("Started", "TX-S", 0, 0, trigger="Authorized", token=ACCEPTED_TAGS[0])
+        start["meterValue"] = [register(1_000, 0, "Transaction.Begin")]
+        await cp.call("TransactionEvent", start)
+
+        async def claimed() -> bool:
+            return bool(await _claims(engine))
+
+        assert await eventually(claimed)
+        end = tx_event("Ended", "TX-S", 1, 45, meter=[register(12_500, 45, "Transaction.End")])
+        await cp.call("TransactionEvent", end)
+
+        async def charged() -> bool:
+            return bool(await fetch(engine, "SELECT id FROM session_charge"))
+
+        assert await eventually(charged)
+        # then the sponsor pays €3.00 and the driver €1.60
+        charge = await fetch(engine, "SELECT total, sponsor_amount, driver_amount FROM session_charge")
+        assert charge == [{"total": 460, "sponsor_amount": 300, "driver_amount": 160}]
 
 
 # -- claims at the start, through the worker's handler (the gateway adds nothing here) ----------

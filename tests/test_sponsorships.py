@@ -12,17 +12,20 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.billing.charges import charge_session
 from api.billing.tariffs import Prices, Tariff, Window
+from api.sponsorships.reports import issue_last_months_statements
 from api.sponsorships.rules import cover, energy_cap_reserve, in_window, parse_windows
 from api.sponsorships.service import claim_on_start
-from api.worker.service import DurableWork
+from api.worker.service import DurableWork, scheduled_jobs
+from api.worker.settings import WorkerSettings
 from schema.db import session_factory
 from schema.events import TransactionEnded, TransactionStarted
 from schema.models import Transaction
+from schema.sponsorship_models import Sponsorship, SponsorshipClaim
 from schema.tariff_models import TariffAssignment, TariffVersion
 from schema.timeutil import to_ocpp, utcnow
 from tests.builders import ACCEPTED_TAGS, make_location, make_org, make_station
@@ -30,7 +33,7 @@ from tests.conftest import ApiServer, ChargerFactory
 from tests.dbutil import fetch
 from tests.graphql_client import gql
 from tests.ocpp201 import T0, Charger201Factory, connect201, register, tx_event
-from tests.test_access_matrix import gid
+from tests.test_access_matrix import build_world, gid
 from tests.test_remote_control import eventually
 from tests.test_tariffs import ASSIGN, create, ok
 
@@ -495,15 +498,9 @@ class TestSponsorsSeeTheirReach:
         ]
         # and an exhausted sponsorship is not advertised
         async with engine.begin() as conn:
-            await conn.execute(update(_sponsorship_table()).values(spent=1_500, state="exhausted"))
+            await conn.execute(update(Sponsorship).values(spent=1_500, state="exhausted"))
         shown = (await ok(http, PRICE, token=None, s=gid("Station", station), c=1))["connectorTariff"]
         assert shown["sponsorship"] is None
-
-
-def _sponsorship_table() -> Any:
-    from schema.sponsorship_models import Sponsorship
-
-    return Sponsorship.__table__  # type: ignore[attr-defined]
 
 
 class TestReportsAndStatements:
@@ -565,13 +562,46 @@ class TestReportsAndStatements:
         quiet = await ok(http, ISSUE, o=gid("Organization", org), month="2020-01")
         assert quiet["issueSponsorStatements"] == []
 
+    async def test_the_worker_issues_last_months_statements_once(
+        self, http: httpx.AsyncClient, engine: AsyncEngine, station: int
+    ) -> None:
+        # given a session the sponsor paid €2.00 for, charged on 31 October
+        org = await make_org(engine)
+        await sponsorship(
+            http, await sponsor(http, org), stationIds=[gid("Station", station)], capAmount=300, budget=1_500
+        )
+        (tx,) = await _transactions(engine, station, 1, datetime(2026, 10, 31, 20, 0, tzinfo=UTC))
+        async with engine.begin() as conn:
+            await conn.execute(
+                insert(SponsorshipClaim).values(
+                    sponsorship_id=await _first_sponsorship_id(engine),
+                    transaction_id=tx,
+                    reserved_amount=300,
+                    final_amount=200,
+                    energy_wh=5_000,
+                    state="settled",
+                    created_at=datetime(2026, 10, 31, 20, 0, tzinfo=UTC),
+                    settled_at=datetime(2026, 10, 31, 22, 0, tzinfo=UTC),
+                )
+            )
+        # when the daily job runs in November, twice
+        november = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
+        assert "sponsor-statements" in {j.name for j in scheduled_jobs(engine, WorkerSettings(), None)}
+        assert await issue_last_months_statements(engine, now=november) == 1
+        assert await issue_last_months_statements(engine, now=november) == 1
+        # then October's statement exists once, with the session
+        rows = await fetch(engine, "SELECT month, sessions, energy_wh, amount FROM sponsor_statement")
+        assert rows == [{"month": "2026-10", "sessions": 1, "energy_wh": 5_000, "amount": 200}]
+
+
+async def _first_sponsorship_id(engine: AsyncEngine) -> int:
+    return int((await fetch(engine, "SELECT id FROM sponsorship ORDER BY id"))[0]["id"])
+
 
 class TestOtherOrganisations:
     async def test_cannot_see_or_change_a_sponsorship(
         self, http: httpx.AsyncClient, engine: AsyncEngine, station: int, api_server: ApiServer
     ) -> None:
-        from tests.test_access_matrix import build_world
-
         keys = api_server.app.state.auth.keys
         a, b = await build_world(engine, keys), await build_world(engine, keys)
         their_sponsor = await sponsor(http, b.org)

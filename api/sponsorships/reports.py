@@ -159,7 +159,7 @@ async def issue_sponsor_statements(
 STATEMENTS_INTERVAL_S = 86_400.0
 
 
-async def issue_last_months_statements(engine: AsyncEngine) -> int:
+async def issue_last_months_statements(engine: AsyncEngine, *, now: datetime | None = None) -> int:
     """Scheduled job: every sponsor's statement of the month that ended last."""
     async with engine.begin() as conn:
-        return len(await issue_sponsor_statements(conn, previous_month(utcnow())))
+        return len(await issue_sponsor_statements(conn, previous_month(now or utcnow())))

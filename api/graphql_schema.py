@@ -51,6 +51,8 @@ from api.reservations.mutations import ReservationsMutation
 from api.reservations.queries import ReservationsQuery
 from api.sessions.queries import SessionsQuery
 from api.sessions.subscriptions import SessionsSubscription
+from api.sponsorships.mutations import SponsorshipsMutation
+from api.sponsorships.queries import SponsorshipsQuery
 from schema.errors import ChargeNetError
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "schema.graphql"
@@ -78,6 +80,7 @@ class Query(
     MembershipQuery,
     PaymentsQuery,
     FirmwareCampaignQuery,
+    SponsorshipsQuery,
 ):
     # Each node type's resolve_nodes reads through the caller-scoped loaders.
     node: relay.Node | None = relay.node(
@@ -101,6 +104,7 @@ class Mutation(
     MembershipMutation,
     PaymentsMutation,
     FirmwareCampaignMutation,
+    SponsorshipsMutation,
 ):
     pass
 

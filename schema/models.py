@@ -250,6 +250,7 @@ from schema import local_auth_models as _local_auth_models  # noqa: E402, F401
 from schema import payment_models as _payment_models  # noqa: E402, F401
 from schema import plan_models as _plan_models  # noqa: E402, F401
 from schema import request_models as _request_models  # noqa: E402, F401
+from schema import sponsorship_models as _sponsorship_models  # noqa: E402, F401
 from schema import tariff_models as _tariff_models  # noqa: E402, F401
 from schema import template_models as _template_models  # noqa: E402, F401
 from schema import work_models as _work_models  # noqa: E402, F401

@@ -47,6 +47,7 @@ from schema.db import session_factory
 from schema.models import ChargingStation, Connector, IdToken, Location, Organization, Transaction
 from schema.plan_models import MembershipPlan
 from schema.request_models import ChargingRequest, Reservation
+from schema.sponsorship_models import Sponsor, Sponsorship
 from schema.tariff_models import StoredTariff, TariffAssignment, TariffVersion
 from schema.template_models import ConfigurationTemplate, ConfigurationTemplateEntry
 from schema.timeutil import utcnow
@@ -107,6 +108,8 @@ class World:
     plan: int = 0
     campaign: int = 0
     campaign_station: int = 0
+    sponsor: int = 0
+    sponsorship: int = 0
     users: dict[str, int] = field(default_factory=dict)
     sessions: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
@@ -238,6 +241,23 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
             campaign_id=campaign.id or 0, station_id=station.id or 0, wave=1
         )
         s.add(campaign_station)
+        # a sponsor funding the station's sessions
+        sponsor = Sponsor(organization_id=oid, name="Matrix Mall")
+        s.add(sponsor)
+        await s.flush()
+        sponsorship = Sponsorship(
+            organization_id=oid,
+            sponsor_id=sponsor.id or 0,
+            currency="EUR",
+            message="Sponsored by Matrix Mall",
+            location_ids=[],
+            station_ids=[station.id or 0],
+            windows=[],
+            cap_amount=300,
+            budget=3_000,
+            starts_at=utcnow(),
+        )
+        s.add(sponsorship)
         await s.flush()
         world = World(
             org=oid,
@@ -263,6 +283,8 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
             plan=plan.id or 0,
             campaign=campaign.id or 0,
             campaign_station=campaign_station.id or 0,
+            sponsor=sponsor.id or 0,
+            sponsorship=sponsorship.id or 0,
             users=users,
         )
         for who in PEOPLE:
@@ -489,6 +511,36 @@ RULES: dict[str, Rule] = {
         },
     ),
     "Mutation.archiveMembershipPlan": Rule(BILLERS, lambda w, _: {"id": gid("MembershipPlan", w.plan)}),
+    # --- sponsored charging: billing:read to read (lists are scoped: empty for others, the report
+    # null), billing:manage to write ---
+    "Query.sponsors": Rule(AUTHENTICATED),
+    "Query.sponsorships": Rule(AUTHENTICATED),
+    "Query.sponsorStatements": Rule(AUTHENTICATED),
+    "Query.sponsorshipReport": Rule(
+        BILLERS, lambda w, _: {"id": gid("Sponsorship", w.sponsorship), "month": "2026-11"}
+    ),
+    "Mutation.createSponsor": Rule(
+        BILLERS, lambda w, who: {"input": {"organizationId": gid("Organization", w.org), "name": f"S {who}"}}
+    ),
+    "Mutation.createSponsorship": Rule(
+        BILLERS,
+        lambda w, _: {
+            "input": {
+                "sponsorId": gid("Sponsor", w.sponsor),
+                "message": "Sponsored",
+                "budget": 1_000,
+                "capAmount": 100,
+                "stationIds": [gid("Station", w.station)],
+            }
+        },
+    ),
+    "Mutation.updateSponsorship": Rule(
+        BILLERS, lambda w, _: {"input": {"id": gid("Sponsorship", w.sponsorship), "budgetIncrease": 100}}
+    ),
+    "Mutation.endSponsorship": Rule(BILLERS, lambda w, _: {"id": gid("Sponsorship", w.sponsorship)}),
+    "Mutation.issueSponsorStatements": Rule(
+        BILLERS, lambda w, _: {"organizationId": gid("Organization", w.org), "month": "2026-10"}
+    ),
     "Query.configurationDrift": Rule(DIAGNOSERS, lambda w, _: {"stationId": gid("Station", w.station)}),
     "Query.deviceModel": Rule(DIAGNOSERS, lambda w, _: {"stationId": gid("Station", w.station)}),
     "Mutation.createConfigurationTemplate": Rule(

@@ -51,6 +51,8 @@ OBJECTS: dict[str, Callable[[World], int]] = {
     "ConfigurationTemplate": lambda w: w.configuration_template,
     "Tariff": lambda w: w.tariff,
     "MembershipPlan": lambda w: w.plan,
+    "Sponsor": lambda w: w.sponsor,
+    "Sponsorship": lambda w: w.sponsorship,
     "FirmwareCampaign": lambda w: w.campaign,
     "FirmwareCampaignStation": lambda w: w.campaign_station,
 }
@@ -208,6 +210,31 @@ PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
         "mutation ($t: ID!) { applyConfigurationTemplate(input: {templateId: $t}) { sentCount } }",
         lambda w: {"t": gid("ConfigurationTemplate", w.configuration_template)},
     ),
+    "sponsorshipReport": (
+        'query ($s: ID!) { sponsorshipReport(id: $s, month: "2026-11") { sessions } }',
+        lambda w: {"s": gid("Sponsorship", w.sponsorship)},
+    ),
+    "createSponsor": (
+        'mutation ($o: ID!) { createSponsor(input: {organizationId: $o, name: "spy"}) { id } }',
+        lambda w: {"o": gid("Organization", w.org)},
+    ),
+    "createSponsorship": (
+        'mutation ($s: ID!, $st: ID!) { createSponsorship(input: {sponsorId: $s, message: "spy", '
+        "budget: 100, capAmount: 1, stationIds: [$st]}) { id } }",
+        lambda w: {"s": gid("Sponsor", w.sponsor), "st": gid("Station", w.station)},
+    ),
+    "updateSponsorship": (
+        "mutation ($s: ID!) { updateSponsorship(input: {id: $s, budgetIncrease: 1}) { id } }",
+        lambda w: {"s": gid("Sponsorship", w.sponsorship)},
+    ),
+    "endSponsorship": (
+        "mutation ($s: ID!) { endSponsorship(id: $s) { id } }",
+        lambda w: {"s": gid("Sponsorship", w.sponsorship)},
+    ),
+    "issueSponsorStatements": (
+        'mutation ($o: ID!) { issueSponsorStatements(organizationId: $o, month: "2026-10") { amount } }',
+        lambda w: {"o": gid("Organization", w.org)},
+    ),
     "createTariff": (
         'mutation ($o: ID!) { createTariff(input: {organizationId: $o, name: "spy", prices: {}}) { id } }',
         lambda w: {"o": gid("Organization", w.org)},
@@ -360,6 +387,16 @@ class TestCrossTenant:
             )
             assert gid("ConfigurationTemplate", b.configuration_template) not in {
                 e["node"]["id"] for e in templates["data"]["configurationTemplates"]["edges"]
+            }, who
+            sponsorships = await gql(
+                http, "{ sponsorships(first: 100) { edges { node { id } } } }", token=token
+            )
+            assert gid("Sponsorship", b.sponsorship) not in {
+                e["node"]["id"] for e in sponsorships["data"]["sponsorships"]["edges"]
+            }, who
+            sponsors = await gql(http, "{ sponsors(first: 100) { edges { node { id } } } }", token=token)
+            assert gid("Sponsor", b.sponsor) not in {
+                e["node"]["id"] for e in sponsors["data"]["sponsors"]["edges"]
             }, who
             campaigns = await gql(
                 http, "{ firmwareCampaigns(first: 100) { edges { node { id } } } }", token=token

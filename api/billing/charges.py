@@ -3,7 +3,9 @@
 Runs in the worker, in the transaction that handles the durable TransactionEnded, so a session
 is charged exactly once however often the event is delivered (unique per transaction); the
 SessionCharged event it records is what payment capture and receipts react to. A session that
-no tariff applies to costs nothing and gets no row.
+no tariff applies to costs nothing and gets no row. A sponsor's share (api.sponsorships) is
+settled in the same transaction: it is stored as `sponsor_amount`, the driver pays the rest, and
+the stored lines end with a negative "Sponsored by …" line.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api.billing import pricing, service, timeline
 from api.billing import repository as repo
 from api.billing.tariffs import Component
+from api.sponsorships import service as sponsorships
 from schema import outbox
 from schema.charge_models import SessionCharge
 from schema.events import Event, SessionCharged, TransactionEnded
@@ -80,11 +83,12 @@ async def charge_session(conn: AsyncConnection, event: Event) -> None:
             .where(TRANSACTION.c.id == event.transaction_id)
         )
     ).first()
-    if tx is None or tx.stopped_at is None:
-        return
+    if tx is None or tx.stopped_at is None or await stored(conn, tx.id) is not None:
+        return  # not ended, or charged by an earlier delivery: usage and claims are spent once
     found = await service.of_session(conn, tx.id)
     tl = await timeline.of_session(conn, tx.id)
     if found is None or tl is None:
+        await sponsorships.settle(conn, tx.id, None)  # nothing to sponsor: the claim is released
         return
     benefits = None
     m = found.membership
@@ -95,6 +99,9 @@ async def charge_session(conn: AsyncConnection, event: Event) -> None:
     price = pricing.plan(found.tariff).price(tl, benefits)
     if m is not None and price.free_wh_used:
         await repo.add_usage(conn, m.subscription_id, m.period_start, price.free_wh_used)
+    sponsored = await sponsorships.settle(conn, tx.id, price)
+    sponsor_amount = 0 if sponsored is None else sponsored.amount
+    lines = lines_json(price) + ([] if sponsored is None else [sponsored.line()])
     now = utcnow()
     row = {
         "transaction_id": tx.id,
@@ -104,7 +111,7 @@ async def charge_session(conn: AsyncConnection, event: Event) -> None:
         "id_tag": tx.id_tag,
         "tariff_version_id": found.version_id,
         "currency": price.currency,
-        "lines": lines_json(price),
+        "lines": lines,
         "subtotal": price.subtotal,
         "net": price.net,
         "tax": price.tax,
@@ -114,8 +121,8 @@ async def charge_session(conn: AsyncConnection, event: Event) -> None:
         "energy_wh": price.energy_wh,
         "charging_seconds": price.charging_ms // 1000,
         "idle_seconds": price.idle_ms // 1000,
-        "sponsor_amount": 0,
-        "driver_amount": price.total,
+        "sponsor_amount": sponsor_amount,
+        "driver_amount": price.total - sponsor_amount,
         "started_at": tx.started_at,
         "stopped_at": tx.stopped_at,
         "priced_at": now,
@@ -142,7 +149,7 @@ async def charge_session(conn: AsyncConnection, event: Event) -> None:
                 user_id=tx.user_id,
                 currency=price.currency,
                 total=price.total,
-                driver_amount=price.total,
+                driver_amount=price.total - sponsor_amount,
             )
         ],
         now,

@@ -73,7 +73,9 @@ class BillingQuery:
         self, info: Info, station_id: relay.GlobalID, connector_id: int
     ) -> ConnectorPrice | None:
         found = await _in_force(info, station_id, connector_id)
-        return None if found is None else ConnectorPrice.from_in_force(found)
+        if found is None:
+            return None
+        return ConnectorPrice.from_in_force(found, parse_global_id(station_id, "Station"))
 
     @strawberry.field(
         permission_classes=[IsPublic],

@@ -40,6 +40,8 @@ class Component(StrEnum):
     MEMBERSHIP = "membership"
     MINIMUM = "minimum"
     MAXIMUM = "maximum"
+    # Not from the engine: the sponsor's share of a stored bill (api.sponsorships), negative.
+    SPONSORED = "sponsored"
 
 
 @dataclass(frozen=True, slots=True)

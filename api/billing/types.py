@@ -22,6 +22,7 @@ from api.billing import repository as repo
 from api.billing.service import InForce
 from api.billing.tariffs import Component, Tariff, money, summary
 from api.network.types import LocationNode, StationNode, station_node
+from api.sponsorships import service as sponsorships
 from schema.models import Organization
 
 ASSIGNMENT_NODE = "TariffAssignment"
@@ -198,16 +199,41 @@ def _version_view(v: Any, currency: str) -> TariffVersionView:
     )
 
 
+@strawberry.type(description="A sponsor pays for (part of) sessions started here now.")
+class SponsorshipNotice:
+    message: str = strawberry.field(description="What the app shows: 'Charging here is sponsored by …'.")
+    sponsor_name: str
+    cap_description: str = strawberry.field(description="How much of a session the sponsor pays, in words.")
+
+
 @strawberry.type(description="What a driver pays at a connector, before plugging in.")
 class ConnectorPrice:
     tariff_name: str
     version: int
     prices: TariffPrices
+    _station_id: strawberry.Private[int]
 
     @classmethod
-    def from_in_force(cls, found: InForce) -> ConnectorPrice:
+    def from_in_force(cls, found: InForce, station_id: int) -> ConnectorPrice:
         return cls(
-            tariff_name=found.name, version=found.version, prices=TariffPrices.from_tariff(found.tariff)
+            tariff_name=found.name,
+            version=found.version,
+            prices=TariffPrices.from_tariff(found.tariff),
+            _station_id=station_id,
+        )
+
+    @strawberry.field(
+        description="The sponsorship a session started now would get (null: none). Asking for it "
+        "counts an impression for the sponsor's report."
+    )
+    async def sponsorship(self, info: Info) -> SponsorshipNotice | None:
+        async with info.context.db() as s:
+            found = await sponsorships.notice(await s.connection(), self._station_id)
+            await s.commit()
+        if found is None:
+            return None
+        return SponsorshipNotice(
+            message=found.message, sponsor_name=found.sponsor_name, cap_description=found.cap_description
         )
 
 
@@ -231,8 +257,12 @@ class PriceBreakdown:
     subtotal: int
     net: int
     tax: int
-    total: int = strawberry.field(description="What the driver pays.")
+    total: int = strawberry.field(description="The session's price.")
     total_formatted: str
+    sponsored_amount: int = strawberry.field(
+        description="What a sponsor pays of the total (its line is labelled 'Sponsored by …')."
+    )
+    driver_amount: int = strawberry.field(description="What the driver pays: total - sponsoredAmount.")
     tax_basis_points: int
     prices_include_tax: bool
     energy_wh: int
@@ -241,6 +271,7 @@ class PriceBreakdown:
 
     @classmethod
     def from_price(cls, p: pricing.Price) -> PriceBreakdown:
+        sponsored = -sum(li.amount for li in p.lines if li.component is Component.SPONSORED)
         return cls(
             currency=p.currency,
             lines=[
@@ -259,6 +290,8 @@ class PriceBreakdown:
             tax=p.tax,
             total=p.total,
             total_formatted=money(p.total, p.currency),
+            sponsored_amount=sponsored,
+            driver_amount=p.total - sponsored,
             tax_basis_points=p.tax_basis_points,
             prices_include_tax=p.prices_include_tax,
             energy_wh=p.energy_wh,

@@ -5,7 +5,8 @@ Event-driven (run once per event by the processor, inside its transaction):
   uptime and analytics read; the session's stuck flag, if any, is resolved; and the session is
   priced once (`session_charge`, announced by the durable SessionCharged).
 - on TransactionStarted, the reservation the session used is marked used and linked, and the
-  tariff version in force at the start is frozen on the session.
+  tariff version in force at the start is frozen on the session; then the session claims a
+  sponsorship that applies (api/sponsorships), settled by the charge step on TransactionEnded.
 Scheduled (one replica at a time):
 - the stuck-session check: Active sessions whose station has been offline longer than a grace,
   or that got no meter value for too long, are flagged in `stuck_session`;
@@ -26,6 +27,7 @@ from api.billing import charges
 from api.billing import service as billing
 from api.control import requests
 from api.reservations import jobs as reservations
+from api.sponsorships import service as sponsorships
 from api.worker import repository as repo
 from api.worker.processor import HandlerRegistry
 from schema import partitions
@@ -84,6 +86,8 @@ def default_registry() -> HandlerRegistry:
     registry.register(TransactionStarted, reservations.use_reservation_on_start)
     registry.register(TransactionStarted, requests.link_started)
     registry.register(TransactionStarted, billing.freeze_on_start)
+    # after the freeze: an energy-capped sponsorship reserves with the session's tariff
+    registry.register(TransactionStarted, sponsorships.claim_on_start)
     registry.register(TransactionEnded, requests.close_ended)
     return registry
 

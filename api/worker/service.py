@@ -26,6 +26,7 @@ from api.control import requests
 from api.firmware import progress as firmware_campaigns
 from api.localauth import jobs as local_lists
 from api.reservations import jobs as reservations
+from api.sponsorships import reports as sponsor_reports
 from api.worker import jobs, overlong
 from api.worker.processor import HandlerRegistry, Processor
 from api.worker.relay import DurableChannel, InProcessChannel, OutboxRelay, RedisStreamChannel
@@ -93,6 +94,11 @@ def scheduled_jobs(
             functools.partial(
                 jobs.maintain_meter_partitions, engine, keep_months=settings.meter_retention_months
             ),
+        ),
+        ScheduledJob(
+            "sponsor-statements",
+            sponsor_reports.STATEMENTS_INTERVAL_S,
+            functools.partial(sponsor_reports.issue_last_months_statements, engine),
         ),
         ScheduledJob(
             "purge-processed-events",

@@ -209,6 +209,19 @@ class SessionCharged(Event):
         return (transaction_topic(self.transaction_id), *Event.topics(self))
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PaymentFailed(Event):
+    """A session's price could not be taken from the driver's card: it is owed, and blocks the
+    driver's next start until paid. Durable, so the driver is told."""
+
+    kind: ClassVar[str] = "payment.failed"
+    transaction_id: int
+    user_id: int
+    amount_due: int
+    currency: str
+    reason: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -221,6 +234,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         SessionFlagged,
         ChargingRequestFailed,
         SessionCharged,
+        PaymentFailed,
     )
 }
 

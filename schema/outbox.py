@@ -4,7 +4,8 @@ Which events are durable (money and maintenance depend on them):
 - `TransactionStarted` and `TransactionEnded`, always;
 - `StationStatusChanged` when the connector that changed (connector 0: the station as a whole)
   is Faulted or reports an error code other than NoError.
-- `SessionFlagged`, `ChargingRequestFailed` and `SessionCharged`, which the worker writes itself
+- `SessionFlagged`, `ChargingRequestFailed`, `SessionCharged` and `PaymentFailed`, which the
+  worker writes itself
   (`append`) in the transaction that flags the session or fails the request.
 Everything else — meter ticks (`TransactionUpdated`), online/offline flips, fault-free status
 changes, station reports — is live only: published after commit, lost if nobody listens.

@@ -14,10 +14,11 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.billing import pay_as_you_go
+from api.billing import hold_top_up, pay_as_you_go
 from api.billing.stripe_gateway import StripeGateway
 from api.worker.service import DurableWork
 from gateway.simulator import SimCharger
+from schema.bus import InProcessBus
 from schema.charge_models import OrganizationBilling
 from schema.db import session_factory
 from schema.timeutil import to_ocpp, utcnow
@@ -271,6 +272,8 @@ class TestStripeDown:
         # at the end the card is charged off-session, and declined: the session is owed
         await pay_as_you_go.settle_due(engine, stripe)
         assert (await ok(api, BALANCE, token))["myUnpaidBalance"] == 200
+        told = await fetch(engine, "SELECT event_type FROM outbox_event WHERE event_type = 'payment.failed'")
+        assert len(told) == 1
         # so the next start is refused until the driver pays
         again = (await ok(api, START, token, qr="CP-1*1"))["startCharging"]
         assert again["outcome"] == "PAYMENT_REQUIRED"
@@ -298,3 +301,48 @@ class TestStripeDown:
         started = (await ok(api, START, world["token"], qr="CP-1*1"))["startCharging"]
         assert started["outcome"] == "PAYMENT_UNAVAILABLE"
         assert not any(action == "RemoteStartTransaction" for action, _ in cp.received_calls)
+
+
+class TestHoldsFollowTheCost:
+    @pytest.mark.parametrize("policy", ["increment", "stop"])
+    async def test_near_the_hold_it_is_raised_or_the_session_stopped(
+        self,
+        api: httpx.AsyncClient,
+        engine: AsyncEngine,
+        world: dict[str, Any],
+        stripe_server: StripeServer,
+        stripe: StripeGateway,
+        durable: DurableWork,
+        bus: InProcessBus,
+        connect_charger: ChargerFactory,
+        policy: str,
+    ) -> None:
+        async with session_factory(engine)() as s:
+            row = await s.get(OrganizationBilling, world["org"])
+            assert row is not None
+            row.over_hold_policy = policy
+            s.add(row)
+            await s.commit()
+        await save_card(api, stripe_server, world["token"], "pm_card_visa")
+        cp = await quiet_charger(connect_charger)
+        await ok(api, START, world["token"], qr="CP-1*1")
+        # a running session at 15 kWh (6.00 of the 20.00 held): nothing to do yet
+        now = utcnow().replace(microsecond=0) + timedelta(seconds=1)  # after the tariff began
+        start = {"connectorId": 1, "idTag": APP_TAG, "meterStart": 0, "timestamp": to_ocpp(now)}
+        tx = int((await cp.call("StartTransaction", start))["transactionId"])
+        assert await eventually(lambda: _linked(engine, tx))
+        await cp.call("MeterValues", _meter(tx, 15_000, to_ocpp(now + timedelta(seconds=1))))
+        assert await hold_top_up.top_up_holds(engine, stripe, bus, command_timeout_s=5) == 0
+        # at 41 kWh (16.40, over 80 % of the hold) the policy acts
+        await cp.call("MeterValues", _meter(tx, 41_000, to_ocpp(now + timedelta(seconds=2))))
+        assert await hold_top_up.top_up_holds(engine, stripe, bus, command_timeout_s=5) == 1
+        held = (await fetch(engine, "SELECT amount_held FROM payment"))[0]["amount_held"]
+        stopped = ("RemoteStopTransaction", {"transactionId": tx}) in cp.received_calls
+        if policy == "increment":
+            assert (held, stripe_server.counts["increments"], stopped) == (4_000, 1, False)
+        else:
+            assert (held, stripe_server.counts["increments"], stopped) == (2_000, 0, True)
+
+
+async def _linked(engine: AsyncEngine, tx: int) -> bool:
+    return bool(await fetch(engine, "SELECT id FROM payment WHERE transaction_id = :t", t=tx))

@@ -28,6 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.billing import payments
 from api.billing.payment_types import AuthenticationRequired, HoldRequest, IntentStatus, PaymentGateway
+from schema import outbox
 from schema.charge_models import OrganizationBilling, SessionCharge
 from schema.db import session_factory
 from schema.errors import (
@@ -36,8 +37,10 @@ from schema.errors import (
     PaymentProviderError,
     PaymentProviderUnavailable,
 )
-from schema.models import Organization
+from schema.events import PaymentFailed
+from schema.models import ChargingStation, Organization
 from schema.payment_models import Payment
+from schema.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -222,8 +225,11 @@ async def _settle(db: async_sessionmaker[AsyncSession], gateway: PaymentGateway,
         try:
             paid = await _take(s, gateway, charge, hold, amount)
         except (PaymentDeclined, PaymentProviderError) as exc:
+            first_failure = charge.payment_status != "unpaid"
             charge.payment_status = "unpaid"
             s.add(charge)
+            if first_failure:
+                await _announce_failure(s, charge, amount, exc.message)
             await s.commit()
             log.warning("session %s unpaid: %s", charge.transaction_id, exc)
             return 0
@@ -232,6 +238,23 @@ async def _settle(db: async_sessionmaker[AsyncSession], gateway: PaymentGateway,
         s.add(charge)
         await s.commit()
         return 1
+
+
+async def _announce_failure(s: AsyncSession, charge: SessionCharge, amount: int, reason: str) -> None:
+    station = await s.get(ChargingStation, charge.station_id)
+    now = utcnow()
+    event = PaymentFailed(
+        station_id=charge.station_id,
+        charge_point_id="" if station is None else station.charge_point_id,
+        location_id=None if station is None else station.location_id,
+        at=now,
+        transaction_id=charge.transaction_id,
+        user_id=charge.user_id or 0,
+        amount_due=amount,
+        currency=charge.currency,
+        reason=reason[:200],
+    )
+    await outbox.append(await s.connection(), [event], now)
 
 
 async def _take(

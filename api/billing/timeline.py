@@ -33,8 +33,7 @@ async def of_session(
     tx = (await conn.execute(select(TRANSACTION).where(TRANSACTION.c.id == transaction_id))).first()
     if tx is None:
         return None
-    end = tx.stopped_at or now or utcnow()
-    end = max(end, tx.started_at)
+    end = max(tx.stopped_at or now or utcnow(), tx.started_at)
     rows = await conn.execute(
         select(SAMPLE.c.sampled_at, SAMPLE.c.value, SAMPLE.c.unit)
         .where(
@@ -47,8 +46,10 @@ async def of_session(
     )
     readings = [(tx.started_at, int(tx.meter_start_wh))]
     for r in rows:
-        if tx.started_at <= r.sampled_at <= end:
+        if tx.started_at <= r.sampled_at and (tx.stopped_at is None or r.sampled_at <= tx.stopped_at):
             readings.append((r.sampled_at, round(r.value * _WH.get(r.unit, 1))))
+    # a running session lasts at least until its latest reading (a station clock a little ahead)
+    end = max(end, readings[-1][0])
     if tx.meter_stop_wh is not None and tx.stopped_at is not None:
         readings.append((tx.stopped_at, int(tx.meter_stop_wh)))
     charging_end = await _charging_ended(conn, tx.station_id, tx.connector_id, tx.started_at, end)

@@ -17,8 +17,8 @@ import logging
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.billing import hold_top_up, pay_as_you_go
 from api.billing import jobs as billing
-from api.billing import pay_as_you_go
 from api.billing.payment_types import PaymentGateway
 from api.billing.stripe_gateway import build_gateway
 from api.configuration import jobs as configuration
@@ -54,6 +54,7 @@ def scheduled_jobs(
 ) -> list[ScheduledJob]:
     return [
         *_settle_job(engine, payments),
+        *_top_up_job(engine, settings, bus, payments),
         *_overlong_job(engine, settings, bus),
         *_configuration_job(engine, settings, bus),
         *_local_list_job(engine, settings, bus),
@@ -190,6 +191,23 @@ def _settle_job(engine: AsyncEngine, payments: PaymentGateway | None) -> list[Sc
             "settle-payments",
             pay_as_you_go.SETTLE_INTERVAL_S,
             functools.partial(pay_as_you_go.settle_due, engine, payments),
+        )
+    ]
+
+
+def _top_up_job(
+    engine: AsyncEngine, settings: WorkerSettings, bus: Bus | None, payments: PaymentGateway | None
+) -> list[ScheduledJob]:
+    """Running sessions' holds follow their cost (stopping one needs the bus)."""
+    if payments is None or bus is None:
+        return []
+    return [
+        ScheduledJob(
+            "top-up-holds",
+            hold_top_up.TOP_UP_INTERVAL_S,
+            functools.partial(
+                hold_top_up.top_up_holds, engine, payments, bus, command_timeout_s=settings.command_timeout_s
+            ),
         )
     ]
 

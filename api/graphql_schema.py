@@ -36,6 +36,7 @@ from api.drivers.mutations import DriverMutation
 from api.drivers.queries import DriverQuery
 from api.firmware.mutations import FirmwareCampaignMutation
 from api.firmware.queries import FirmwareCampaignQuery
+from api.invoicing.queries import InvoicingQuery
 from api.localauth.mutations import LocalAuthMutation
 from api.localauth.queries import LocalAuthQuery
 from api.network.mutations import NetworkMutation
@@ -74,6 +75,7 @@ class Query(
     LocalAuthQuery,
     BillingQuery,
     FirmwareCampaignQuery,
+    InvoicingQuery,
 ):
     # Each node type's resolve_nodes reads through the caller-scoped loaders.
     node: relay.Node | None = relay.node(

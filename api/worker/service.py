@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.configuration import jobs as configuration
 from api.control import requests
 from api.firmware import progress as firmware_campaigns
+from api.invoicing import receipts
 from api.localauth import jobs as local_lists
 from api.reservations import jobs as reservations
 from api.worker import jobs, overlong
@@ -32,6 +33,9 @@ from schema.bus import Bus
 log = logging.getLogger(__name__)
 
 PURGE_PROCESSED_INTERVAL_S = 3_600.0
+# Receipts the SessionCharged handler did not issue (sessions charged before receipts existed,
+# a handler that failed): an hour's delay is fine for a document nobody waits for.
+PENDING_RECEIPTS_INTERVAL_S = 3_600.0
 # Partitions exist three months ahead; a daily check keeps that margin.
 METER_PARTITIONS_INTERVAL_S = 86_400.0
 
@@ -74,6 +78,11 @@ def scheduled_jobs(
             functools.partial(
                 jobs.maintain_meter_partitions, engine, keep_months=settings.meter_retention_months
             ),
+        ),
+        ScheduledJob(
+            "pending-receipts",
+            PENDING_RECEIPTS_INTERVAL_S,
+            functools.partial(receipts.issue_pending, engine),
         ),
         ScheduledJob(
             "purge-processed-events",

@@ -30,7 +30,7 @@ from schema.events import SessionCharged
 from schema.models import ChargingStation
 from schema.timeutil import to_ocpp, utcnow
 from tests.account_builders import give_token, make_user, sign_in
-from tests.builders import ACCEPTED_TAGS, make_org, make_station
+from tests.builders import ACCEPTED_TAGS, make_org
 from tests.charge_builders import make_charged_session
 from tests.conftest import ApiServer, ApiServerFactory, ChargerFactory
 from tests.dbutil import fetch, scalar
@@ -51,7 +51,8 @@ MY_RECEIPTS = """
               meterStartWh meterStopWh }
     transaction { id }
 } } } }"""
-DOWNLOAD = "query ($id: ID!, $m: Int) { node(id: $id) { ... on Receipt { number downloadUrl(expiresInMinutes: $m) } } }"
+DOWNLOAD = """
+query ($id: ID!, $m: Int) { node(id: $id) { ... on Receipt { number downloadUrl(expiresInMinutes: $m) } } }"""
 RECEIPTS = "{ receipts(first: 50) { edges { node { id number buyer { name } } } } }"
 
 
@@ -159,11 +160,8 @@ class TestEachPaidSessionGetsAReceipt:
         assert [e["node"]["number"][-6:] for e in listed] == ["000002", "000001"]
         anonymous = (await fetch(engine, "SELECT buyer, user_id FROM invoice WHERE sequence = 2"))[0]
         assert anonymous["user_id"] is None
-        buyer = (
-            anonymous["buyer"]
-            if isinstance(anonymous["buyer"], dict)
-            else __import__("json").loads(anonymous["buyer"])
-        )
+        raw = anonymous["buyer"]
+        buyer = raw if isinstance(raw, dict) else json.loads(raw)
         assert (buyer["kind"], buyer["name"], buyer["id_tag"]) == (
             "anonymous_card",
             "Anonymous card",

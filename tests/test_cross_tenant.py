@@ -52,6 +52,8 @@ OBJECTS: dict[str, Callable[[World], int]] = {
     "Tariff": lambda w: w.tariff,
     "FirmwareCampaign": lambda w: w.campaign,
     "FirmwareCampaignStation": lambda w: w.campaign_station,
+    "Receipt": lambda w: w.receipt,
+    "Invoice": lambda w: w.invoice,
 }
 # Root operations that take another tenant's object: each must answer null or NOT_FOUND.
 PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
@@ -345,7 +347,21 @@ class TestCrossTenant:
             assert gid("FirmwareCampaign", b.campaign) not in {
                 e["node"]["id"] for e in campaigns["data"]["firmwareCampaigns"]["edges"]
             }, who
+            for field in ("receipts", "invoices"):
+                listed = await gql(
+                    http, f"{{ {field}(first: 100) {{ edges {{ node {{ id }} }} }} }}", token=token
+                )
+                seen = {
+                    e["node"]["id"] for e in ((listed.get("data") or {}).get(field) or {"edges": []})["edges"]
+                }
+                assert not seen & {gid("Receipt", b.receipt), gid("Invoice", b.invoice)}, (who, field)
         # and the owner of A does see A's own session and organisation (the probes can see)
+        own_receipts = await gql(
+            http, "{ receipts(first: 100) { edges { node { id } } } }", token=a.tokens["owner"]
+        )
+        assert gid("Receipt", a.receipt) in {
+            e["node"]["id"] for e in own_receipts["data"]["receipts"]["edges"]
+        }
         own = await gql(http, tx_query, token=a.tokens["owner"])
         assert gid("Transaction", a.transaction) in {
             e["node"]["id"] for e in own["data"]["transactions"]["edges"]

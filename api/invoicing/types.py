@@ -267,7 +267,10 @@ class ChargingHistoryEdge:
     node: ChargingHistoryEntry
 
 
-@strawberry.type(description="The driver's sessions of a period, newest first, and its monthly totals.")
+@strawberry.type(
+    name="ChargingHistoryConnection",
+    description="The driver's sessions of a period, newest first, and its monthly totals.",
+)
 class ChargingHistory:
     edges: list[ChargingHistoryEdge]
     page_info: relay.PageInfo

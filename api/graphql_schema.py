@@ -36,6 +36,7 @@ from api.drivers.mutations import DriverMutation
 from api.drivers.queries import DriverQuery
 from api.firmware.mutations import FirmwareCampaignMutation
 from api.firmware.queries import FirmwareCampaignQuery
+from api.invoicing.mutations import InvoicingMutation
 from api.invoicing.queries import InvoicingQuery
 from api.localauth.mutations import LocalAuthMutation
 from api.localauth.queries import LocalAuthQuery
@@ -97,6 +98,7 @@ class Mutation(
     LocalAuthMutation,
     BillingMutation,
     FirmwareCampaignMutation,
+    InvoicingMutation,
 ):
     pass
 

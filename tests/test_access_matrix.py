@@ -494,6 +494,9 @@ RULES: dict[str, Rule] = {
     "Query.invoices": Rule(BILLERS),
     "Query.revenueReport": Rule(REPORTERS, lambda w, _: {**PERIOD, "groupBy": "STATION"}),
     "Query.revenueExportUrl": Rule(REPORTERS, lambda w, _: dict(PERIOD)),
+    "Mutation.updateBillingDetails": Rule(
+        BILLERS, lambda w, _: org(w, _) | {"input": {"vatId": "DE123456789"}}
+    ),
     "Query.configurationDrift": Rule(DIAGNOSERS, lambda w, _: {"stationId": gid("Station", w.station)}),
     "Query.deviceModel": Rule(DIAGNOSERS, lambda w, _: {"stationId": gid("Station", w.station)}),
     "Mutation.createConfigurationTemplate": Rule(

@@ -229,6 +229,10 @@ PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
         "mutation ($a: ID!) { unassignTariff(id: $a) { id } }",
         lambda w: {"a": gid("TariffAssignment", w.tariff_assignment)},
     ),
+    "updateBillingDetails": (
+        'mutation ($o: ID!) { updateBillingDetails(organizationId: $o, input: {vatId: "SPY1"}) { vatId } }',
+        lambda w: {"o": gid("Organization", w.org)},
+    ),
     "revokeAppToken": (
         "mutation ($a: ID!) { revokeAppToken(id: $a) }",
         lambda w: {"a": gid("AppToken", w.app_token)},

@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.invoicing import links, receipts
@@ -32,7 +31,7 @@ from schema.timeutil import to_ocpp, utcnow
 from tests.account_builders import give_token, make_user, sign_in
 from tests.builders import ACCEPTED_TAGS, make_org
 from tests.charge_builders import make_charged_session
-from tests.conftest import ApiServer, ApiServerFactory, ChargerFactory
+from tests.conftest import OPERATOR_TOKEN, ApiServer, ApiServerFactory, ChargerFactory
 from tests.dbutil import fetch, scalar
 from tests.graphql_client import gql
 from tests.test_access_matrix import gid
@@ -53,6 +52,9 @@ MY_RECEIPTS = """
 } } } }"""
 DOWNLOAD = """
 query ($id: ID!, $m: Int) { node(id: $id) { ... on Receipt { number downloadUrl(expiresInMinutes: $m) } } }"""
+UPDATE_BILLING = """
+mutation ($o: ID!, $input: BillingDetailsInput!) {
+  updateBillingDetails(organizationId: $o, input: $input) { name legalName address vatId email } }"""
 RECEIPTS = "{ receipts(first: 50) { edges { node { id number buyer { name } } } } }"
 
 
@@ -62,15 +64,14 @@ async def api_server(api_server_factory: ApiServerFactory) -> ApiServer:
     return await api_server_factory(CHARGENET_DOCUMENT_SECRET=DOCUMENT_SECRET)
 
 
-async def _billing_details(engine: AsyncEngine, org: int) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(
-            text(
-                "UPDATE organization SET legal_name = 'Acme Charging GmbH', "
-                "billing_address = 'Hauptstr. 1\n10115 Berlin', vat_id = 'DE123456789' WHERE id = :o"
-            ),
-            {"o": org},
-        )
+async def _billing_details(http: httpx.AsyncClient, org: int) -> None:
+    details = {
+        "legalName": "Acme Charging GmbH",
+        "address": "Hauptstr. 1\n10115 Berlin",
+        "vatId": "de123456789",
+    }
+    data = await ok(http, UPDATE_BILLING, o=gid("Organization", org), input=details)
+    assert data["updateBillingDetails"]["vatId"] == "DE123456789"
 
 
 async def _session(cp: Any, tag: str, base: Any, *, meter_start: int, meter_stop: int) -> int:
@@ -107,7 +108,7 @@ class TestEachPaidSessionGetsAReceipt:
     ) -> None:
         # given €0.40/kWh plus a €0.50 fee, 19 % tax included, and the seller's details
         org = await make_org(engine)
-        await _billing_details(engine, org)
+        await _billing_details(http, org)
         prices = {"energyPerKwh": "40", "sessionFee": 50, "taxBasisPoints": 1900}
         await ok(http, ASSIGN, t=await create(http, org, "Standard", prices))
         base = utcnow().replace(microsecond=0) - timedelta(minutes=40)
@@ -206,6 +207,33 @@ class TestEachPaidSessionGetsAReceipt:
         rows = await fetch(engine, "SELECT sequence FROM invoice")
         assert rows == [{"sequence": 1}]
         assert await scalar(engine, "SELECT last_number FROM document_counter") == 1
+
+
+class TestTheSellersDetails:
+    async def test_a_change_applies_to_documents_issued_afterwards(
+        self, http: httpx.AsyncClient, engine: AsyncEngine, station: int
+    ) -> None:
+        org = await make_org(engine)
+        _, before = await make_charged_session(engine, station_id=station, started_at=utcnow(), id_tag="A")
+        async with engine.begin() as conn:
+            await receipts.issue_receipts(conn, [before])
+        await _billing_details(http, org)
+        _, after = await make_charged_session(engine, station_id=station, started_at=utcnow(), id_tag="B")
+        async with engine.begin() as conn:
+            await receipts.issue_receipts(conn, [after])
+        rows = await fetch(engine, "SELECT seller FROM invoice ORDER BY sequence")
+        sellers = [r["seller"] if isinstance(r["seller"], dict) else json.loads(r["seller"]) for r in rows]
+        assert [s["vat_id"] for s in sellers] == [None, "DE123456789"]
+
+    @pytest.mark.parametrize("details", [{"vatId": "DE 123!"}, {"email": "nobody"}, {"address": "x\n" * 7}])
+    async def test_nonsense_is_refused(
+        self, http: httpx.AsyncClient, engine: AsyncEngine, details: dict[str, str]
+    ) -> None:
+        org = await make_org(engine)
+        result = await gql(
+            http, UPDATE_BILLING, {"o": gid("Organization", org), "input": details}, token=OPERATOR_TOKEN
+        )
+        assert result["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
 
 
 class TestNumbersHaveNoGaps:

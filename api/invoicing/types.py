@@ -21,6 +21,26 @@ from api.invoicing import repository as repo
 from api.network.types import StationNode, station_node
 from api.sessions.types import TransactionNode, transaction_node
 from schema.document_models import DocumentKind
+from schema.models import Organization
+
+
+@strawberry.type(description="What the organisation's receipts and invoices show as the seller.")
+class BillingDetails:
+    name: str
+    legal_name: str | None
+    address: str | None
+    vat_id: str | None
+    email: str | None
+
+    @classmethod
+    def from_model(cls, org: Organization) -> BillingDetails:
+        return cls(
+            name=org.name,
+            legal_name=org.legal_name,
+            address=org.billing_address,
+            vat_id=org.vat_id,
+            email=org.billing_email,
+        )
 
 
 @strawberry.type(description="Who sold or bought, as printed on the document when it was issued.")

@@ -27,11 +27,14 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 import benchlib as bl
+
+from schema.events import SessionCharged
 
 TARGET_S = 60.0
 MONTH = datetime(2026, 10, 1, tzinfo=UTC)
@@ -285,6 +288,8 @@ async def _run(url: str, args: argparse.Namespace, report: bl.Report) -> None:
             ok=elapsed < TARGET_S and gap_free and out_of_order == 0,
             detail=f"numbers 1..{check.hi:,}, {check.d:,} distinct, {out_of_order} out of charge order",
         )
+        if args.handler_sessions:
+            await _handler_path(url, engine, org, args, report)
         until = MONTH + timedelta(days=31)
         for grouping in (repo.RevenueGrouping.STATION, repo.RevenueGrouping.MONTH):
             t0 = time.perf_counter()
@@ -324,10 +329,130 @@ async def _run(url: str, args: argparse.Namespace, report: bl.Report) -> None:
         await engine.dispose()
 
 
+async def _handler_path(url: str, engine: Any, org: int, args: argparse.Namespace, report: bl.Report) -> None:
+    """Steady state: sessions charged one by one, each receipt issued by the worker's handler in
+    the transaction that records its SessionCharged as processed (what `chargenet worker` does)."""
+    from sqlalchemy import text
+
+    from api.worker.jobs import default_registry
+    from api.worker.processor import Processor
+    from schema.outbox import OutboxMessage
+
+    before = args.sessions
+    await _seed_more(url, org, args.handler_sessions, args.seed + 1)
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT c.id, c.transaction_id, c.station_id, c.user_id, c.total, s.charge_point_id, "
+                    "s.location_id, c.stopped_at FROM session_charge c JOIN charging_station s "
+                    "ON s.id = c.station_id LEFT JOIN invoice i ON i.session_charge_id = c.id "
+                    "WHERE i.id IS NULL ORDER BY c.id"
+                )
+            )
+        ).all()
+    messages = [
+        OutboxMessage(
+            10_000_000 + n,
+            "session.charged",
+            SessionCharged(
+                station_id=r.station_id,
+                charge_point_id=r.charge_point_id,
+                location_id=r.location_id,
+                at=r.stopped_at,
+                transaction_id=r.transaction_id,
+                charge_id=r.id,
+                user_id=r.user_id,
+                currency="EUR",
+                total=r.total,
+                driver_amount=r.total,
+            ).to_dict(),
+        )
+        for n, r in enumerate(rows)
+    ]
+    processor = Processor(engine, default_registry(), consumer="bench")
+    t0 = time.perf_counter()
+    for m in messages:
+        await processor.process(m)
+    elapsed = time.perf_counter() - t0
+    async with engine.connect() as conn:
+        hi, n = (
+            await conn.execute(
+                text("SELECT max(sequence), count(*) FROM invoice WHERE organization_id = :o"), {"o": org}
+            )
+        ).one()
+    report.add(
+        "receipts issued by the SessionCharged handler, one event per transaction",
+        f"{len(messages) / elapsed:,.0f} events/s",
+        detail=f"{len(messages):,} events; numbers continue to {hi:,} with {n:,} receipts in all "
+        f"(backlog {before:,} + {len(messages):,})",
+        ok=(hi, n) == (before + len(messages), before + len(messages)),
+    )
+
+
+async def _seed_more(url: str, org: int, sessions: int, seed: int) -> None:
+    import asyncpg
+
+    rng = random.Random(seed)
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        stations = [r[0] for r in await conn.fetch("SELECT id FROM charging_station ORDER BY id")]
+        offset = int(await conn.fetchval("SELECT count(*) FROM charging_transaction"))
+        for i in range(offset, offset + sessions):
+            start = MONTH + timedelta(days=30, seconds=rng.randrange(86_400))
+            stop = start + timedelta(minutes=45)
+            wh = rng.randrange(1_000, 60_000)
+            station = rng.choice(stations)
+            tx = await conn.fetchval(
+                "INSERT INTO charging_transaction (station_id, connector_id, id_tag, start_key, state, "
+                "started_at, stopped_at, meter_start_wh, meter_stop_wh, energy_wh, start_missing, "
+                "created_at) VALUES ($1, 1, 'CARD', $2, 'Completed', $3, $4, 0, $5, $5, false, $3) "
+                "RETURNING id",
+                station,
+                f"bench-{i}",
+                start,
+                stop,
+                wh,
+            )
+            total = wh * 39 // 1000
+            net = round(total * 10_000 / 11_900)
+            line = {
+                "component": "energy",
+                "label": "Energy",
+                "unit": "kWh",
+                "amount": total,
+                "base_quantity": wh * 1000,
+                "scaled_price": 39_000_000,
+            }
+            await conn.execute(
+                "INSERT INTO session_charge (transaction_id, organization_id, station_id, id_tag, currency, "
+                "lines, subtotal, net, tax, total, tax_basis_points, prices_include_tax, energy_wh, "
+                "charging_seconds, idle_seconds, sponsor_amount, driver_amount, started_at, stopped_at, "
+                "priced_at) VALUES ($1, $2, $3, 'CARD', 'EUR', $4, $5, $6, $7, $5, 1900, true, $8, 2700, "
+                "0, 0, "
+                "$5, $9, $10, $10)",
+                tx,
+                org,
+                station,
+                json.dumps([line]),
+                total,
+                net,
+                total - net,
+                wh,
+                start,
+                stop,
+            )
+    finally:
+        await conn.close()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sessions", type=int, default=100_000)
     p.add_argument("--batch", type=int, default=2_000, help="sessions per transaction of the catch-up job")
+    p.add_argument(
+        "--handler-sessions", type=int, default=2_000, help="then sessions receipted one event at a time"
+    )
     p.add_argument("--seed", type=int, default=6)
     p.add_argument(
         "--database-url",

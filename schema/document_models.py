@@ -22,6 +22,14 @@ from sqlmodel import Field, SQLModel
 from schema.columns import bigint_pk, utc_column
 from schema.timeutil import utcnow
 
+# What a document says of a buyer whose account was deleted (their name and email are erased).
+ERASED_BUYER: dict[str, Any] = {
+    "kind": "deleted_account",
+    "name": "Deleted account",
+    "email": None,
+    "id_tag": None,
+}
+
 
 class DocumentKind(StrEnum):
     RECEIPT = "receipt"

@@ -28,7 +28,7 @@ from schema.db import session_factory
 from schema.events import SessionCharged
 from schema.models import ChargingStation
 from schema.timeutil import to_ocpp, utcnow
-from tests.account_builders import give_token, make_user, sign_in
+from tests.account_builders import DEFAULT_PASSWORD, give_token, make_user, sign_in
 from tests.builders import ACCEPTED_TAGS, make_org
 from tests.charge_builders import make_charged_session
 from tests.conftest import OPERATOR_TOKEN, ApiServer, ApiServerFactory, ChargerFactory
@@ -52,6 +52,7 @@ MY_RECEIPTS = """
 } } } }"""
 DOWNLOAD = """
 query ($id: ID!, $m: Int) { node(id: $id) { ... on Receipt { number downloadUrl(expiresInMinutes: $m) } } }"""
+DELETE_ACCOUNT = "mutation ($input: DeleteAccountInput!) { deleteAccount(input: $input) }"
 UPDATE_BILLING = """
 mutation ($o: ID!, $input: BillingDetailsInput!) {
   updateBillingDetails(organizationId: $o, input: $input) { name legalName address vatId email } }"""
@@ -340,6 +341,21 @@ class TestThePdfLink:
         # and links live at most a week
         result = await gql(http, DOWNLOAD, {"id": gid("Receipt", doc), "m": 60 * 24 * 8}, token=token)
         assert result["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+
+    async def test_deleting_the_account_erases_the_buyer_but_keeps_the_receipt(
+        self, http: httpx.AsyncClient, engine: AsyncEngine, api_server: ApiServer, station: int
+    ) -> None:
+        dana = await make_user(engine, email="dana@example.com", display_name="Dana Driver")
+        _, charge = await make_charged_session(engine, station_id=station, started_at=utcnow(), user_id=dana)
+        async with engine.begin() as conn:
+            await receipts.issue_receipts(conn, [charge])
+        token = (await sign_in(engine, api_server.app.state.auth.keys, user_id=dana)).access_token
+        await ok(http, DELETE_ACCOUNT, token=token, input={"password": DEFAULT_PASSWORD})
+        listed = (await ok(http, RECEIPTS))["receipts"]["edges"]
+        assert [e["node"]["buyer"]["name"] for e in listed] == ["Deleted account"]
+        rows = await fetch(engine, "SELECT sequence, total, buyer FROM invoice")
+        assert (rows[0]["sequence"], rows[0]["total"]) == (1, 400)
+        assert "dana" not in str(rows[0]["buyer"]).lower()
 
     async def test_another_driver_can_neither_see_nor_link_it(
         self, http: httpx.AsyncClient, engine: AsyncEngine, api_server: ApiServer, station: int

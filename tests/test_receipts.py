@@ -34,9 +34,12 @@ from tests.charge_builders import make_charged_session
 from tests.conftest import OPERATOR_TOKEN, ApiServer, ApiServerFactory, ChargerFactory
 from tests.dbutil import fetch, scalar
 from tests.graphql_client import gql
+from tests.ocpp201 import T0, Charger201Factory, connect201, register, tx_event
 from tests.test_access_matrix import gid
 from tests.test_remote_control import eventually
 from tests.test_tariffs import ASSIGN, _in_force_since, _meter, _other_org, _status, create, ok
+
+__all__ = ["connect201"]  # the fixture, imported for pytest
 
 DOCUMENT_SECRET = "receipts-test-secret"
 MY_RECEIPTS = """
@@ -172,6 +175,50 @@ class TestEachPaidSessionGetsAReceipt:
         # and Dana still sees only her own
         mine = (await ok(http, MY_RECEIPTS, token=token))["myReceipts"]["edges"]
         assert [e["node"]["number"][-6:] for e in mine] == ["000001"]
+
+    async def test_an_ocpp_201_session_gets_its_receipt_too(
+        self,
+        http: httpx.AsyncClient,
+        engine: AsyncEngine,
+        api_server: ApiServer,
+        station: int,
+        durable: DurableWork,
+        connect201: Charger201Factory,
+    ) -> None:
+        # given the same prices and Dana's card, at a 2.0.1 station
+        org = await make_org(engine)
+        prices = {"energyPerKwh": "40", "sessionFee": 50, "taxBasisPoints": 1900}
+        await ok(http, ASSIGN, t=await create(http, org, "Standard", prices))
+        await _in_force_since(engine, T0 - timedelta(hours=1))
+        dana = await make_user(engine, email="dana@example.com", display_name="Dana Driver")
+        await give_token(engine, user_id=dana, token="DANA-CARD", organization_id=org)
+        token = (await sign_in(engine, api_server.app.state.auth.keys, user_id=dana)).access_token
+        cp = await connect201("CP-1")
+        # when she charges 5 kWh reported by TransactionEvents
+        for event in (
+            tx_event(
+                "Started", "TX-1", 0, 0, trigger="Authorized", token="DANA-CARD", meter=[register(10_000, 0)]
+            ),
+            tx_event("Updated", "TX-1", 1, 1, trigger="ChargingStateChanged", chargingState="Charging"),
+            tx_event(
+                "Ended", "TX-1", 2, 30, trigger="EVDeparted", meter=[register(15_000, 30, "Transaction.End")]
+            ),
+        ):
+            await cp.call("TransactionEvent", event)
+        # then her receipt has the same lines and the session's meter readings
+        assert await eventually(lambda: _receipts(engine, 1))
+        [edge] = (await ok(http, MY_RECEIPTS, token=token))["myReceipts"]["edges"]
+        r = edge["node"]
+        assert (r["number"], r["total"]) == (f"R-{utcnow().year}-000001", 250)
+        assert [(li["description"], li["amount"]) for li in r["lines"]] == [
+            ("Energy", 200),
+            ("Session fee", 50),
+        ]
+        assert (r["session"]["meterStartWh"], r["session"]["meterStopWh"], r["session"]["energyWh"]) == (
+            10_000,
+            15_000,
+            5_000,
+        )
 
     async def test_free_and_fully_sponsored_sessions_get_no_receipt(
         self, engine: AsyncEngine, station: int

@@ -15,10 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.auth.roles import Role
 from api.invoicing import receipts
+from schema.db import session_factory
+from schema.models import Transaction
 from tests.account_builders import add_member, make_user, sign_in
 from tests.builders import make_location, make_org, make_station
 from tests.charge_builders import make_charged_session
 from tests.conftest import ApiServer
+from tests.dbutil import scalar
 from tests.graphql_client import gql
 from tests.test_access_matrix import gid
 from tests.test_tariffs import _other_org, ok
@@ -148,6 +151,36 @@ class TestChargingHistory:
         assert [e["node"]["energyWh"] for e in eve["edges"]] == [7_000]
         assert eve["monthlyTotals"] == [
             {"month": "2026-11", "currency": "EUR", "sessions": 1, "energyWh": 7_000, "amount": 300}
+        ]
+
+    async def test_a_session_no_tariff_applied_to_is_listed_at_no_cost(
+        self, http: httpx.AsyncClient, engine: AsyncEngine, network: Network
+    ) -> None:
+        # given Eve's session at CP-2 that was never charged (no tariff applied)
+        eve = int(await scalar(engine, "SELECT id FROM user_account WHERE email = 'eve@example.com'"))
+        async with session_factory(engine)() as s:
+            s.add(
+                Transaction(
+                    station_id=network.s2,
+                    connector_id=1,
+                    user_id=eve,
+                    start_key="free-1",
+                    state="Completed",
+                    started_at=at(11, 20),
+                    stopped_at=at(11, 21),
+                    energy_wh=2_500,
+                )
+            )
+            await s.commit()
+        data = (await ok(http, HISTORY, token=network.eve, **PERIOD))["chargingHistory"]
+        assert [
+            (e["node"]["energyWh"], e["node"]["amount"], e["node"]["receipt"]) for e in data["edges"]
+        ] == [
+            (2_500, 0, None),
+            (7_000, 300, data["edges"][1]["node"]["receipt"]),
+        ]
+        assert data["monthlyTotals"] == [
+            {"month": "2026-11", "currency": "EUR", "sessions": 2, "energyWh": 9_500, "amount": 300}
         ]
 
     async def test_a_backwards_period_is_refused(self, http: httpx.AsyncClient, network: Network) -> None:

@@ -254,15 +254,15 @@ async def issue_pending(
     """Catch-up job: receipts for every charged session still missing one, a batch per
     transaction. Returns how many were issued."""
     issued = 0
+    previous: list[int] = []
     while True:
         async with engine.begin() as conn:
             ids = await pending_charge_ids(conn, limit=batch_size, organization_id=organization_id)
-            if not ids:
-                break
-            new = len(await issue_receipts(conn, ids))
-        issued += new
-        if not new:
-            break  # nothing issuable left in what was found: never spin on it
+            if not ids or ids == previous:
+                break  # done, or the same sessions again that could not be issued: never spin
+            issued += len(await issue_receipts(conn, ids))
+        # None issued can also mean the worker's handler issued this batch meanwhile: go on.
+        previous = ids
     if issued:
         log.info("issued %d pending receipts", issued)
     return issued

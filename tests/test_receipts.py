@@ -12,14 +12,15 @@ import asyncio
 import json
 import re
 import zlib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.invoicing import links, receipts
+from api.invoicing import invoices, links, receipts
 from api.worker.jobs import default_registry
 from api.worker.processor import Processor
 from api.worker.service import DurableWork
@@ -282,6 +283,59 @@ class TestTheSellersDetails:
             http, UPDATE_BILLING, {"o": gid("Organization", org), "input": details}, token=OPERATOR_TOKEN
         )
         assert result["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+
+
+INVOICES = """
+{ invoices(first: 10) { edges { node { id number periodStart periodEnd net tax total amountDue
+    buyer { kind name vatId } lines { description amount taxBasisPoints }
+    taxBreakdown { taxBasisPoints net tax gross } downloadUrl(expiresInMinutes: 5) } } } }"""
+
+
+class TestMonthlyInvoicesShareTheNumberingAndRendering:
+    async def test_an_invoice_has_its_own_series_tax_per_rate_and_a_pdf(
+        self, http: httpx.AsyncClient, engine: AsyncEngine, station: int
+    ) -> None:
+        # given a receipt already issued this year
+        org = await make_org(engine)
+        _, charge = await make_charged_session(engine, station_id=station, started_at=utcnow())
+        async with engine.begin() as conn:
+            await receipts.issue_receipts(conn, [charge])
+        # when a sponsor's monthly statement is invoiced: two rates, prices include tax
+        lines = [
+            invoices.InvoiceLine("Sponsored charging, 42 sessions", 11_900, tax_basis_points=1900),
+            invoices.InvoiceLine("Parking", 1_070, Decimal(2), "day", Decimal(535), tax_basis_points=700),
+        ]
+        sponsor = invoices.Buyer(kind="sponsor", name="Fleet Co", vat_id="NL123456789B01")
+        async with engine.begin() as conn:
+            for _ in range(2):
+                await invoices.issue_invoice(
+                    conn,
+                    organization_id=org,
+                    buyer=sponsor,
+                    lines=lines,
+                    period_start=datetime(2026, 10, 1, tzinfo=UTC),
+                    period_end=datetime(2026, 11, 1, tzinfo=UTC),
+                    currency="EUR",
+                )
+        # then invoices count 1, 2 in their own series beside receipt 1
+        found = [e["node"] for e in (await ok(http, INVOICES))["invoices"]["edges"]]
+        year = utcnow().year
+        assert [i["number"] for i in found] == [f"I-{year}-000002", f"I-{year}-000001"]
+        assert await scalar(engine, "SELECT number FROM invoice WHERE kind = 'receipt'") == f"R-{year}-000001"
+        invoice = found[0]
+        assert invoice["taxBreakdown"] == [
+            {"taxBasisPoints": 700, "net": 1_000, "tax": 70, "gross": 1_070},
+            {"taxBasisPoints": 1900, "net": 10_000, "tax": 1_900, "gross": 11_900},
+        ]
+        assert (invoice["net"], invoice["tax"], invoice["total"]) == (11_000, 1_970, 12_970)
+        assert invoice["buyer"] == {"kind": "sponsor", "name": "Fleet Co", "vatId": "NL123456789B01"}
+        assert invoice["periodStart"].startswith("2026-10-01")
+        # and its PDF is rendered by the same code as receipts
+        response = await http.get(invoice["downloadUrl"])
+        assert response.status_code == 200 and response.content.startswith(b"%PDF-")
+        text = pdf_text(response.content)
+        assert f"Invoice I-{year}-000002" in text and "Period 2026-10-01 to 2026-11-01" in text
+        assert "€5.35/day" in text and "€129.70" in text and "NL123456789B01" in text
 
 
 class TestNumbersHaveNoGaps:

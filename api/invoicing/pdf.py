@@ -9,12 +9,13 @@ outside it is replaced rather than failing the download.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fpdf import FPDF
 
-from api.billing.tariffs import money
+from api.billing.tariffs import money, unit_money
 from schema.document_models import DocumentKind
 
 ENCODING = "windows-1252"
@@ -90,6 +91,7 @@ def _parties(pdf: FPDF, width: float, seller: dict[str, Any], buyer: dict[str, A
         buyer.get("email") or "",
         f"Card {buyer['id_tag']}" if buyer.get("id_tag") else "",
         *(buyer.get("address") or "").splitlines(),
+        f"VAT ID {buyer['vat_id']}" if buyer.get("vat_id") else "",
     ]
     top = pdf.get_y()
     pdf.set_font("Helvetica", "B", 10)
@@ -135,7 +137,9 @@ def _lines(pdf: FPDF, width: float, doc: Any) -> None:
         cells = (
             li.get("description", ""),
             f"{li.get('quantity', '')} {li.get('unit', '')}".strip(),
-            "-" if unit_price is None else f"{unit_price} /{li.get('unit', '')}",
+            "-"
+            if unit_price is None
+            else f"{unit_money(Decimal(unit_price), doc.currency)}/{li.get('unit', '')}",
             f"{li.get('tax_basis_points', 0) / 100:g} %",
             money(int(li.get("amount", 0)), doc.currency),
         )

@@ -1,4 +1,5 @@
-"""The Starlette application: GraphQL (HTTP + graphql-transport-ws), JWKS, health, readiness."""
+"""The Starlette application: GraphQL (HTTP + graphql-transport-ws), JWKS, health, readiness,
+uploads, document downloads and exports."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from api.billing.webhooks import stripe_webhook_route
 from api.context import Context
 from api.files.routes import upload_route
 from api.graphql_schema import build_schema
+from api.invoicing.routes import invoicing_routes
 from api.loaders import Loaders
 from api.notify.email import Mailer, OutboxMailer
 from api.notify.smtp import SmtpMailer
@@ -221,6 +223,7 @@ def create_app(
             Route("/readyz", readyz),
             upload_route(session_factory(engine)),
             stripe_webhook_route(engine, settings),
+            *invoicing_routes(engine, settings, auth.authenticator),
         ],
     )
     app.state.auth = auth

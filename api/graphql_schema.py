@@ -38,6 +38,8 @@ from api.drivers.mutations import DriverMutation
 from api.drivers.queries import DriverQuery
 from api.firmware.mutations import FirmwareCampaignMutation
 from api.firmware.queries import FirmwareCampaignQuery
+from api.invoicing.mutations import InvoicingMutation
+from api.invoicing.queries import InvoicingQuery
 from api.localauth.mutations import LocalAuthMutation
 from api.localauth.queries import LocalAuthQuery
 from api.network.mutations import NetworkMutation
@@ -81,6 +83,7 @@ class Query(
     PaymentsQuery,
     FirmwareCampaignQuery,
     SponsorshipsQuery,
+    InvoicingQuery,
 ):
     # Each node type's resolve_nodes reads through the caller-scoped loaders.
     node: relay.Node | None = relay.node(
@@ -105,6 +108,7 @@ class Mutation(
     PaymentsMutation,
     FirmwareCampaignMutation,
     SponsorshipsMutation,
+    InvoicingMutation,
 ):
     pass
 

@@ -22,6 +22,14 @@ class Organization(SQLModel, table=True):
     name: str = Field(max_length=200)
     slug: str = Field(max_length=80, unique=True)
     currency: str = Field(default="EUR", max_length=3)
+    # The seller on receipts and invoices (billing documents copy them when issued); NULL until
+    # the organisation fills them in, when documents show `name` only.
+    legal_name: str | None = Field(default=None, max_length=200)
+    billing_address: str | None = Field(
+        default=None, max_length=500, description="Lines separated by newlines"
+    )
+    vat_id: str | None = Field(default=None, max_length=40)
+    billing_email: str | None = Field(default=None, max_length=254)
     created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
 
 
@@ -246,6 +254,7 @@ from schema import control_models as _control_models  # noqa: E402, F401
 
 # OCPP 2.0.1 device models, registered the same way.
 from schema import device_models as _device_models  # noqa: E402, F401
+from schema import document_models as _document_models  # noqa: E402, F401
 from schema import local_auth_models as _local_auth_models  # noqa: E402, F401
 from schema import payment_models as _payment_models  # noqa: E402, F401
 from schema import plan_models as _plan_models  # noqa: E402, F401

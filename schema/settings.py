@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     # drop the old one after the access-token lifetime. Unset: an ephemeral key per process.
     jwt_keys: str | None = Field(default=None, alias="CHARGENET_JWT_KEYS")
     jwt_keys_file: str | None = Field(default=None, alias="CHARGENET_JWT_KEYS_FILE")
+    # HMAC key of download links (receipts, invoices, report exports). Unset: a random key per
+    # process, so links die with it and do not work across replicas; set it in production.
+    document_secret: str | None = Field(default=None, alias="CHARGENET_DOCUMENT_SECRET")
     jwt_issuer: str = Field(default="chargenet", alias="CHARGENET_JWT_ISSUER")
     jwt_audience: str = Field(default="chargenet-api", alias="CHARGENET_JWT_AUDIENCE")
     access_token_ttl_s: int = Field(default=600, ge=30, le=900, alias="CHARGENET_ACCESS_TOKEN_TTL")

@@ -44,6 +44,7 @@ from schema.account_models import ApiKey, AuditEntry, Invitation, Membership, Us
 from schema.campaign_models import FirmwareCampaign, FirmwareCampaignStation
 from schema.control_models import StationCommand, StationConfigurationKey
 from schema.db import session_factory
+from schema.document_models import BillingDocument, DocumentKind
 from schema.models import ChargingStation, Connector, IdToken, Location, Organization, Transaction
 from schema.plan_models import MembershipPlan
 from schema.request_models import ChargingRequest, Reservation
@@ -69,6 +70,8 @@ CONTROLLERS = frozenset({"owner", "admin", "operator", KEY, PLATFORM})
 DIAGNOSERS = frozenset({"owner", "admin", "operator", "technician", PLATFORM})
 MEMBERS = frozenset(ROLES)
 BILLERS = frozenset({"owner", "admin", "finance", PLATFORM})
+REPORTERS = frozenset({"owner", "admin", "operator", "finance", PLATFORM})
+PERIOD = {"from": "2026-01-01T00:00:00+00:00", "to": "2027-01-01T00:00:00+00:00"}
 MATRIX_TARIFF = {"energy_per_kwh": "39", "time_per_minute": "0", "idle_per_minute": "10", "windows": []}
 # The integration the matrix plays: reads the network and sessions, starts and stops charging.
 KEY_PERMISSIONS = frozenset({Permission.NETWORK_READ, Permission.SESSIONS_READ, Permission.STATIONS_CONTROL})
@@ -110,6 +113,8 @@ class World:
     campaign_station: int = 0
     sponsor: int = 0
     sponsorship: int = 0
+    receipt: int = 0
+    invoice: int = 0
     users: dict[str, int] = field(default_factory=dict)
     sessions: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
@@ -259,6 +264,11 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
         )
         s.add(sponsorship)
         await s.flush()
+        # the other driver's receipt for their session, and an invoice to a sponsor
+        receipt = _document(oid, DocumentKind.RECEIPT, n, transaction_id=tx.id, user_id=users["other-driver"])
+        invoice = _document(oid, DocumentKind.INVOICE, n)
+        s.add_all([receipt, invoice])
+        await s.flush()
         world = World(
             org=oid,
             station=station.id or 0,
@@ -285,6 +295,8 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
             campaign_station=campaign_station.id or 0,
             sponsor=sponsor.id or 0,
             sponsorship=sponsorship.id or 0,
+            receipt=receipt.id or 0,
+            invoice=invoice.id or 0,
             users=users,
         )
         for who in PEOPLE:
@@ -299,6 +311,28 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
         world.tokens[PLATFORM] = OPERATOR_TOKEN
         await s.commit()
     return world
+
+
+def _document(oid: int, kind: DocumentKind, n: int, **extra: Any) -> BillingDocument:
+    series = "R" if kind is DocumentKind.RECEIPT else "I"
+    return BillingDocument(
+        organization_id=oid,
+        kind=kind.value,
+        series=series,
+        year=2026,
+        sequence=1,
+        number=f"{series}-2026-{n:06d}",
+        currency="EUR",
+        seller={"name": f"Org {n}"},
+        buyer={"name": "Buyer"},
+        lines=[],
+        tax_breakdown=[],
+        net=84,
+        tax=16,
+        total=100,
+        amount_due=100,
+        **extra,
+    )
 
 
 Args = Callable[[World, str], dict[str, Any]]
@@ -540,6 +574,16 @@ RULES: dict[str, Rule] = {
     "Mutation.endSponsorship": Rule(BILLERS, lambda w, _: {"id": gid("Sponsorship", w.sponsorship)}),
     "Mutation.issueSponsorStatements": Rule(
         BILLERS, lambda w, _: {"organizationId": gid("Organization", w.org), "month": "2026-10"}
+    ),
+    # --- receipts and invoices: the driver's own, billing staff's organisation's; revenue is reports ---
+    "Query.myReceipts": Rule(PEOPLE),
+    "Query.chargingHistory": Rule(PEOPLE, lambda w, _: dict(PERIOD)),
+    "Query.receipts": Rule(BILLERS),
+    "Query.invoices": Rule(BILLERS),
+    "Query.revenueReport": Rule(REPORTERS, lambda w, _: {**PERIOD, "groupBy": "STATION"}),
+    "Query.revenueExportUrl": Rule(REPORTERS, lambda w, _: dict(PERIOD)),
+    "Mutation.updateBillingDetails": Rule(
+        BILLERS, lambda w, _: org(w, _) | {"input": {"vatId": "DE123456789"}}
     ),
     "Query.configurationDrift": Rule(DIAGNOSERS, lambda w, _: {"stationId": gid("Station", w.station)}),
     "Query.deviceModel": Rule(DIAGNOSERS, lambda w, _: {"stationId": gid("Station", w.station)}),

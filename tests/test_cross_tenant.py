@@ -55,6 +55,8 @@ OBJECTS: dict[str, Callable[[World], int]] = {
     "Sponsorship": lambda w: w.sponsorship,
     "FirmwareCampaign": lambda w: w.campaign,
     "FirmwareCampaignStation": lambda w: w.campaign_station,
+    "Receipt": lambda w: w.receipt,
+    "Invoice": lambda w: w.invoice,
 }
 # Root operations that take another tenant's object: each must answer null or NOT_FOUND.
 PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
@@ -276,6 +278,10 @@ PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
         "mutation ($r: ID!) { resumeCharging(requestId: $r) { outcome } }",
         lambda w: {"r": gid("ChargingRequest", w.charging_request)},
     ),
+    "updateBillingDetails": (
+        'mutation ($o: ID!) { updateBillingDetails(organizationId: $o, input: {vatId: "SPY1"}) { vatId } }',
+        lambda w: {"o": gid("Organization", w.org)},
+    ),
     "revokeAppToken": (
         "mutation ($a: ID!) { revokeAppToken(id: $a) }",
         lambda w: {"a": gid("AppToken", w.app_token)},
@@ -404,7 +410,21 @@ class TestCrossTenant:
             assert gid("FirmwareCampaign", b.campaign) not in {
                 e["node"]["id"] for e in campaigns["data"]["firmwareCampaigns"]["edges"]
             }, who
+            for field in ("receipts", "invoices"):
+                listed = await gql(
+                    http, f"{{ {field}(first: 100) {{ edges {{ node {{ id }} }} }} }}", token=token
+                )
+                seen = {
+                    e["node"]["id"] for e in ((listed.get("data") or {}).get(field) or {"edges": []})["edges"]
+                }
+                assert not seen & {gid("Receipt", b.receipt), gid("Invoice", b.invoice)}, (who, field)
         # and the owner of A does see A's own session and organisation (the probes can see)
+        own_receipts = await gql(
+            http, "{ receipts(first: 100) { edges { node { id } } } }", token=a.tokens["owner"]
+        )
+        assert gid("Receipt", a.receipt) in {
+            e["node"]["id"] for e in own_receipts["data"]["receipts"]["edges"]
+        }
         own = await gql(http, tx_query, token=a.tokens["owner"])
         assert gid("Transaction", a.transaction) in {
             e["node"]["id"] for e in own["data"]["transactions"]["edges"]

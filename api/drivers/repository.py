@@ -28,6 +28,7 @@ from schema.account_models import (
     Vehicle,
 )
 from schema.charge_models import SessionCharge
+from schema.document_models import ERASED_BUYER, BillingDocument
 from schema.models import IdToken, Organization, Transaction
 from schema.timeutil import utcnow
 
@@ -169,6 +170,10 @@ async def erase_personal_data(s: AsyncSession, user_id: int) -> None:
     )
     await conn.execute(update(Transaction).where(col(Transaction.user_id) == user_id).values(id_tag=None))
     await conn.execute(update(SessionCharge).where(col(SessionCharge.user_id) == user_id).values(id_tag=None))
+    # Receipts keep their numbers and amounts (financial records) but no longer name the person.
+    await conn.execute(
+        update(BillingDocument).where(col(BillingDocument.user_id) == user_id).values(buyer=ERASED_BUYER)
+    )
     await conn.execute(
         update(IdToken)
         .where(col(IdToken.user_id) == user_id)

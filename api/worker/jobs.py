@@ -4,6 +4,7 @@ Event-driven (run once per event by the processor, inside its transaction):
 - session bookkeeping on TransactionEnded: one `session_summary` row per transaction, what
   uptime and analytics read; the session's stuck flag, if any, is resolved; and the session is
   priced once (`session_charge`, announced by the durable SessionCharged).
+- on SessionCharged, the session's receipt is issued (api/invoicing/receipts.py).
 - on TransactionStarted, the reservation the session used is marked used and linked, and the
   tariff version in force at the start is frozen on the session; then the session claims a
   sponsorship that applies (api/sponsorships), settled by the charge step on TransactionEnded.
@@ -26,12 +27,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from api.billing import charges
 from api.billing import service as billing
 from api.control import requests
+from api.invoicing import receipts
 from api.reservations import jobs as reservations
 from api.sponsorships import service as sponsorships
 from api.worker import repository as repo
 from api.worker.processor import HandlerRegistry
 from schema import partitions
-from schema.events import Event, TransactionEnded, TransactionStarted
+from schema.events import Event, SessionCharged, TransactionEnded, TransactionStarted
 from schema.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -89,6 +91,7 @@ def default_registry() -> HandlerRegistry:
     # after the freeze: an energy-capped sponsorship reserves with the session's tariff
     registry.register(TransactionStarted, sponsorships.claim_on_start)
     registry.register(TransactionEnded, requests.close_ended)
+    registry.register(SessionCharged, receipts.issue_on_charged)
     return registry
 
 

@@ -24,6 +24,7 @@ from api.billing.stripe_gateway import build_gateway
 from api.configuration import jobs as configuration
 from api.control import requests
 from api.firmware import progress as firmware_campaigns
+from api.invoicing import receipts
 from api.localauth import jobs as local_lists
 from api.reservations import jobs as reservations
 from api.sponsorships import reports as sponsor_reports
@@ -38,6 +39,9 @@ from schema.settings import Settings
 log = logging.getLogger(__name__)
 
 PURGE_PROCESSED_INTERVAL_S = 3_600.0
+# Receipts the SessionCharged handler did not issue (sessions charged before receipts existed,
+# a handler that failed): an hour's delay is fine for a document nobody waits for.
+PENDING_RECEIPTS_INTERVAL_S = 3_600.0
 # Partitions exist three months ahead; a daily check keeps that margin.
 METER_PARTITIONS_INTERVAL_S = 86_400.0
 
@@ -100,6 +104,11 @@ def scheduled_jobs(
             "sponsor-statements",
             sponsor_reports.STATEMENTS_INTERVAL_S,
             functools.partial(sponsor_reports.issue_last_months_statements, engine),
+        ),
+        ScheduledJob(
+            "pending-receipts",
+            PENDING_RECEIPTS_INTERVAL_S,
+            functools.partial(receipts.issue_pending, engine),
         ),
         ScheduledJob(
             "purge-processed-events",

@@ -14,7 +14,7 @@ import schema.timeutil
 
 
 revision = '0017'
-down_revision = '0015'
+down_revision = '0016'
 branch_labels = None
 depends_on = None
 

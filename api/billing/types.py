@@ -203,11 +203,17 @@ class ConnectorPrice:
     tariff_name: str
     version: int
     prices: TariffPrices
+    membership_plan: str | None = strawberry.field(
+        default=None, description="The caller's plan whose prices and benefits apply here, if any."
+    )
 
     @classmethod
     def from_in_force(cls, found: InForce) -> ConnectorPrice:
         return cls(
-            tariff_name=found.name, version=found.version, prices=TariffPrices.from_tariff(found.tariff)
+            tariff_name=found.name,
+            version=found.version,
+            prices=TariffPrices.from_tariff(found.tariff),
+            membership_plan=None if found.membership is None else found.membership.plan_name,
         )
 
 

@@ -45,7 +45,7 @@ from schema.campaign_models import FirmwareCampaign, FirmwareCampaignStation
 from schema.control_models import StationCommand, StationConfigurationKey
 from schema.db import session_factory
 from schema.models import ChargingStation, Connector, IdToken, Location, Organization, Transaction
-from schema.plan_models import MembershipPlan
+from schema.plan_models import MembershipPlan, PlanSubscription
 from schema.request_models import ChargingRequest, Reservation
 from schema.tariff_models import StoredTariff, TariffAssignment, TariffVersion
 from schema.template_models import ConfigurationTemplate, ConfigurationTemplateEntry
@@ -105,6 +105,7 @@ class World:
     tariff: int = 0
     tariff_assignment: int = 0
     plan: int = 0
+    plan_membership: int = 0
     campaign: int = 0
     campaign_station: int = 0
     users: dict[str, int] = field(default_factory=dict)
@@ -221,6 +222,17 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
         s.add(assignment)
         plan = MembershipPlan(organization_id=oid, name="Matrix", monthly_fee=500, currency="EUR")
         s.add(plan)
+        await s.flush()
+        # the driver is an active member of the plan
+        plan_membership = PlanSubscription(
+            user_id=users[DRIVER],
+            plan_id=plan.id or 0,
+            organization_id=oid,
+            open_organization_id=oid,
+            status="active",
+            stripe_subscription_id=f"sub_matrix_{n}",
+        )
+        s.add(plan_membership)
         # a draft firmware campaign of the organisation's one station
         campaign = FirmwareCampaign(
             organization_id=oid,
@@ -261,6 +273,7 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
             tariff=tariff.id or 0,
             tariff_assignment=assignment.id or 0,
             plan=plan.id or 0,
+            plan_membership=plan_membership.id or 0,
             campaign=campaign.id or 0,
             campaign_station=campaign_station.id or 0,
             users=users,
@@ -468,6 +481,14 @@ RULES: dict[str, Rule] = {
         },
     ),
     "Mutation.archiveMembershipPlan": Rule(BILLERS, lambda w, _: {"id": gid("MembershipPlan", w.plan)}),
+    "Query.planSubscriptions": Rule(BILLERS, lambda w, _: {"planId": gid("MembershipPlan", w.plan)}),
+    # Any person may join a plan for themselves (the matrix has no Stripe: BILLING_DISABLED).
+    "Mutation.subscribeToPlan": Rule(PEOPLE, lambda w, _: {"planId": gid("MembershipPlan", w.plan)}),
+    "Mutation.changePlan": Rule(PEOPLE, lambda w, _: {"planId": gid("MembershipPlan", w.plan)}),
+    # Only the driver holds the membership: to everyone else it does not exist.
+    "Mutation.cancelMembership": Rule(
+        frozenset({DRIVER}), lambda w, _: {"id": gid("PlanMembership", w.plan_membership)}
+    ),
     "Query.configurationDrift": Rule(DIAGNOSERS, lambda w, _: {"stationId": gid("Station", w.station)}),
     "Query.deviceModel": Rule(DIAGNOSERS, lambda w, _: {"stationId": gid("Station", w.station)}),
     "Mutation.createConfigurationTemplate": Rule(

@@ -51,6 +51,7 @@ OBJECTS: dict[str, Callable[[World], int]] = {
     "ConfigurationTemplate": lambda w: w.configuration_template,
     "Tariff": lambda w: w.tariff,
     "MembershipPlan": lambda w: w.plan,
+    "PlanMembership": lambda w: w.plan_membership,
     "FirmwareCampaign": lambda w: w.campaign,
     "FirmwareCampaignStation": lambda w: w.campaign_station,
 }
@@ -231,6 +232,14 @@ PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
     "archiveMembershipPlan": (
         "mutation ($p: ID!) { archiveMembershipPlan(id: $p) { id } }",
         lambda w: {"p": gid("MembershipPlan", w.plan)},
+    ),
+    "planSubscriptions": (
+        "query ($p: ID!) { planSubscriptions(planId: $p) { totalCount } }",
+        lambda w: {"p": gid("MembershipPlan", w.plan)},
+    ),
+    "cancelMembership": (
+        "mutation ($m: ID!) { cancelMembership(id: $m) { id } }",
+        lambda w: {"m": gid("PlanMembership", w.plan_membership)},
     ),
     "revokeAppToken": (
         "mutation ($a: ID!) { revokeAppToken(id: $a) }",

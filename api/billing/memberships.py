@@ -150,6 +150,19 @@ async def subscribe(
             raise NotFound("no such plan")
         org = plan.organization_id
         row = await live_membership(s, user_id, org)
+        if row is not None and row.plan_id != plan_id:
+            raise MembershipExists("you are a member here already: change the plan or cancel it")
+        if row is not None and row.stripe_subscription_id is not None and row.status != "incomplete":
+            return Subscribed(row, None)  # a repeat of a subscribe that went through
+        # Stripe first (customer, card, price): when payments are off or Stripe is down, no
+        # membership row is left behind holding the driver's slot.
+        customer_id = await payments.ensure_customer(s, gateway, user_id)
+        if payment_method_id is not None:
+            cards = await gateway.list_cards(customer_id)
+            if payment_method_id not in {c.payment_method_id for c in cards}:
+                raise NotFound("no such card")
+        price_id = await plan_price(s, gateway, plan)
+        await s.commit()
         if row is None:
             row = PlanSubscription(
                 user_id=user_id, plan_id=plan_id, organization_id=org, open_organization_id=org
@@ -158,27 +171,19 @@ async def subscribe(
             try:
                 await s.commit()
             except IntegrityError:
-                await s.rollback()  # a concurrent subscribe took the slot
+                await s.rollback()  # a concurrent subscribe took the slot first
                 row = await live_membership(s, user_id, org)
-                if row is None:
-                    raise
-        if row.plan_id != plan_id:
-            raise MembershipExists("you are a member here already: change the plan or cancel it")
-        if row.stripe_subscription_id is not None and row.status != "incomplete":
-            return Subscribed(row, None)  # a repeat of a subscribe that went through
-        customer_id = await payments.ensure_customer(s, gateway, user_id)
-        if payment_method_id is not None:
-            cards = await gateway.list_cards(customer_id)
-            if payment_method_id not in {c.payment_method_id for c in cards}:
-                raise NotFound("no such card")
-        price_id = await plan_price(s, gateway, plan)
-        await s.commit()
+                if row is None or row.plan_id != plan_id:
+                    raise MembershipExists(
+                        "you are a member here already: change the plan or cancel it"
+                    ) from None
         sub = await gateway.create_subscription(
             user_id=user_id,
             customer_id=customer_id,
             price_id=price_id,
-            # The membership row's id: a retry repeats the key and gets Stripe's first answer.
-            reference=f"membership:{row.id}",
+            # The membership row and the card: a retry repeats the key and gets Stripe's first
+            # answer; after a declined first invoice another card is a new attempt.
+            reference=f"membership:{row.id}:{payment_method_id or 'default'}",
             payment_method_id=payment_method_id,
             metadata={"membership_id": row.id or 0, "plan_id": plan_id, "organization_id": org},
         )
@@ -213,7 +218,8 @@ async def change_plan(
             raise NotFound("no such plan")
         row = await live_membership(s, user_id, plan.organization_id)
         if row is None:
-            raise NotFound("you have no membership at this organisation to change")
+            # The plan is public, so this is a wrong request rather than a hidden object.
+            raise InvalidInput("you have no membership at this organisation: subscribe to a plan first")
         if row.plan_id == plan_id:
             return row  # done already (also: a retry after the change went through)
         if row.stripe_subscription_id is None or row.status not in CHANGEABLE_STATES:
@@ -261,12 +267,12 @@ async def cancel(
     """The membership ends when the paid period does (customer.subscription.deleted then
     ends the benefits); until then the driver keeps the plan's prices."""
     user_id = _driver(actor)
-    if not at_period_end:
-        raise InvalidInput("memberships end at the end of the paid period (atPeriodEnd: true)")
     async with db() as s:
         row = await s.get(PlanSubscription, membership_id)
         if row is None or row.user_id != user_id:
             raise NotFound("no such membership")
+        if not at_period_end:
+            raise InvalidInput("memberships end at the end of the paid period (atPeriodEnd: true)")
         if row.cancel_at_period_end or row.status in ENDED_STATES:
             return row
         if row.stripe_subscription_id is None or row.status not in CHANGEABLE_STATES:

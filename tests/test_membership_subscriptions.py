@@ -316,6 +316,43 @@ class TestSubscribing:
         assert len(subs) == 1 and done["membership"]["status"] == "active"
         assert (await membership_rows(world.engine))[0]["stripe_subscription_id"] == subs[0]["id"]
 
+    async def test_webhooks_complete_a_membership_whose_answer_was_lost(self, world: World) -> None:
+        # given the subscription exists at Stripe but ChargeNet never heard the answer
+        _, basic, _ = await priced_org(world)
+        _, token, _ = await world.driver("member@example.com")
+        world.stripe.fail_next("subscriptions.create", 3, mode="drop")
+        assert await error_code(world.http, SUBSCRIBE, token, p=basic) == "PAYMENT_PROVIDER_UNAVAILABLE"
+        assert (await membership_rows(world.engine))[0]["stripe_subscription_id"] is None
+        # when Stripe's events arrive, the membership is found by the id in their metadata
+        await world.deliver()
+        # then
+        row = (await membership_rows(world.engine))[0]
+        subs = [o for o in world.stripe.objects.values() if o["object"] == "subscription"]
+        assert (row["stripe_subscription_id"], row["status"]) == (subs[0]["id"], "active")
+        # and the driver's retry returns it without asking Stripe again
+        again = await world.subscribe(token, basic)
+        assert again["membership"]["status"] == "active"
+        assert world.stripe.calls["subscriptions.create"] == 3
+
+    async def test_a_price_created_with_its_answer_lost_is_found_by_its_lookup_key(
+        self, world: World
+    ) -> None:
+        # given the plan's Price was created at Stripe, but every answer was lost
+        org = await make_org(world.engine)
+        world.stripe.fail_next("prices.create", 3, mode="drop")
+        plan = await world.plan(org, "Basic", 900)
+        assert (await fetch(world.engine, "SELECT stripe_price_id FROM membership_plan"))[0] == {
+            "stripe_price_id": None
+        }
+        # when the first driver subscribes
+        _, token, _ = await world.driver("member@example.com")
+        done = await world.subscribe(token, plan)
+        # then the existing Price is used: one Price, stored on the plan
+        prices = [o for o in world.stripe.objects.values() if o["object"] == "price"]
+        assert len(prices) == 1 and done["membership"]["status"] == "active"
+        stored = (await fetch(world.engine, "SELECT stripe_price_id FROM membership_plan"))[0]
+        assert stored == {"stripe_price_id": prices[0]["id"]}
+
     async def test_operators_and_api_keys_have_no_memberships_to_subscribe(self, world: World) -> None:
         _, basic, _ = await priced_org(world)
         assert await error_code(world.http, SUBSCRIBE, OPERATOR_TOKEN, p=basic) == "FORBIDDEN"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -22,19 +23,22 @@ from api.auth.roles import Role
 from api.billing import payments
 from api.billing.stripe_gateway import StripeGateway
 from api.billing.webhooks import WEBHOOK_PATH
+from api.worker.service import DurableWork
 from schema.db import session_factory
 from schema.models import Organization
-from tests.account_builders import add_member, make_user, sign_in
+from schema.timeutil import utcnow
+from tests.account_builders import add_member, give_token, make_user, sign_in
 from tests.builders import make_org
-from tests.conftest import OPERATOR_TOKEN, ApiServer, ApiServerFactory
+from tests.conftest import OPERATOR_TOKEN, ApiServer, ApiServerFactory, ChargerFactory
 from tests.dbutil import fetch, scalar
 from tests.graphql_client import gql
 from tests.stripe_payments import app_confirms_card, stripe_settings
 from tests.stripe_server import API_KEY, WEBHOOK_SECRET, StripeServer, running_stripe_server
 from tests.test_access_matrix import gid
+from tests.test_memberships import MEMBER_TAG, _charges, _session
 from tests.test_remote_control import eventually
 from tests.test_stripe_webhooks import processed
-from tests.test_tariffs import ASSIGN, ESTIMATE, create, ok
+from tests.test_tariffs import ASSIGN, ESTIMATE, _in_force_since, create, ok
 
 CREATE_PLAN = """
 mutation ($o: ID!, $name: String!, $fee: Int!, $kwh: Decimal, $bp: Int) {
@@ -448,6 +452,37 @@ class TestChangingAndEnding:
         assert (row["status"], row["latest_invoice_status"]) == ("active", "paid")
         assert row["current_period_start"] > first["current_period_start"]
         assert await estimate(world, station, token) == 180  # the new period's 5 kWh are included
+
+
+class TestOnTheBill:
+    async def test_sessions_are_billed_with_the_benefits_only_while_the_membership_is_active(
+        self,
+        world: World,
+        station: int,
+        durable: DurableWork,
+        connect_charger: ChargerFactory,
+    ) -> None:
+        # given a Basic member (5 kWh included, 10 % off) by subscription and webhooks
+        org, basic, _ = await priced_org(world)
+        base = utcnow().replace(microsecond=0) - timedelta(hours=2)
+        await _in_force_since(world.engine, base - timedelta(hours=1))
+        user, token, _ = await world.driver("member@example.com")
+        await give_token(world.engine, user_id=user, token=MEMBER_TAG, organization_id=org)
+        await world.subscribe(token, basic)
+        await world.deliver()
+        cp = await connect_charger("CP-1", id_tags=[MEMBER_TAG])
+        # when a 5 kWh session ends: all of it included
+        await _session(cp, base, 0, 10_000)
+        assert await eventually(lambda: _charges(world.engine, 1))
+        # when the renewal fails, and another 5 kWh session ends: the general price, no discount
+        row = (await membership_rows(world.engine))[0]
+        world.stripe.renew(row["stripe_subscription_id"], card="pm_card_chargeDeclined")
+        await world.deliver()
+        await _session(cp, base, 30, 20_000)
+        assert await eventually(lambda: _charges(world.engine, 2))
+        # then
+        rows = await fetch(world.engine, "SELECT total FROM session_charge ORDER BY id")
+        assert [r["total"] for r in rows] == [0, 200]
 
 
 class TestWebhookOrder:

@@ -570,12 +570,15 @@ class StripeResources(StripeStore):
             latest_invoice=None,
             metadata=p.get("metadata") or {},
         )
+        # As Stripe does: the first invoice is charged while creating, so a subscription paid
+        # at once is created "active"; one waiting for 3-D Secure or a card, "incomplete".
         invoice = self._invoice(sub, reason="subscription_create")
-        self._emit("customer.subscription.created", sub, key)
+        events = len(self.events)
         self._pay_invoice(sub, invoice, key)
         if invoice["status"] == "paid":
             sub["status"] = "active"
-            self._emit("customer.subscription.updated", sub, key)
+        self.events.insert(events, self.make_event("customer.subscription.created", sub))
+        self.events[events]["request"] = {"id": f"req_{secrets.token_hex(8)}", "idempotency_key": key}
         return self._expanded(sub, p)
 
     def _expanded(self, sub: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:

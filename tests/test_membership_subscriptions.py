@@ -565,3 +565,30 @@ class TestWhoSeesWhat:
             "status"
         ] == "active"
         assert await scalar(world.engine, "SELECT count(*) FROM plan_subscription") == 1
+
+    async def test_a_late_failed_attempt_never_unpays_an_invoice_nor_a_membership(
+        self, world: World, station: int
+    ) -> None:
+        # given a renewal that failed, then was paid with another card (all delivered)
+        _, basic, _ = await priced_org(world)
+        _, token, _ = await world.driver("member@example.com")
+        await world.subscribe(token, basic)
+        await world.deliver()
+        sub_id = (await membership_rows(world.engine))[0]["stripe_subscription_id"]
+        world.stripe.renew(sub_id, card="pm_card_chargeDeclined")
+        failed = world.stripe.events_of("invoice.payment_failed")[-1]
+        invoice = world.stripe.objects[failed["data"]["object"]["id"]]
+        invoice.update(status="paid", amount_paid=invoice["amount_due"])
+        paid = world.stripe.make_event("invoice.paid", invoice, created=failed["created"] + 5)
+        active = world.stripe.make_event(
+            "customer.subscription.updated",
+            {**world.stripe.objects[sub_id], "status": "active"},
+            created=failed["created"] + 5,
+        )
+        # when the failure arrives last
+        for event in (paid, active, failed):
+            await world.send(event)
+        # then
+        row = (await membership_rows(world.engine))[0]
+        assert (row["status"], row["latest_invoice_status"]) == ("active", "paid")
+        assert (await world.seen_at(station, token))["membershipPlan"] == "Basic"

@@ -124,8 +124,8 @@ async def invoice_settled(session: AsyncSession, event: InboundEvent) -> str:
     if row is None:
         return IGNORED
     outcome = "paid" if event.event_type == "invoice.paid" else "payment_failed"
-    if row.latest_invoice_id == invoice.get("id") and row.latest_invoice_status == outcome:
-        return HANDLED  # a repeat
+    if row.latest_invoice_id == invoice.get("id") and row.latest_invoice_status in (outcome, "paid"):
+        return HANDLED  # a repeat, or a failed attempt reported after the invoice was paid
     row.latest_invoice_id = _id(invoice)
     row.latest_invoice_status = outcome
     renewal_failed = outcome == "payment_failed" and invoice.get("billing_reason") == "subscription_cycle"

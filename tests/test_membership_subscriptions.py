@@ -357,6 +357,20 @@ class TestSubscribing:
         stored = (await fetch(world.engine, "SELECT stripe_price_id FROM membership_plan"))[0]
         assert stored == {"stripe_price_id": prices[0]["id"]}
 
+    async def test_a_subscription_stripe_refuses_leaves_no_membership_behind(self, world: World) -> None:
+        # given Basic's price was deactivated at Stripe behind ChargeNet's back
+        _, basic, plus = await priced_org(world)
+        _, token, _ = await world.driver("member@example.com")
+        price = (
+            await fetch(world.engine, "SELECT stripe_price_id FROM membership_plan WHERE name = 'Basic'")
+        )[0]
+        world.stripe.objects[price["stripe_price_id"]]["active"] = False
+        # when / then
+        assert await error_code(world.http, SUBSCRIBE, token, p=basic) == "PAYMENT_PROVIDER_ERROR"
+        assert [r["status"] for r in await membership_rows(world.engine)] == ["incomplete_expired"]
+        done = await world.subscribe(token, plus)
+        assert done["membership"]["status"] == "active"
+
     async def test_operators_and_api_keys_have_no_memberships_to_subscribe(self, world: World) -> None:
         _, basic, _ = await priced_org(world)
         assert await error_code(world.http, SUBSCRIBE, OPERATOR_TOKEN, p=basic) == "FORBIDDEN"

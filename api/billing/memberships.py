@@ -35,6 +35,7 @@ from schema.errors import (
     InvalidInput,
     MembershipExists,
     NotFound,
+    PaymentProviderError,
 )
 from schema.plan_models import MembershipPlan, PlanSubscription
 from schema.timeutil import utcnow
@@ -177,16 +178,26 @@ async def subscribe(
                     raise MembershipExists(
                         "you are a member here already: change the plan or cancel it"
                     ) from None
-        sub = await gateway.create_subscription(
-            user_id=user_id,
-            customer_id=customer_id,
-            price_id=price_id,
-            # The membership row and the card: a retry repeats the key and gets Stripe's first
-            # answer; after a declined first invoice another card is a new attempt.
-            reference=f"membership:{row.id}:{payment_method_id or 'default'}",
-            payment_method_id=payment_method_id,
-            metadata={"membership_id": row.id or 0, "plan_id": plan_id, "organization_id": org},
-        )
+        try:
+            sub = await gateway.create_subscription(
+                user_id=user_id,
+                customer_id=customer_id,
+                price_id=price_id,
+                # The membership row and the card: a retry repeats the key and gets Stripe's
+                # first answer; after a declined first invoice another card is a new attempt.
+                reference=f"membership:{row.id}:{payment_method_id or 'default'}",
+                payment_method_id=payment_method_id,
+                metadata={"membership_id": row.id or 0, "plan_id": plan_id, "organization_id": org},
+            )
+        except PaymentProviderError:
+            # Stripe refused the request itself: no subscription exists and no webhook will
+            # come, so the slot is freed (an unreachable Stripe keeps it for the retry).
+            if row.stripe_subscription_id is None:
+                await s.refresh(row)
+                row.status, row.open_organization_id, row.updated_at = "incomplete_expired", None, utcnow()
+                s.add(row)
+                await s.commit()
+            raise
         await s.refresh(row)
         _apply_answer(row, sub)
         s.add(row)

@@ -143,3 +143,10 @@ class PaymentProviderError(ChargeNetError):
     def __init__(self, message: str, *, provider_code: str | None = None) -> None:
         super().__init__(message)
         self.provider_code = provider_code
+
+
+class MembershipExists(ChargeNetError):
+    """The driver already holds a live membership at this organisation: change its plan
+    (changePlan) or cancel it instead of subscribing a second time."""
+
+    code = "MEMBERSHIP_EXISTS"

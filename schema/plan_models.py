@@ -38,7 +38,13 @@ class PlanSubscription(SQLModel, table=True):
     """A driver's membership of one plan; `status` is Stripe's subscription status."""
 
     __tablename__ = "plan_subscription"
-    __table_args__ = (Index("ix_plan_subscription_user_org", "user_id", "organization_id"),)
+    __table_args__ = (
+        Index("ix_plan_subscription_user_org", "user_id", "organization_id"),
+        # One live membership per driver and organisation, on every database: the column
+        # holds the organisation while the membership is live and NULL once it ended (NULLs
+        # never collide), so two concurrent subscribes cannot both insert.
+        UniqueConstraint("user_id", "open_organization_id", name="uq_plan_subscription_open"),
+    )
 
     id: int | None = Field(default=None, sa_column=bigint_pk())
     user_id: int = Field(foreign_key="user_account.id")
@@ -49,6 +55,16 @@ class PlanSubscription(SQLModel, table=True):
     current_period_start: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     current_period_end: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     cancel_at_period_end: bool = False
+    open_organization_id: int | None = Field(
+        default=None, description="organization_id while live (not canceled or expired); NULL after."
+    )
+    # Stripe's `created` of the newest subscription event applied: older ones arriving later
+    # are skipped, so a late "active" never undoes a newer "past_due".
+    last_event_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    latest_invoice_id: str | None = Field(default=None, max_length=64)
+    latest_invoice_status: str | None = Field(
+        default=None, max_length=24, description="paid or payment_failed, from invoice.* webhooks."
+    )
     created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
 

@@ -437,8 +437,57 @@ class StripeResources(StripeStore):
     def _price_get(self, p: dict[str, Any], *, id: str, **_: Any) -> dict[str, Any]:
         return self._get(id, "price")
 
+    def _product_create(self, p: dict[str, Any], *, key: str | None, **_: Any) -> dict[str, Any]:
+        if not p.get("name"):
+            raise invalid("Missing required param: name.", param="name", code="parameter_missing")
+        product = self._new("prod", "product", name=p["name"], active=True, metadata=p.get("metadata") or {})
+        self._emit("product.created", product, key)
+        return product
+
+    def _price_create(self, p: dict[str, Any], *, key: str | None, **_: Any) -> dict[str, Any]:
+        product = self._get(p.get("product") or "", "product", "product")
+        amount = int_param(p, "unit_amount")
+        if not p.get("currency"):
+            raise invalid("Missing required param: currency.", param="currency", code="parameter_missing")
+        lookup_key = p.get("lookup_key")
+        if lookup_key and any(
+            o["object"] == "price" and o.get("lookup_key") == lookup_key for o in self.objects.values()
+        ):
+            raise invalid(
+                f"A price (lookup_key: {lookup_key}) already exists; use transfer_lookup_key.",
+                param="lookup_key",
+            )
+        recurring = p.get("recurring") or None
+        price = self._new(
+            "price",
+            "price",
+            product=product["id"],
+            lookup_key=lookup_key,
+            unit_amount=amount,
+            currency=p["currency"].lower(),
+            active=True,
+            type="recurring" if recurring else "one_time",
+            recurring={"interval": recurring["interval"], "interval_count": 1} if recurring else None,
+            metadata=p.get("metadata") or {},
+        )
+        self._emit("price.created", price, key)
+        return price
+
+    def _price_update(self, p: dict[str, Any], *, id: str, key: str | None, **_: Any) -> dict[str, Any]:
+        price = self._get(id, "price")
+        if "active" in p:
+            price["active"] = bool_param(p, "active")
+        if "metadata" in p:
+            price["metadata"].update(p["metadata"])
+        self._emit("price.updated", price, key)
+        return price
+
     def _sub_item(self, price_id: str, param: str) -> dict[str, Any]:
         price = self._get(price_id, "price", param)
+        if not price["active"]:
+            raise invalid(
+                "The price specified is inactive. This field only accepts active prices.", param=param
+            )
         now = int(time.time())
         return {
             "id": f"si_{secrets.token_hex(12)}",
@@ -450,19 +499,66 @@ class StripeResources(StripeStore):
             "current_period_end": now + 30 * 86_400,
         }
 
+    def _invoice(self, sub: dict[str, Any], *, reason: str) -> dict[str, Any]:
+        """An invoice for the subscription's current period, not yet paid."""
+        item = sub["items"]["data"][0]
+        invoice = self._new(
+            "in",
+            "invoice",
+            customer=sub["customer"],
+            status="open",
+            billing_reason=reason,
+            amount_due=item["price"]["unit_amount"],
+            amount_paid=0,
+            currency=item["price"]["currency"],
+            period_start=item["current_period_start"],
+            period_end=item["current_period_end"],
+            parent={"type": "subscription_details", "subscription_details": {"subscription": sub["id"]}},
+            confirmation_secret=None,
+            metadata={},
+        )
+        sub["latest_invoice"] = invoice["id"]
+        return invoice
+
+    def _pay_invoice(self, sub: dict[str, Any], invoice: dict[str, Any], key: str | None) -> None:
+        """Charge the invoice to the subscription's card: paid, needs 3-D Secure, or declined."""
+        customer = self.objects[sub["customer"]]
+        pm = sub.get("default_payment_method") or customer["invoice_settings"]["default_payment_method"]
+        behaviour = self._behaviour.get(pm) if pm else "decline:no_card"
+        self.counts["invoices"] += 1
+        if behaviour is None:
+            invoice.update(status="paid", amount_paid=invoice["amount_due"])
+            self.counts["invoices_paid"] += 1
+            self._emit("invoice.paid", invoice, key)
+        elif behaviour == "authenticate" and invoice["billing_reason"] == "subscription_create":
+            invoice["confirmation_secret"] = {
+                "type": "payment_intent",
+                "client_secret": f"pi_{secrets.token_hex(12)}_secret_{secrets.token_hex(12)}",
+            }
+            self._emit("invoice.payment_action_required", invoice, key)
+        else:
+            self._emit("invoice.payment_failed", invoice, key)
+
     def _sub_create(self, p: dict[str, Any], *, key: str | None, **_: Any) -> dict[str, Any]:
         customer = self._get(p.get("customer") or "", "customer", "customer")
         items = p.get("items") or []
         if not items:
             raise invalid("Missing required param: items.", param="items", code="parameter_missing")
-        has_card = bool(
-            p.get("default_payment_method") or customer["invoice_settings"]["default_payment_method"]
-        )
+        pm = p.get("default_payment_method")
+        if pm:
+            found = self._get(pm, "payment_method", "default_payment_method")
+            if found["customer"] != customer["id"]:
+                raise invalid(
+                    f"The customer does not have a payment method with the ID {pm}.",
+                    param="default_payment_method",
+                    code="resource_missing",
+                )
         sub = self._new(
             "sub",
             "subscription",
             customer=customer["id"],
-            status="active" if has_card else "incomplete",
+            status="incomplete",
+            default_payment_method=pm,
             items={
                 "object": "list",
                 "data": [
@@ -472,13 +568,28 @@ class StripeResources(StripeStore):
             },
             cancel_at_period_end=False,
             canceled_at=None,
+            latest_invoice=None,
             metadata=p.get("metadata") or {},
         )
-        self._emit("customer.subscription.created", sub, key)
+        # As Stripe does: the first invoice is charged while creating, so a subscription paid
+        # at once is created "active"; one waiting for 3-D Secure or a card, "incomplete".
+        invoice = self._invoice(sub, reason="subscription_create")
+        events = len(self.events)
+        self._pay_invoice(sub, invoice, key)
+        if invoice["status"] == "paid":
+            sub["status"] = "active"
+        self.events.insert(events, self.make_event("customer.subscription.created", sub))
+        self.events[events]["request"] = {"id": f"req_{secrets.token_hex(8)}", "idempotency_key": key}
+        return self._expanded(sub, p)
+
+    def _expanded(self, sub: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
+        expand = p.get("expand") or []
+        if any(e.startswith("latest_invoice") for e in expand) and sub.get("latest_invoice"):
+            return {**sub, "latest_invoice": copy.deepcopy(self.objects[sub["latest_invoice"]])}
         return sub
 
     def _sub_get(self, p: dict[str, Any], *, id: str, **_: Any) -> dict[str, Any]:
-        return self._get(id, "subscription")
+        return self._expanded(self._get(id, "subscription"), p)
 
     def _sub_update(self, p: dict[str, Any], *, id: str, key: str | None, **_: Any) -> dict[str, Any]:
         sub = self._get(id, "subscription")
@@ -492,7 +603,7 @@ class StripeResources(StripeStore):
         if "cancel_at_period_end" in p:
             sub["cancel_at_period_end"] = bool_param(p, "cancel_at_period_end")
         self._emit("customer.subscription.updated", sub, key)
-        return sub
+        return self._expanded(sub, p)
 
     def _sub_delete(self, p: dict[str, Any], *, id: str, key: str | None, **_: Any) -> dict[str, Any]:
         sub = self._get(id, "subscription")

@@ -137,8 +137,11 @@ class StripeServer(StripeResources):
                     self._pi_cancel,
                 ),
                 ("POST", r"/v1/refunds", "refunds.create", self._refund_create),
+                ("POST", r"/v1/products", "products.create", self._product_create),
                 ("GET", r"/v1/prices", "prices.list", self._price_list),
+                ("POST", r"/v1/prices", "prices.create", self._price_create),
                 ("GET", r"/v1/prices/(?P<id>[^/]+)", "prices.retrieve", self._price_get),
+                ("POST", r"/v1/prices/(?P<id>[^/]+)", "prices.update", self._price_update),
                 ("POST", r"/v1/subscriptions", "subscriptions.create", self._sub_create),
                 ("GET", r"/v1/subscriptions/(?P<id>[^/]+)", "subscriptions.retrieve", self._sub_get),
                 ("POST", r"/v1/subscriptions/(?P<id>[^/]+)", "subscriptions.update", self._sub_update),
@@ -213,6 +216,42 @@ class StripeServer(StripeResources):
                 recurring={"interval": interval, "interval_count": 1},
                 metadata={},
             )
+
+    def renew(self, subscription_id: str, *, card: str | None = None) -> None:
+        """The subscription's period ends and Stripe bills the next one: the invoice is paid
+        (active) or fails (past_due), as its card behaves; `card` replaces the card first."""
+        with self._lock:
+            sub = self.objects[subscription_id]
+            if card is not None:
+                pm = self._payment_method(card)
+                pm["customer"] = sub["customer"]
+                sub["default_payment_method"] = pm["id"]
+            for item in sub["items"]["data"]:
+                start = item["current_period_end"]
+                item.update(current_period_start=start, current_period_end=start + 30 * 86_400)
+            invoice = self._invoice(sub, reason="subscription_cycle")
+            self._pay_invoice(sub, invoice, None)
+            sub["status"] = "active" if invoice["status"] == "paid" else "past_due"
+            self._emit("customer.subscription.updated", sub)
+
+    def end_period(self, subscription_id: str) -> None:
+        """The period of a subscription set to cancel at its end is over: Stripe deletes it."""
+        with self._lock:
+            sub = self.objects[subscription_id]
+            assert sub["cancel_at_period_end"], "only a subscription ending at its period's end"
+            sub.update(status="canceled", canceled_at=int(time.time()))
+            self._emit("customer.subscription.deleted", sub)
+
+    def complete_invoice_authentication(self, subscription_id: str) -> None:
+        """The driver passed 3-D Secure for the first invoice in the app: paid, active."""
+        with self._lock:
+            sub = self.objects[subscription_id]
+            invoice = self.objects[sub["latest_invoice"]]
+            assert invoice["status"] == "open", invoice["status"]
+            invoice.update(status="paid", amount_paid=invoice["amount_due"], confirmation_secret=None)
+            sub["status"] = "active"
+            self._emit("invoice.paid", invoice)
+            self._emit("customer.subscription.updated", sub)
 
     def complete_authentication(self, payment_intent_id: str) -> dict[str, Any]:
         """The driver passed 3-D Secure in the app: the intent is confirmed with its card."""

@@ -46,7 +46,7 @@ from schema.control_models import StationCommand, StationConfigurationKey
 from schema.db import session_factory
 from schema.document_models import BillingDocument, DocumentKind
 from schema.models import ChargingStation, Connector, IdToken, Location, Organization, Transaction
-from schema.plan_models import MembershipPlan
+from schema.plan_models import MembershipPlan, PlanSubscription
 from schema.request_models import ChargingRequest, Reservation
 from schema.sponsorship_models import Sponsor, Sponsorship
 from schema.tariff_models import StoredTariff, TariffAssignment, TariffVersion
@@ -109,6 +109,7 @@ class World:
     tariff: int = 0
     tariff_assignment: int = 0
     plan: int = 0
+    plan_membership: int = 0
     campaign: int = 0
     campaign_station: int = 0
     sponsor: int = 0
@@ -229,6 +230,17 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
         s.add(assignment)
         plan = MembershipPlan(organization_id=oid, name="Matrix", monthly_fee=500, currency="EUR")
         s.add(plan)
+        await s.flush()
+        # the driver is an active member of the plan
+        plan_membership = PlanSubscription(
+            user_id=users[DRIVER],
+            plan_id=plan.id or 0,
+            organization_id=oid,
+            open_organization_id=oid,
+            status="active",
+            stripe_subscription_id=f"sub_matrix_{n}",
+        )
+        s.add(plan_membership)
         # a draft firmware campaign of the organisation's one station
         campaign = FirmwareCampaign(
             organization_id=oid,
@@ -291,6 +303,7 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
             tariff=tariff.id or 0,
             tariff_assignment=assignment.id or 0,
             plan=plan.id or 0,
+            plan_membership=plan_membership.id or 0,
             campaign=campaign.id or 0,
             campaign_station=campaign_station.id or 0,
             sponsor=sponsor.id or 0,
@@ -584,6 +597,14 @@ RULES: dict[str, Rule] = {
     "Query.revenueExportUrl": Rule(REPORTERS, lambda w, _: dict(PERIOD)),
     "Mutation.updateBillingDetails": Rule(
         BILLERS, lambda w, _: org(w, _) | {"input": {"vatId": "DE123456789"}}
+    ),
+    "Query.planSubscriptions": Rule(BILLERS, lambda w, _: {"planId": gid("MembershipPlan", w.plan)}),
+    # Any person may join a plan for themselves (the matrix has no Stripe: BILLING_DISABLED).
+    "Mutation.subscribeToPlan": Rule(PEOPLE, lambda w, _: {"planId": gid("MembershipPlan", w.plan)}),
+    "Mutation.changePlan": Rule(PEOPLE, lambda w, _: {"planId": gid("MembershipPlan", w.plan)}),
+    # Only the driver holds the membership: to everyone else it does not exist.
+    "Mutation.cancelMembership": Rule(
+        frozenset({DRIVER}), lambda w, _: {"id": gid("PlanMembership", w.plan_membership)}
     ),
     "Query.configurationDrift": Rule(DIAGNOSERS, lambda w, _: {"stationId": gid("Station", w.station)}),
     "Query.deviceModel": Rule(DIAGNOSERS, lambda w, _: {"stationId": gid("Station", w.station)}),

@@ -53,6 +53,7 @@ OBJECTS: dict[str, Callable[[World], int]] = {
     "MembershipPlan": lambda w: w.plan,
     "Sponsor": lambda w: w.sponsor,
     "Sponsorship": lambda w: w.sponsorship,
+    "PlanMembership": lambda w: w.plan_membership,
     "FirmwareCampaign": lambda w: w.campaign,
     "FirmwareCampaignStation": lambda w: w.campaign_station,
     "Receipt": lambda w: w.receipt,
@@ -281,6 +282,14 @@ PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
     "updateBillingDetails": (
         'mutation ($o: ID!) { updateBillingDetails(organizationId: $o, input: {vatId: "SPY1"}) { vatId } }',
         lambda w: {"o": gid("Organization", w.org)},
+    ),
+    "planSubscriptions": (
+        "query ($p: ID!) { planSubscriptions(planId: $p) { totalCount } }",
+        lambda w: {"p": gid("MembershipPlan", w.plan)},
+    ),
+    "cancelMembership": (
+        "mutation ($m: ID!) { cancelMembership(id: $m) { id } }",
+        lambda w: {"m": gid("PlanMembership", w.plan_membership)},
     ),
     "revokeAppToken": (
         "mutation ($a: ID!) { revokeAppToken(id: $a) }",

@@ -233,7 +233,7 @@ class TestPaymentEvents:
         # when
         for event in (succeeded, held):
             assert (await stripe_server.deliver(webhook_url, event)).status_code == 200
-            await eventually(lambda e=event: processed(engine, e["id"]))  # type: ignore[misc]
+            await eventually(lambda e=event: processed(engine, e["id"]))
         # then
         row = await payment_row(engine)
         assert (row["status"], row["amount_captured"]) == ("succeeded", 3_210)
@@ -365,23 +365,27 @@ class TestCardsRefundsDisputes:
 
 
 class TestMembershipEventsAndTheInbox:
-    async def test_invoice_and_subscription_events_are_kept_for_memberships(
+    async def test_subscriptions_and_invoices_of_no_membership_are_ignored_other_invoice_events_kept(
         self, engine: AsyncEngine, webhook_url: str, stripe_server: StripeServer
     ) -> None:
+        # Memberships act on these (tests/test_membership_subscriptions.py); ones that are not
+        # ChargeNet's are ignored, invoice events memberships do not use stay recorded.
         invoice = stripe_server.make_event("invoice.paid", {"id": "in_1", "object": "invoice"})
+        finalized = stripe_server.make_event("invoice.finalized", {"id": "in_1", "object": "invoice"})
         sub = stripe_server.make_event(
             "customer.subscription.updated", {"id": "sub_1", "object": "subscription", "status": "active"}
         )
         other = stripe_server.make_event("balance.available", {"object": "balance"})
-        for event in (invoice, sub, other):
+        for event in (invoice, finalized, sub, other):
             assert (await stripe_server.deliver(webhook_url, event)).status_code == 200
-        await eventually(lambda: processed(engine, other["id"]))
-        await eventually(lambda: processed(engine, sub["id"]))
+        for event in (invoice, finalized, sub, other):
+            await eventually(lambda e=event: processed(engine, e["id"]))
         outcomes = await fetch(engine, "SELECT event_type, outcome FROM inbox_event ORDER BY event_type")
         assert outcomes == [
             {"event_type": "balance.available", "outcome": "ignored"},
-            {"event_type": "customer.subscription.updated", "outcome": "recorded"},
-            {"event_type": "invoice.paid", "outcome": "recorded"},
+            {"event_type": "customer.subscription.updated", "outcome": "ignored"},
+            {"event_type": "invoice.finalized", "outcome": "recorded"},
+            {"event_type": "invoice.paid", "outcome": "ignored"},
         ]
 
     async def test_rows_are_processed_in_stripes_order_and_failures_retried(

@@ -70,8 +70,23 @@ class DisabledGateway:
     async def price_by_lookup_key(self, lookup_key: str) -> PriceInfo | None:
         raise self._disabled()
 
+    async def ensure_plan_price(
+        self, *, plan_id: int, name: str, monthly_fee: int, currency: str
+    ) -> PriceInfo:
+        raise self._disabled()
+
+    async def deactivate_price(self, *, price_id: str) -> None:
+        raise self._disabled()
+
     async def create_subscription(
-        self, *, user_id: int, customer_id: str, price_id: str, reference: str
+        self,
+        *,
+        user_id: int,
+        customer_id: str,
+        price_id: str,
+        reference: str,
+        payment_method_id: str | None = None,
+        metadata: dict[str, int] | None = None,
     ) -> SubscriptionInfo:
         raise self._disabled()
 

@@ -64,3 +64,16 @@ class IdempotencyKeys:
 
     def subscription_cancel(self, subscription_id: str) -> str:
         return self._key("subscription", subscription_id, "cancel_at_period_end")
+
+    def plan_product(self, plan_id: int) -> str:
+        return self._key("plan", plan_id, "product")
+
+    def plan_price(self, plan_id: int) -> str:
+        return self._key("plan", plan_id, "price")
+
+    def plan_lookup_key(self, plan_id: int) -> str:
+        """The lookup_key of a plan's monthly Price: found again by it, never created twice."""
+        return self._key("plan", plan_id, "monthly")
+
+    def price_deactivate(self, price_id: str) -> str:
+        return self._key("price", price_id, "deactivate")

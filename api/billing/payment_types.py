@@ -144,6 +144,7 @@ class SubscriptionInfo:
     current_period_end: int | None
     # When the first invoice needs the driver (3-D Secure), the app confirms with this.
     client_secret: str | None = None
+    current_period_start: int | None = None
 
 
 class PaymentGateway(Protocol):
@@ -189,8 +190,21 @@ class PaymentGateway(Protocol):
 
     async def price_by_lookup_key(self, lookup_key: str) -> PriceInfo | None: ...
 
+    async def ensure_plan_price(
+        self, *, plan_id: int, name: str, monthly_fee: int, currency: str
+    ) -> PriceInfo: ...
+
+    async def deactivate_price(self, *, price_id: str) -> None: ...
+
     async def create_subscription(
-        self, *, user_id: int, customer_id: str, price_id: str, reference: str
+        self,
+        *,
+        user_id: int,
+        customer_id: str,
+        price_id: str,
+        reference: str,
+        payment_method_id: str | None = None,
+        metadata: dict[str, int] | None = None,
     ) -> SubscriptionInfo: ...
 
     async def change_subscription_price(

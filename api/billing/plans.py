@@ -129,11 +129,14 @@ async def plans_by_ids(s: AsyncSession, ids: Sequence[int]) -> dict[int, Members
 
 async def my_memberships(s: AsyncSession, user_id: int) -> list[Row[Any]]:
     conn = await s.connection()
-    sub, plan = repo.SUBSCRIPTION, repo.PLAN
-    rows = await conn.execute(
-        sa_select(sub, plan.c.name.label("plan_name"), plan.c.included_wh)
-        .join(plan, plan.c.id == sub.c.plan_id)
-        .where(sub.c.user_id == user_id)
-        .order_by(sub.c.id.desc())
-    )
+    sub = repo.SUBSCRIPTION
+    rows = await conn.execute(sa_select(sub).where(sub.c.user_id == user_id).order_by(sub.c.id.desc()))
     return list(rows.all())
+
+
+SUBSCRIPTION_ID = repo.SUBSCRIPTION.c.id
+
+
+def subscriptions_of(plan_id: int) -> Any:
+    """The memberships of one plan (the caller checked billing:read at its organisation)."""
+    return sa_select(repo.SUBSCRIPTION).where(repo.SUBSCRIPTION.c.plan_id == plan_id)

@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -105,6 +107,13 @@ def _subscription(data: dict[str, Any]) -> SubscriptionInfo:
     customer = data["customer"]
     # Since API 2025-03-31 the billing period lives on each item, not on the subscription.
     period_end = first.get("current_period_end", data.get("current_period_end"))
+    period_start = first.get("current_period_start", data.get("current_period_start"))
+    # The first invoice, when expanded: its confirmation secret is what the app confirms
+    # 3-D Secure with (since API 2025-03-31 invoices carry it instead of a PaymentIntent).
+    invoice = data.get("latest_invoice")
+    secret = None
+    if isinstance(invoice, dict) and invoice.get("status") == "open":
+        secret = (invoice.get("confirmation_secret") or {}).get("client_secret")
     return SubscriptionInfo(
         subscription_id=data["id"],
         status=data["status"],
@@ -113,7 +122,26 @@ def _subscription(data: dict[str, Any]) -> SubscriptionInfo:
         item_id=first.get("id"),
         cancel_at_period_end=bool(data.get("cancel_at_period_end")),
         current_period_end=period_end,
+        client_secret=secret,
+        current_period_start=period_start,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionPeriod:
+    price_id: str | None
+    start: datetime | None
+    end: datetime | None
+
+
+def subscription_period(data: dict[str, Any]) -> SubscriptionPeriod:
+    """A subscription object's price and billing period (webhooks read them too)."""
+    info = _subscription({**data, "customer": data.get("customer") or ""})
+
+    def ts(value: int | None) -> datetime | None:
+        return None if value is None else datetime.fromtimestamp(int(value), UTC)
+
+    return SubscriptionPeriod(info.price_id, ts(info.current_period_start), ts(info.current_period_end))
 
 
 class StripeGateway:
@@ -368,19 +396,72 @@ class StripeGateway:
         )
         return _price(page.data[0].to_dict()) if page.data else None
 
+    async def ensure_plan_price(
+        self, *, plan_id: int, name: str, monthly_fee: int, currency: str
+    ) -> PriceInfo:
+        """The plan's monthly recurring Price, created with its Product on first use.
+
+        Found by a lookup_key derived from the plan's id, and created under idempotency keys
+        derived from it too: a repeat after a crash, or two first subscribers at once, end
+        with one Product and one Price."""
+        lookup_key = self._keys.plan_lookup_key(plan_id)
+        found = await self.price_by_lookup_key(lookup_key)
+        if found is not None:
+            return found
+        product = await self._call(
+            "plan product",
+            self._stripe.v1.products.create_async(
+                {"name": name, "metadata": _metadata(plan_id=plan_id)},
+                self._opts(self._keys.plan_product(plan_id)),
+            ),
+        )
+        price = await self._call(
+            "plan price",
+            self._stripe.v1.prices.create_async(
+                {
+                    "product": str(product.id),
+                    "unit_amount": monthly_fee,
+                    "currency": currency.lower(),
+                    "recurring": {"interval": "month"},
+                    "lookup_key": lookup_key,
+                    "metadata": _metadata(plan_id=plan_id),
+                },
+                self._opts(self._keys.plan_price(plan_id)),
+            ),
+        )
+        return _price(price.to_dict())
+
+    async def deactivate_price(self, *, price_id: str) -> None:
+        """No new subscriptions at this price; existing ones keep renewing at it."""
+        await self._call(
+            "price deactivation",
+            self._stripe.v1.prices.update_async(
+                price_id, {"active": False}, self._opts(self._keys.price_deactivate(price_id))
+            ),
+        )
+
     async def create_subscription(
-        self, *, user_id: int, customer_id: str, price_id: str, reference: str
+        self,
+        *,
+        user_id: int,
+        customer_id: str,
+        price_id: str,
+        reference: str,
+        payment_method_id: str | None = None,
+        metadata: dict[str, int] | None = None,
     ) -> SubscriptionInfo:
         params: Any = {
             "customer": customer_id,
             "items": [{"price": price_id}],
-            # The first invoice is charged at once to the customer's default card; if the bank
-            # wants 3-D Secure the subscription stays incomplete (customer.subscription.* and
-            # invoice.* tell what happened). Bringing the driver back to authenticate is for
-            # the memberships part: `client_secret` is not filled in yet.
+            # The first invoice is charged at once (to `payment_method_id`, else the customer's
+            # default card); if the bank wants 3-D Secure the subscription stays incomplete and
+            # the expanded invoice's confirmation secret lets the app bring the driver to it.
             "payment_behavior": "allow_incomplete",
-            "metadata": _metadata(user_id=user_id),
+            "metadata": _metadata(user_id=user_id, **(metadata or {})),
+            "expand": ["latest_invoice.confirmation_secret"],
         }
+        if payment_method_id:
+            params["default_payment_method"] = payment_method_id
         sub = await self._call(
             "subscription",
             self._stripe.v1.subscriptions.create_async(

@@ -212,6 +212,9 @@ class ConnectorPrice:
     version: int
     prices: TariffPrices
     _station_id: strawberry.Private[int]
+    membership_plan: str | None = strawberry.field(
+        default=None, description="The caller's plan whose prices and benefits apply here, if any."
+    )
 
     @classmethod
     def from_in_force(cls, found: InForce, station_id: int) -> ConnectorPrice:
@@ -220,6 +223,7 @@ class ConnectorPrice:
             version=found.version,
             prices=TariffPrices.from_tariff(found.tariff),
             _station_id=station_id,
+            membership_plan=None if found.membership is None else found.membership.plan_name,
         )
 
     @strawberry.field(

@@ -6,10 +6,10 @@ Implemented now:
 - setup_intent.succeeded    the card is recorded as saved for the driver;
 - charge.refunded           the refunded amount is recorded on the payment, with an audit entry;
 - charge.dispute.created    the dispute is recorded on the payment, with an audit entry.
-Recorded only, for the memberships part of billing that is not built yet:
-- invoice.*, customer.subscription.*  kept in the inbox with outcome "recorded"; nothing acts
-                            on them today. Memberships will register real handlers here and
-                            re-process those rows.
+- customer.subscription.*   the driver's membership follows the subscription
+                            (api.billing.membership_events);
+- invoice.paid, invoice.payment_failed  recorded on the membership, with an audit entry;
+- other invoice.*           kept in the inbox with outcome "recorded".
 Any other type is marked "ignored".
 
 Every handler is idempotent and safe out of order (see api.billing.payment_state).
@@ -25,6 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.audit.service import SYSTEM_ACTOR, entry
 from api.billing.inbox import HandlerRegistry, InboundEvent
+from api.billing.membership_events import invoice_settled, subscription_changed
 from api.billing.payment_state import apply_intent
 from schema.account_models import UserAccount
 from schema.models import Organization, Transaction
@@ -188,9 +189,8 @@ async def dispute_created(session: AsyncSession, event: InboundEvent) -> str:
     return HANDLED
 
 
-async def record_for_memberships(session: AsyncSession, event: InboundEvent) -> str:
-    """Invoices and subscriptions belong to memberships, not built yet: the event stays in the
-    inbox (outcome "recorded") for that part to process; nothing else happens now."""
+async def record_only(session: AsyncSession, event: InboundEvent) -> str:
+    """Invoice events memberships do not act on (created, finalized…): kept in the inbox."""
     return RECORDED
 
 
@@ -200,6 +200,8 @@ def default_registry() -> HandlerRegistry:
     registry.register("setup_intent.succeeded", setup_intent_succeeded)
     registry.register("charge.refunded", charge_refunded)
     registry.register("charge.dispute.created", dispute_created)
-    registry.register("invoice.*", record_for_memberships)
-    registry.register("customer.subscription.*", record_for_memberships)
+    registry.register("invoice.*", record_only)
+    registry.register("invoice.paid", invoice_settled)
+    registry.register("invoice.payment_failed", invoice_settled)
+    registry.register("customer.subscription.*", subscription_changed)
     return registry

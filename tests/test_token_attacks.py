@@ -98,8 +98,9 @@ class TestForgedAccessTokens:
     @pytest.mark.parametrize(
         "override",
         [
-            {"exp": int(time.time()) - 120},  # expired (beyond the 30 s clock skew)
-            {"nbf": int(time.time()) + 600},  # not yet valid
+            # times relative to when the test runs, not to when pytest collected it
+            {"exp": -120},  # expired (beyond the 30 s clock skew)
+            {"nbf": 600},  # not yet valid
             {"aud": "some-other-api"},
             {"iss": "https://evil.example"},
         ],
@@ -108,7 +109,9 @@ class TestForgedAccessTokens:
     async def test_bad_claims_are_refused(
         self, server: ApiServer, keys: Keys, member: tuple[int, int], override: dict[str, Any]
     ) -> None:
-        assert await status_of(server, keys.sign(claims(*member, **override))) == 401
+        now = int(time.time())
+        claimed = {k: now + v if k in ("exp", "nbf") else v for k, v in override.items()}
+        assert await status_of(server, keys.sign(claims(*member, **claimed))) == 401
 
     async def test_tampered_payload(self, server: ApiServer, keys: Keys, member: tuple[int, int]) -> None:
         header, _, signature = keys.sign(claims(*member)).split(".")

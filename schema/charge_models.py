@@ -49,6 +49,9 @@ class SessionCharge(SQLModel, table=True):
     # debt that blocks the driver's next start), "none" when nobody is charged by card.
     payment_status: str = Field(default="due", max_length=8, index=True)
     amount_paid: int = 0
+    # How the driver's part was paid, for revenue by payment method: "card", or "none" (nothing
+    # charged by card: free, sponsored, fleet); NULL until settled.
+    payment_method: str | None = Field(default=None, max_length=16)
 
 
 class OrganizationBilling(SQLModel, table=True):

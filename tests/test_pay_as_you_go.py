@@ -161,6 +161,8 @@ class TestHoldThenCapture:
         assert await pay_as_you_go.settle_due(engine, stripe) == 1
         assert await pay_as_you_go.settle_due(engine, stripe) == 0
         assert (stripe_server.counts["captures"], stripe_server.counts["captured_amount"]) == (1, 200)
+        bill = await fetch(engine, "SELECT payment_status, amount_paid, payment_method FROM session_charge")
+        assert bill == [{"payment_status": "paid", "amount_paid": 200, "payment_method": "card"}]
         paid = (await ok(api, MY_PAYMENTS, token))["myPayments"]
         assert paid == [
             {

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.auth.roles import Role
@@ -199,7 +200,7 @@ def _rows(report: dict[str, object]) -> dict[str, tuple[int, ...]]:
 
 class TestRevenueReport:
     async def test_sums_by_station_location_month_and_payment_method(
-        self, http: httpx.AsyncClient, network: Network
+        self, http: httpx.AsyncClient, network: Network, engine: AsyncEngine
     ) -> None:
         async def report(group: str) -> dict[str, object]:
             return (await ok(http, REPORT, token=network.operator, g=group, **PERIOD))["revenueReport"]  # type: ignore[no-any-return]
@@ -226,9 +227,13 @@ class TestRevenueReport:
             "2026-10": (2, 30_000, 1_200, 0, 1_200),
             "2026-11": (3, 15_000, 650, 50, 600),
         }
+        # not settled yet: unknown; once the worker has taken them by card: card
         by_method = await report("PAYMENT_METHOD")
-        assert by_method["paymentMethodsKnown"] is False
+        assert by_method["paymentMethodsKnown"] is True
         assert _rows(by_method) == {"unknown": (5, 45_000, 1_850, 50, 1_800)}
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE session_charge SET payment_method = 'card'"))
+        assert _rows(await report("PAYMENT_METHOD")) == {"card": (5, 45_000, 1_850, 50, 1_800)}
 
     async def test_drivers_cannot_read_revenue(self, http: httpx.AsyncClient, network: Network) -> None:
         result = await gql(http, REPORT, {"g": "MONTH", **PERIOD}, token=network.dana)

@@ -219,6 +219,7 @@ async def _settle(db: async_sessionmaker[AsyncSession], gateway: PaymentGateway,
         amount = charge.driver_amount - charge.amount_paid
         if hold is None and (billing is None or not billing.payments_required):
             charge.payment_status = "none"  # free, fleet or operator-started: not charged by card
+            charge.payment_method = "none"
             s.add(charge)
             await s.commit()
             return 1
@@ -235,6 +236,7 @@ async def _settle(db: async_sessionmaker[AsyncSession], gateway: PaymentGateway,
             return 0
         charge.amount_paid += paid
         charge.payment_status = "paid" if charge.amount_paid >= charge.driver_amount else "unpaid"
+        charge.payment_method = "card" if charge.amount_paid > 0 else "none"
         s.add(charge)
         await s.commit()
         return 1

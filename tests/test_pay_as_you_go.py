@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.billing import hold_top_up, pay_as_you_go
 from api.billing.stripe_gateway import StripeGateway
+from api.control import requests
 from api.worker.service import DurableWork
 from gateway.simulator import SimCharger
 from schema.bus import InProcessBus
@@ -249,6 +250,21 @@ class TestRefusedStarts:
         resumed = (await ok(api, RESUME, world["token"], r=request))["resumeCharging"]
         assert resumed["outcome"] == "ACCEPTED"
         assert any(action == "RemoteStartTransaction" for action, _ in cp.received_calls)
+
+    async def test_a_payment_never_confirmed_fails_the_request_in_time(
+        self,
+        api: httpx.AsyncClient,
+        engine: AsyncEngine,
+        world: dict[str, Any],
+        stripe_server: StripeServer,
+        connect_charger: ChargerFactory,
+    ) -> None:
+        await save_card(api, stripe_server, world["token"], "pm_card_authenticationRequired")
+        await quiet_charger(connect_charger)
+        await ok(api, START, world["token"], qr="CP-1*1")
+        assert await requests.fail_unstarted(engine, timeout_s=0) == 1
+        rows = await fetch(engine, "SELECT state, failure_reason FROM charging_request")
+        assert rows[0]["state"] == "failed" and "payment was not confirmed" in rows[0]["failure_reason"]
 
 
 class TestStripeDown:

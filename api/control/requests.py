@@ -93,8 +93,18 @@ async def payment_confirmed(conn: AsyncConnection, request_id: int) -> None:
     )
 
 
-async def _fail(conn: AsyncConnection, which: ColumnElement[bool], reason: str, now: datetime) -> int:
-    """Fail the pending requests `which` selects, each with a durable `ChargingRequestFailed`
+# Requests that can still fail: asked of the station, or waiting for the driver's bank.
+OPEN = (S.PENDING.value, S.AWAITING_PAYMENT.value)
+
+
+async def _fail(
+    conn: AsyncConnection,
+    which: ColumnElement[bool],
+    reason: str,
+    now: datetime,
+    states: tuple[str, ...] = OPEN,
+) -> int:
+    """Fail the open requests `which` selects, each with a durable `ChargingRequestFailed`
     in the same transaction (the driver hears of it even with the app closed)."""
     pending = (
         select(
@@ -106,7 +116,7 @@ async def _fail(conn: AsyncConnection, which: ColumnElement[bool], reason: str, 
             STATION.c.location_id,
         )
         .select_from(REQUEST.join(STATION, STATION.c.id == REQUEST.c.station_id))
-        .where(which, REQUEST.c.state == S.PENDING.value)
+        .where(which, REQUEST.c.state.in_(states))
         .order_by(REQUEST.c.id)
     )
     if conn.dialect.name == "postgresql":
@@ -116,7 +126,7 @@ async def _fail(conn: AsyncConnection, which: ColumnElement[bool], reason: str, 
         return 0
     await conn.execute(
         update(REQUEST)
-        .where(REQUEST.c.id.in_([r.id for r in rows]), REQUEST.c.state == S.PENDING.value)
+        .where(REQUEST.c.id.in_([r.id for r in rows]), REQUEST.c.state.in_(states))
         .values(state=S.FAILED.value, failure_reason=reason, updated_at=now)
     )
     events = [
@@ -224,11 +234,27 @@ async def close_ended(conn: AsyncConnection, event: Event) -> None:
 
 
 async def fail_unstarted(engine: AsyncEngine, *, timeout_s: float = START_TIMEOUT_S) -> int:
-    """Pending requests the station never turned into a session: failed, with the reason."""
+    """Requests the station never turned into a session, or whose payment the driver never
+    confirmed (3-D Secure abandoned): failed, with the reason. No money is held for the latter:
+    an unauthenticated PaymentIntent holds nothing."""
     now = utcnow()
-    reason = f"the station did not start a session within {timeout_s:.0f} s"
+    old = REQUEST.c.created_at < now - timedelta(seconds=timeout_s)
     async with engine.begin() as conn:
-        return await _fail(conn, REQUEST.c.created_at < now - timedelta(seconds=timeout_s), reason, now)
+        unstarted = await _fail(
+            conn,
+            old,
+            f"the station did not start a session within {timeout_s:.0f} s",
+            now,
+            (S.PENDING.value,),
+        )
+        unpaid = await _fail(
+            conn,
+            old,
+            f"the payment was not confirmed within {timeout_s:.0f} s",
+            now,
+            (S.AWAITING_PAYMENT.value,),
+        )
+    return unstarted + unpaid
 
 
 def row_values(row: Any) -> dict[str, Any]:

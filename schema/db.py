@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Table, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 # SQLite: a writer waits this long for the lock instead of failing with "database is locked".
@@ -49,3 +51,9 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+def insert_on_conflict(conn: AsyncConnection, table: Table) -> Any:
+    """An INSERT into `table` that takes ON CONFLICT DO NOTHING / DO UPDATE, on PostgreSQL and
+    SQLite alike (each dialect has its own construct; the clauses are spelt the same)."""
+    return (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)

@@ -13,8 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.billing import pricing, service, timeline
@@ -23,6 +21,7 @@ from api.billing.tariffs import Component
 from api.sponsorships import service as sponsorships
 from schema import outbox
 from schema.charge_models import SessionCharge
+from schema.db import insert_on_conflict
 from schema.events import Event, SessionCharged, TransactionEnded
 from schema.models import ChargingStation, Transaction
 from schema.timeutil import utcnow
@@ -127,9 +126,10 @@ async def charge_session(conn: AsyncConnection, event: Event) -> None:
         "stopped_at": tx.stopped_at,
         "priced_at": now,
     }
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     inserted = await conn.execute(
-        dialect_insert(CHARGE).values(**row).on_conflict_do_nothing(index_elements=["transaction_id"])
+        insert_on_conflict(conn, CHARGE)
+        .values(**row)
+        .on_conflict_do_nothing(index_elements=["transaction_id"])
     )
     if not inserted.rowcount:
         return  # charged by an earlier delivery of the same event

@@ -17,7 +17,7 @@ from api.auth.permissions import IsAuthenticated, IsPublic
 from api.auth.roles import Permission
 from api.billing import memberships, plans
 from api.billing.tariffs import money
-from api.network.types import parse_global_id
+from api.network.types import int_ids, parse_global_id
 from api.orgs.repository import page
 from api.orgs.types import connection, parse_organization_id
 from api.pagination import Connection, clamp_first, decode_cursor, wants_total
@@ -64,7 +64,7 @@ class MembershipPlanNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[MembershipPlanNode | None]:
-        ids = [int(i) for i in node_ids if str(i).isdigit()]
+        ids = int_ids(node_ids)
         async with info.context.db() as s:
             found = await plans.plans_by_ids(s, ids)
         return [cls.from_model(found[i]) if i in found else None for i in ids]
@@ -112,7 +112,7 @@ class PlanMembership(relay.Node):
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[PlanMembership | None]:
         principal = info.context.principal
-        ids = [int(i) for i in node_ids if str(i).isdigit()]
+        ids = int_ids(node_ids)
         async with info.context.db() as s:
             found = {i: await s.get(PlanSubscription, i) for i in ids}
         return [

@@ -8,8 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, and_, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -17,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.auth.principal import Principal
 from api.auth.roles import Permission
 from api.orgs.repository import Page, Stmt, by_ids, page
+from schema.db import insert_on_conflict
 from schema.models import ChargingStation, Location, Organization
 from schema.plan_models import MembershipPlan, PlanSubscription, PlanUsage
 from schema.tariff_models import StoredTariff, TariffAssignment, TariffVersion
@@ -212,9 +211,8 @@ async def used_wh(conn: AsyncConnection, subscription_id: int, period_start: dat
     """Included energy used this period; with `lock`, the usage row is created if missing and
     held until the transaction ends, so two sessions ending together cannot both spend it."""
     if lock:
-        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
         await conn.execute(
-            dialect_insert(USAGE)
+            insert_on_conflict(conn, USAGE)
             .values(subscription_id=subscription_id, period_start=period_start, used_wh=0)
             .on_conflict_do_nothing(index_elements=["subscription_id", "period_start"])
         )

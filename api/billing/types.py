@@ -21,7 +21,7 @@ from api.billing import codec, pricing
 from api.billing import repository as repo
 from api.billing.service import InForce
 from api.billing.tariffs import Component, Tariff, money, summary
-from api.network.types import LocationNode, StationNode, station_node
+from api.network.types import LocationNode, StationNode, int_ids, station_node
 from api.sponsorships import service as sponsorships
 from schema.models import Organization
 
@@ -186,7 +186,7 @@ class TariffNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[TariffNode | None]:
-        ids = [int(i) for i in node_ids if str(i).isdigit()]
+        ids = int_ids(node_ids)
         async with info.context.db() as s:
             found = await repo.tariffs_by_ids(s, info.context.principal, ids)
         return [cls.from_row(found[i]) if i in found else None for i in ids]

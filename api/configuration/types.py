@@ -15,7 +15,7 @@ from api.configuration import repository, service
 from api.configuration.device_model import Component
 from api.configuration.drift import DriftStatus, KeyState
 from api.control.mutations import CommandOutcomeGQL
-from api.network.types import StationNode, station_node
+from api.network.types import StationNode, int_ids, station_node
 from api.pagination import clamp_first
 from schema.errors import Forbidden
 
@@ -105,7 +105,7 @@ class ConfigurationTemplateNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[ConfigurationTemplateNode | None]:
-        ids = [int(i) for i in node_ids if str(i).isdigit()]
+        ids = int_ids(node_ids)
         async with info.context.db() as s:
             return await nodes(s, info.context.principal, ids)
 

@@ -13,7 +13,7 @@ from strawberry.types import Info
 
 from api.auth.permissions import IsAuthenticated
 from api.control import repository, service
-from api.network.types import StationNode, parse_global_id, station_node
+from api.network.types import StationNode, int_ids, parse_global_id, station_node
 from api.sessions.types import TransactionNode, transaction_node
 
 strawberry.enum(service.CommandOutcome, name="CommandOutcome")
@@ -69,7 +69,7 @@ class ChargingRequestNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[ChargingRequestNode | None]:
-        ids = [int(i) for i in node_ids if str(i).isdigit()]
+        ids = int_ids(node_ids)
         async with info.context.db() as s:
             found = await repository.requests_by_ids(s, info.context.principal, ids)
         return [cls.from_row(found[i]) if i in found else None for i in ids]

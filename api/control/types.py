@@ -17,7 +17,7 @@ from strawberry.types import Info
 from api.control import repository
 from api.control.mutations import CommandOutcomeGQL
 from api.control.operations import BulkResult, CommandResult
-from api.network.types import StationNode, station_node
+from api.network.types import StationNode, int_ids, station_node
 from api.orgs.types import AuditActor
 from schema.commands import ProfilePurpose, RateUnit, ResetKind
 from schema.control_models import StationCommand
@@ -87,7 +87,7 @@ class StationCommandNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[StationCommandNode | None]:
-        ids = [int(i) for i in node_ids if str(i).isdigit()]
+        ids = int_ids(node_ids)
         async with info.context.db() as s:
             found = await repository.commands_by_ids(s, info.context.principal, ids)
         return [cls.from_row(found[i]) if i in found else None for i in ids]

@@ -19,7 +19,7 @@ from api.auth.roles import Role
 from api.drivers import repository as repo
 from api.drivers.validation import parse_connector_types
 from api.enums import ConnectorTypeGQL, RoleGQL
-from api.network.types import _int_ids
+from api.network.types import int_ids
 from schema.account_models import ExternalIdentity, Membership, UserAccount, Vehicle
 from schema.models import IdToken, Organization
 from schema.timeutil import utcnow
@@ -68,7 +68,7 @@ class VehicleNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[VehicleNode | None]:
-        ids = _int_ids(node_ids)
+        ids = int_ids(node_ids)
         async with info.context.db() as s:
             found = await repo.vehicles_by_ids(s, info.context.principal, ids)
         return [cls.from_model(found[i]) if i in found else None for i in ids]
@@ -95,7 +95,7 @@ class _OwnedToken(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Self | None]:
-        ids = _int_ids(node_ids)
+        ids = int_ids(node_ids)
         async with info.context.db() as s:
             found = await repo.tokens_by_ids(s, info.context.principal, ids, app=cls._app)
         return [cls.from_model(found[i]) if i in found else None for i in ids]

@@ -12,7 +12,7 @@ from strawberry import relay
 from strawberry.types import Info
 
 from api.firmware import repository
-from api.network.types import StationNode, station_node
+from api.network.types import StationNode, int_ids, station_node
 from api.orgs.types import connection
 from api.pagination import Connection, clamp_first, decode_cursor, wants_total
 from schema.campaign_models import CampaignState, CampaignStationState
@@ -99,7 +99,7 @@ class FirmwareCampaignStationNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[FirmwareCampaignStationNode | None]:
-        ids = [int(i) for i in node_ids if str(i).isdigit()]
+        ids = int_ids(node_ids)
         async with info.context.db() as s:
             found = await repository.campaign_stations_by_ids(s, info.context.principal, ids)
         return [cls.from_row(found[i]) if i in found else None for i in ids]
@@ -194,7 +194,7 @@ class FirmwareCampaignNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[FirmwareCampaignNode | None]:
-        ids = [int(i) for i in node_ids if str(i).isdigit()]
+        ids = int_ids(node_ids)
         return await campaign_nodes(info, ids)
 
 

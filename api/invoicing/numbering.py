@@ -15,10 +15,9 @@ interleave.
 from __future__ import annotations
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from schema.db import insert_on_conflict
 from schema.document_models import DocumentCounter, DocumentKind
 
 COUNTER = DocumentCounter.__table__  # type: ignore[attr-defined]
@@ -39,9 +38,8 @@ async def lock_counter(conn: AsyncConnection, organization_id: int, series: str,
     Call `advance` before committing with the new last number; the documents numbered between
     the two calls must be inserted in the same transaction.
     """
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     await conn.execute(
-        dialect_insert(COUNTER)
+        insert_on_conflict(conn, COUNTER)
         .values(organization_id=organization_id, series=series, year=year, last_number=0)
         .on_conflict_do_nothing(index_elements=["organization_id", "series", "year"])
     )

@@ -18,7 +18,7 @@ from strawberry.types import Info
 from api.billing.tariffs import money
 from api.invoicing import links
 from api.invoicing import repository as repo
-from api.network.types import StationNode, station_node
+from api.network.types import StationNode, int_ids, station_node
 from api.sessions.types import TransactionNode, transaction_node
 from schema.document_models import DocumentKind
 from schema.models import Organization
@@ -198,7 +198,7 @@ class ReceiptNode(BillingDocument, relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[ReceiptNode | None]:
-        ids = [int(i) for i in node_ids if str(i).isdigit()]
+        ids = int_ids(node_ids)
         async with info.context.db() as s:
             found = await repo.documents_by_ids(
                 await s.connection(), info.context.principal, DocumentKind.RECEIPT, ids
@@ -220,7 +220,7 @@ class InvoiceNode(BillingDocument, relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[InvoiceNode | None]:
-        ids = [int(i) for i in node_ids if str(i).isdigit()]
+        ids = int_ids(node_ids)
         async with info.context.db() as s:
             found = await repo.documents_by_ids(
                 await s.connection(), info.context.principal, DocumentKind.INVOICE, ids

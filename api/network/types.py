@@ -17,7 +17,9 @@ from api.enums import ConnectorStatusGQL
 from schema.models import ChargingStation, Connector, Location
 
 
-def _int_ids(node_ids: Iterable[str]) -> list[int]:
+def int_ids(node_ids: Iterable[str]) -> list[int]:
+    """Node ids as integers, one per id in order (-1 for one that is not a number, which no
+    row has), so `resolve_nodes` answers stay aligned with what was asked."""
     out = []
     for nid in node_ids:
         try:
@@ -60,7 +62,7 @@ class LocationNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[LocationNode | None]:
-        rows = await info.context.loaders.location_by_id.load_many(_int_ids(node_ids))
+        rows = await info.context.loaders.location_by_id.load_many(int_ids(node_ids))
         return [cls.from_model(r) if r else None for r in rows]
 
 
@@ -189,7 +191,7 @@ class StationNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[StationNode | None]:
-        rows = await info.context.loaders.station_by_id.load_many(_int_ids(node_ids))
+        rows = await info.context.loaders.station_by_id.load_many(int_ids(node_ids))
         return [cls.from_model(r) if r else None for r in rows]
 
 

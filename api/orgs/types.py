@@ -20,7 +20,7 @@ from strawberry.types import Info
 from api.auth.permissions import HasOnObject
 from api.auth.roles import Permission, Role, parse_permissions
 from api.enums import PermissionGQL, RoleGQL
-from api.network.types import _int_ids, parse_global_id
+from api.network.types import int_ids, parse_global_id
 from api.orgs import repository, service
 from api.pagination import Connection, build_connection, clamp_first, decode_cursor, wants_total
 from schema.account_models import ApiKey, AuditEntry, Invitation, Membership
@@ -52,7 +52,7 @@ async def _resolve(
     key: Any,
     build: Callable[[Any], N],
 ) -> list[N | None]:
-    ids = _int_ids(node_ids)
+    ids = int_ids(node_ids)
     async with info.context.db() as s:
         found = await repository.by_ids(s, readable(info.context.principal), key, ids)
     return [build(found[i]) if i in found else None for i in ids]

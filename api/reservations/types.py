@@ -11,7 +11,7 @@ from strawberry import relay
 from strawberry.types import Info
 
 from api.control.mutations import CommandOutcomeGQL
-from api.network.types import StationNode, station_node
+from api.network.types import StationNode, int_ids, station_node
 from api.reservations import repository
 from api.reservations.service import ReservationResult, effective_status
 from api.sessions.types import TransactionNode, transaction_node
@@ -66,7 +66,7 @@ class ReservationNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[ReservationNode | None]:
-        ids = [int(i) for i in node_ids if str(i).isdigit()]
+        ids = int_ids(node_ids)
         async with info.context.db() as s:
             found = await repository.reservations_by_ids(s, info.context.principal, ids)
         return [cls.from_row(found[i]) if i in found else None for i in ids]

@@ -12,7 +12,7 @@ from strawberry.types import Info
 from api.billing import charges
 from api.billing.types import PriceBreakdown
 from api.enums import TransactionStateGQL
-from api.network.types import StationNode, _int_ids
+from api.network.types import StationNode, int_ids
 from api.sessions import repository
 from schema.events import TransactionEvent
 from schema.models import MeterSample, Transaction
@@ -113,7 +113,7 @@ class TransactionNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[TransactionNode | None]:
-        rows = await info.context.loaders.transaction_by_id.load_many(_int_ids(node_ids))
+        rows = await info.context.loaders.transaction_by_id.load_many(int_ids(node_ids))
         return [cls.from_model(r) if r else None for r in rows]
 
 

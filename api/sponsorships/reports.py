@@ -17,11 +17,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.sponsorships import repository as repo
+from schema.db import insert_on_conflict
 from schema.errors import InvalidInput
 from schema.timeutil import utcnow
 
@@ -115,7 +114,6 @@ async def issue_sponsor_statements(
             )
         )
     }
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     for sponsor_id, sponsorships in per_sponsor.items():
         lines = []
         for sp in sponsorships:
@@ -134,7 +132,7 @@ async def issue_sponsor_statements(
             continue  # nothing happened: no statement to send
         sponsor = sponsors[sponsor_id]
         await conn.execute(
-            dialect_insert(repo.STATEMENT)
+            insert_on_conflict(conn, repo.STATEMENT)
             .values(
                 organization_id=sponsor.organization_id,
                 sponsor_id=sponsor_id,

@@ -9,8 +9,6 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Row, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -19,6 +17,7 @@ from api.auth.principal import Principal
 from api.auth.roles import Permission
 from api.orgs.repository import Page, Stmt, by_ids, page
 from schema.charge_models import SessionCharge
+from schema.db import insert_on_conflict
 from schema.sponsorship_models import (
     Sponsor,
     Sponsorship,
@@ -217,8 +216,7 @@ async def charged(conn: AsyncConnection, transaction_id: int) -> bool:
 
 async def count_impression(conn: AsyncConnection, sponsorship_id: int, day: date) -> None:
     """One upsert: count + 1 on the (sponsorship, day) row."""
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = dialect_insert(IMPRESSION).values(sponsorship_id=sponsorship_id, day=day, count=1)
+    stmt = insert_on_conflict(conn, IMPRESSION).values(sponsorship_id=sponsorship_id, day=day, count=1)
     await conn.execute(
         stmt.on_conflict_do_update(
             index_elements=["sponsorship_id", "day"], set_={"count": IMPRESSION.c.count + 1}

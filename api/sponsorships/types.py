@@ -14,7 +14,7 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
-from api.network.types import LocationNode, StationNode, station_node
+from api.network.types import LocationNode, StationNode, int_ids, station_node
 from api.sponsorships import reports, rules
 from api.sponsorships import repository as repo
 
@@ -43,7 +43,7 @@ class SponsorNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[SponsorNode | None]:
-        ids = [int(i) for i in node_ids if str(i).isdigit()]
+        ids = int_ids(node_ids)
         async with info.context.db() as s:
             found = await repo.sponsors_by_ids(s, info.context.principal, ids)
         return [cls.from_row(found[i]) if i in found else None for i in ids]
@@ -143,7 +143,7 @@ class SponsorshipNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[SponsorshipNode | None]:
-        ids = [int(i) for i in node_ids if str(i).isdigit()]
+        ids = int_ids(node_ids)
         async with info.context.db() as s:
             found = await repo.sponsorships_by_ids(s, info.context.principal, ids)
             totals = await repo.totals(await s.connection(), found)

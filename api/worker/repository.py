@@ -7,12 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, and_, case, delete, exists, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel
 
 from schema import outbox
+from schema.db import insert_on_conflict
 from schema.enums import TransactionState
 from schema.events import SessionFlagged
 from schema.models import ChargingStation, MeterSample, Transaction
@@ -40,8 +39,7 @@ async def _insert_ignoring_duplicates(
     yields, so two replicas racing on one key serialise instead of failing."""
     if not rows:
         return 0
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = dialect_insert(table).on_conflict_do_nothing(index_elements=unique)
+    stmt = insert_on_conflict(conn, table).on_conflict_do_nothing(index_elements=unique)
     if len(rows) == 1:
         result = await conn.execute(stmt.values(**rows[0]))
         return int(result.rowcount or 0)

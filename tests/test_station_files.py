@@ -36,7 +36,9 @@ class TestDiagnosticsUpload:
         # when an operator asks for its diagnostics without naming a location
         asked = await gql(http, REQUEST, {"s": gid("Station", station)}, token=OPERATOR_TOKEN)
         payload = asked["data"]["requestDiagnostics"]
-        assert payload["outcome"] == "ACCEPTED" and payload["file"]["status"] == "requested"
+        assert payload["outcome"] == "ACCEPTED"
+        # a fast station may have uploaded before the answer is read back
+        assert payload["file"]["status"] in ("requested", "uploaded")
         # then the station uploads it to ChargeNet, and the file is there with its content
         for _ in range(300):  # the simulator uploads after its own short delays
             found = await files(http, station)

@@ -255,6 +255,7 @@ from schema import control_models as _control_models  # noqa: E402, F401
 # OCPP 2.0.1 device models, registered the same way.
 from schema import device_models as _device_models  # noqa: E402, F401
 from schema import document_models as _document_models  # noqa: E402, F401
+from schema import incident_models as _incident_models  # noqa: E402, F401
 from schema import local_auth_models as _local_auth_models  # noqa: E402, F401
 from schema import payment_models as _payment_models  # noqa: E402, F401
 from schema import plan_models as _plan_models  # noqa: E402, F401

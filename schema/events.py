@@ -26,6 +26,10 @@ def transaction_topic(transaction_id: int) -> str:
     return f"transaction:{transaction_id}"
 
 
+def organization_incidents_topic(organization_id: int) -> str:
+    return f"incidents:{organization_id}"
+
+
 ALL_STATIONS_TOPIC = "stations"
 ALL_TRANSACTIONS_TOPIC = "transactions"
 
@@ -222,6 +226,27 @@ class PaymentFailed(Event):
     reason: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IncidentChanged(Event):
+    """An incident opened, recurred, was acknowledged, commented on or resolved: what
+    `fleetAlerts` streams. Live only; the `incident` row and its entries are the record."""
+
+    kind: ClassVar[str] = "incident.changed"
+    incident_id: int
+    organization_id: int | None
+    connector_id: int | None
+    incident_kind: str
+    severity: str
+    state: str
+    title: str
+    change: str  # opened | recurred | acknowledged | commented | resolved | reopened | updated
+
+    def topics(self) -> tuple[str, ...]:
+        if self.organization_id is None:
+            return Event.topics(self)
+        return (organization_incidents_topic(self.organization_id), *Event.topics(self))
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -235,6 +260,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ChargingRequestFailed,
         SessionCharged,
         PaymentFailed,
+        IncidentChanged,
     )
 }
 

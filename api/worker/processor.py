@@ -8,12 +8,14 @@ record and changes nothing; a handler that raises leaves no trace and the event 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.worker.repository import record_processed
+from schema.bus import Bus
 from schema.events import Event
 from schema.outbox import OutboxMessage
 from schema.timeutil import utcnow
@@ -21,6 +23,22 @@ from schema.timeutil import utcnow
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncConnection, Event], Awaitable[None]]
+
+# Live events the running handlers want published once their transaction has committed.
+_after_commit: ContextVar[list[Event] | None] = ContextVar("after_commit", default=None)
+
+
+def publish_after_commit(events: Sequence[Event]) -> None:
+    """Queue live events (e.g. an incident opened) to be published when the handler's
+    transaction commits, never before: a subscriber must not see what a rollback undoes.
+
+    Outside a processor (a scheduled job) there is nothing to wait for: the caller publishes
+    itself after its own commit, so this raises rather than silently dropping the events.
+    """
+    pending = _after_commit.get()
+    if pending is None:
+        raise RuntimeError("publish_after_commit called outside an event handler")
+    pending.extend(events)
 
 
 class HandlerRegistry:
@@ -41,8 +59,12 @@ class HandlerRegistry:
 
 
 class Processor:
-    def __init__(self, engine: AsyncEngine, registry: HandlerRegistry, *, consumer: str) -> None:
+    def __init__(
+        self, engine: AsyncEngine, registry: HandlerRegistry, *, consumer: str, bus: Bus | None = None
+    ) -> None:
         self.engine = engine
+        # Where handlers' live events go after commit (None: a process without a bus drops them).
+        self.bus = bus
         self.registry = registry
         # The logical consumer (the worker group), shared by all its replicas.
         self.consumer = consumer
@@ -56,18 +78,28 @@ class Processor:
         if not handlers:
             return False
         event = message.event()
-        async with self.engine.begin() as conn:
-            # The ledger row first: on PostgreSQL a replica racing on the same event waits here
-            # for this transaction and then finds it done.
-            if not await record_processed(conn, self.consumer, message, utcnow()):
-                self.duplicates += 1
-                log.debug(
-                    "event %d (%s) already processed by %s", message.id, message.event_type, self.consumer
-                )
-                return False
-            for handler in handlers:
-                await handler(conn, event)
+        pending: list[Event] = []
+        token = _after_commit.set(pending)
+        try:
+            async with self.engine.begin() as conn:
+                # The ledger row first: on PostgreSQL a replica racing on the same event waits
+                # here for this transaction and then finds it done.
+                if not await record_processed(conn, self.consumer, message, utcnow()):
+                    self.duplicates += 1
+                    log.debug(
+                        "event %d (%s) already processed by %s", message.id, message.event_type, self.consumer
+                    )
+                    return False
+                for handler in handlers:
+                    await handler(conn, event)
+        finally:
+            _after_commit.reset(token)
         self.processed += 1
+        if pending and self.bus is not None:
+            try:
+                await self.bus.publish(pending)
+            except Exception:  # the facts are committed; a live view missing them catches up on read
+                log.exception("publishing %d live events after event %d failed", len(pending), message.id)
         return True
 
 

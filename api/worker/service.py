@@ -239,7 +239,9 @@ class DurableWork:
         # Stripe as the environment configures it (disabled without a key), for settling payments.
         self._own_payments = worker and payments is None
         self.payments = payments or (build_gateway(Settings()) if worker else None)
-        self.processor = Processor(engine, registry or jobs.default_registry(), consumer=settings.group)
+        self.processor = Processor(
+            engine, registry or jobs.default_registry(), consumer=settings.group, bus=bus
+        )
         self.redis: Redis | None = None
         self._own_redis = False
         self.relay: OutboxRelay | None = None

@@ -1,0 +1,1 @@
+"""Serviceability: incidents, outages, work orders, inspections and uptime."""

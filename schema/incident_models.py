@@ -56,6 +56,16 @@ class OutageCause(StrEnum):
     UNAVAILABLE = "unavailable"  # the connector was Unavailable (Inoperative)
 
 
+class ExclusionReason(StrEnum):
+    """Why an outage does not count against uptime (the exclusions 23 CFR 680.116(b) allows)."""
+
+    UTILITY_INTERRUPTION = "utility_interruption"
+    VEHICLE_FAULT = "vehicle_fault"
+    SCHEDULED_MAINTENANCE = "scheduled_maintenance"
+    VANDALISM = "vandalism"
+    NATURAL_DISASTER = "natural_disaster"
+
+
 class Incident(SQLModel, table=True):
     """One problem on one station (connector 0 or NULL: the station as a whole).
 
@@ -144,3 +154,28 @@ class PortOutage(SQLModel, table=True):
     ended_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     incident_id: int | None = Field(default=None, sa_column=_incident_fk(nullable=True))
     error_code: str | None = Field(default=None, max_length=50)
+
+
+class OutageExclusion(SQLModel, table=True):
+    """An interval an operator (or a maintenance visit) classified as excluded from uptime,
+    on one port or — `connector_id` NULL — every port of the station. Kept as its own interval
+    rather than a flag on an outage, so an exclusion may cover part of an outage, or several.
+    Never deleted: withdrawing one stamps `revoked_at`, and the audit log says who and why."""
+
+    __tablename__ = "outage_exclusion"
+    __table_args__ = (Index("ix_outage_exclusion_station_start", "station_id", "started_at"),)
+
+    id: int | None = Field(default=None, sa_column=bigint_pk())
+    organization_id: int | None = Field(default=None, foreign_key="organization.id")
+    station_id: int = Field(foreign_key="charging_station.id")
+    connector_id: int | None = None
+    started_at: datetime = Field(sa_column=utc_column())
+    ended_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    reason: str = Field(max_length=24)
+    note: str | None = Field(default=None, max_length=500)
+    # The maintenance visit (work order) that caused it, when it was recorded automatically.
+    work_order_id: int | None = None
+    created_by: int | None = Field(default=None, foreign_key="user_account.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
+    revoked_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    revoked_by: int | None = Field(default=None, foreign_key="user_account.id")

@@ -1,8 +1,8 @@
-"""serviceability incidents and port outages
+"""serviceability incidents, port outages and uptime exclusions
 
 Revision ID: 0022
 Revises: 0021
-Create Date: 2026-11-24 07:14:06.225740
+Create Date: 2026-11-24 07:17:32.158828
 """
 from __future__ import annotations
 
@@ -54,6 +54,29 @@ def upgrade() -> None:
         batch_op.create_index('ix_incident_station_opened', ['station_id', 'opened_at'], unique=False)
         batch_op.create_index('uq_incident_open_dedup', ['dedup_key'], unique=True, postgresql_where=sa.text("state <> 'resolved'"), sqlite_where=sa.text("state <> 'resolved'"))
 
+    op.create_table('outage_exclusion',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('organization_id', sa.Integer(), nullable=True),
+    sa.Column('station_id', sa.Integer(), nullable=False),
+    sa.Column('connector_id', sa.Integer(), nullable=True),
+    sa.Column('started_at', schema.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ended_at', schema.timeutil.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=24), nullable=False),
+    sa.Column('note', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+    sa.Column('work_order_id', sa.Integer(), nullable=True),
+    sa.Column('created_by', sa.Integer(), nullable=True),
+    sa.Column('created_at', schema.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', schema.timeutil.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('revoked_by', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['created_by'], ['user_account.id'], ),
+    sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], ),
+    sa.ForeignKeyConstraint(['revoked_by'], ['user_account.id'], ),
+    sa.ForeignKeyConstraint(['station_id'], ['charging_station.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('outage_exclusion', schema=None) as batch_op:
+        batch_op.create_index('ix_outage_exclusion_station_start', ['station_id', 'started_at'], unique=False)
+
     op.create_table('incident_entry',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('incident_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -100,6 +123,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_incident_entry_incident_at')
 
     op.drop_table('incident_entry')
+    with op.batch_alter_table('outage_exclusion', schema=None) as batch_op:
+        batch_op.drop_index('ix_outage_exclusion_station_start')
+
+    op.drop_table('outage_exclusion')
     with op.batch_alter_table('incident', schema=None) as batch_op:
         batch_op.drop_index('uq_incident_open_dedup', postgresql_where=sa.text("state <> 'resolved'"), sqlite_where=sa.text("state <> 'resolved'"))
         batch_op.drop_index('ix_incident_station_opened')

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Index, PrimaryKeyConstraint, Text, UniqueConstraint
+from sqlalchemy import Column, Index, PrimaryKeyConstraint, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from schema.columns import bigint_pk, utc_column
@@ -228,6 +228,17 @@ class OcppMessage(SQLModel, table=True):
     """The raw OCPP log, kept for `message_log_retention_days` to debug chargers."""
 
     __tablename__ = "ocpp_message"
+    __table_args__ = (
+        # The health job counts reboots from the log; boots are a sliver of all frames, so a
+        # partial index finds them without scanning the window's meter values.
+        Index(
+            "ix_ocpp_message_boot",
+            "charge_point_id",
+            "logged_at",
+            postgresql_where=text("action = 'BootNotification'"),
+            sqlite_where=text("action = 'BootNotification'"),
+        ),
+    )
 
     id: int | None = Field(
         default=None,
@@ -255,6 +266,7 @@ from schema import control_models as _control_models  # noqa: E402, F401
 # OCPP 2.0.1 device models, registered the same way.
 from schema import device_models as _device_models  # noqa: E402, F401
 from schema import document_models as _document_models  # noqa: E402, F401
+from schema import health_models as _health_models  # noqa: E402, F401
 from schema import incident_models as _incident_models  # noqa: E402, F401
 from schema import local_auth_models as _local_auth_models  # noqa: E402, F401
 from schema import payment_models as _payment_models  # noqa: E402, F401

@@ -1,0 +1,343 @@
+"""The health job on real databases: every input gathered from the rows the gateway and the
+worker write, a station sliding below the threshold opening one low-severity DEGRADED incident
+with its inputs as evidence, and the station recovering resolving it — live on the bus after
+the commit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.service import health_repository as repo
+from api.service.health import FactorKind, HealthPolicy
+from api.service.health_job import degraded_key, refresh_health
+from api.service.health_settings import HealthSettings
+from api.worker.service import scheduled_jobs
+from api.worker.settings import WorkerSettings
+from schema.bus import InProcessBus
+from schema.events import organization_incidents_topic
+from schema.timeutil import utcnow
+from tests.builders import make_station
+from tests.dbutil import fetch, scalar
+
+POLICY = HealthPolicy()  # 7 days, threshold 60, hysteresis 10
+
+
+# -- builders: rows as the gateway, the worker and detection write them -----------------------
+
+
+async def add_faults(engine: AsyncEngine, station_id: int, *, at: list[datetime]) -> None:
+    rows = [
+        {
+            "station_id": station_id,
+            "connector_id": 1,
+            "status": "Faulted",
+            "error_code": "GroundFailure",
+            "received_at": t,
+        }
+        for t in at
+    ] + [
+        # recoveries are status changes too, but no fault
+        {
+            "station_id": station_id,
+            "connector_id": 1,
+            "status": "Available",
+            "error_code": "NoError",
+            "received_at": t + timedelta(minutes=5),
+        }
+        for t in at
+    ]
+    await _insert(engine, repo.STATUS, rows)
+
+
+async def add_sessions(
+    engine: AsyncEngine,
+    station_id: int,
+    *,
+    started: datetime,
+    energy_wh: list[int],
+    stop_reason: str = "EVDisconnected",
+) -> list[int]:
+    ids = []
+    for i, wh in enumerate(energy_wh):
+        t = started + timedelta(hours=i)
+        async with engine.begin() as conn:
+            result = await conn.execute(
+                insert(repo.TRANSACTION)
+                .values(
+                    station_id=station_id,
+                    connector_id=1,
+                    start_key=f"h-{station_id}-{t.isoformat()}",
+                    state="Completed",
+                    started_at=t,
+                    stopped_at=t + timedelta(minutes=30),
+                    energy_wh=wh,
+                    meter_start_wh=0,
+                    meter_stop_wh=wh,
+                    stop_reason=stop_reason,
+                    created_at=t,
+                )
+                .returning(repo.TRANSACTION.c.id)
+            )
+            ids.append(int(result.scalar_one()))
+    return ids
+
+
+async def add_failed_requests(
+    engine: AsyncEngine, station_id: int, *, at: datetime, reasons: list[str]
+) -> None:
+    rows = [
+        {
+            "station_id": station_id,
+            "id_tag": "TAG-OK-1",
+            "state": "failed",
+            "failure_reason": reason,
+            "created_at": at,
+            "updated_at": at,
+        }
+        for reason in reasons
+    ]
+    await _insert(engine, repo.REQUEST, rows)
+
+
+async def add_boots(engine: AsyncEngine, charge_point_id: str, *, at: list[datetime]) -> None:
+    rows = [
+        {
+            "charge_point_id": charge_point_id,
+            "direction": "in",
+            "message_type": 2,
+            "message_id": f"boot-{i}",
+            "action": "BootNotification",
+            "payload": '[2,"x","BootNotification",{}]',
+            "logged_at": t,
+        }
+        for i, t in enumerate(at)
+    ]
+    await _insert(engine, repo.MESSAGE, rows)
+
+
+async def add_offline_episodes(engine: AsyncEngine, station_id: int, *, at: list[datetime]) -> None:
+    rows = [
+        {
+            "station_id": station_id,
+            "connector_id": c,
+            "cause": "offline",
+            "started_at": t,
+            "ended_at": t + timedelta(minutes=20),
+        }
+        for t in at
+        for c in (1, 2)  # one row per connector, one episode
+    ]
+    await _insert(engine, repo.OUTAGE, rows)
+
+
+async def add_power_samples(
+    engine: AsyncEngine,
+    station_id: int,
+    transaction_id: int,
+    *,
+    start: datetime,
+    points: list[tuple[float, float]],
+) -> None:
+    """(power W, SoC %) every minute, as a 1.6 charger's MeterValues store them."""
+    rows: list[dict[str, Any]] = []
+    for i, (power_w, soc) in enumerate(points):
+        t = start + timedelta(minutes=i)
+        base = {
+            "station_id": station_id,
+            "connector_id": 1,
+            "transaction_id": transaction_id,
+            "sampled_at": t,
+        }
+        rows.append(
+            base
+            | {
+                "measurand": "Power.Active.Import",
+                "unit": "W",
+                "value": power_w,
+                "location": "",
+                "context": "Sample.Periodic",
+            }
+        )
+        rows.append(
+            base
+            | {
+                "measurand": "SoC",
+                "unit": "Percent",
+                "value": soc,
+                "location": "EV",
+                "context": "Sample.Periodic",
+            }
+        )
+    await _insert(engine, repo.SAMPLE, rows)
+
+
+async def _insert(engine: AsyncEngine, table: Any, rows: list[dict[str, Any]]) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(insert(table), rows)
+
+
+async def troubled_station(engine: AsyncEngine, *, cpid: str, now: datetime) -> int:
+    """A station whose week went badly on every input."""
+    sid = await make_station(engine, charge_point_id=cpid, power_w=22_000)
+    day = timedelta(days=1)
+    await add_faults(
+        engine, sid, at=[now - day * d - timedelta(hours=h) for d in range(1, 6) for h in (1, 3)]
+    )
+    failed = await add_sessions(engine, sid, started=now - 3 * day, energy_wh=[20, 0, 50, 15_000])
+    await add_sessions(engine, sid, started=now - 2 * day, energy_wh=[9_000], stop_reason="PowerLoss")
+    await add_failed_requests(
+        engine,
+        sid,
+        at=now - day,
+        reasons=["REJECTED: the station refused", "the payment was not confirmed within 180 s"],
+    )
+    # 7 boot frames, two pairs of them a retry a minute apart: 5 reboots
+    boots = [now - day * d for d in (1, 2, 3, 4, 5)]
+    await add_boots(
+        engine, cpid, at=[*boots, boots[0] + timedelta(minutes=1), boots[1] + timedelta(seconds=30)]
+    )
+    await add_offline_episodes(engine, sid, at=[now - day * d for d in (1, 2, 4, 6)])
+    # a good session at 3 kW on a 22 kW connector while the car was at 20–40 %: underpowered
+    await add_power_samples(
+        engine, sid, failed[3], start=now - 3 * day, points=[(3_000.0, 20.0 + i) for i in range(20)]
+    )
+    # out of the window: none of this counts
+    await add_faults(engine, sid, at=[now - 9 * day])
+    await add_boots(engine, cpid, at=[now - 10 * day])
+    return sid
+
+
+class TestInputs:
+    async def test_each_input_is_gathered_from_its_rows(self, engine: AsyncEngine) -> None:
+        # given
+        now = utcnow()
+        sid = await troubled_station(engine, cpid="CP-H1", now=now)
+        quiet = await make_station(engine, charge_point_id="CP-H2")
+        # when
+        async with engine.connect() as conn:
+            inputs = await repo.gather_inputs(conn, POLICY, repo.Window(now - timedelta(days=7), now))
+        # then
+        got = inputs[sid]
+        assert got.faults == 10
+        # 20, 0 and 50 Wh failed, PowerLoss failed, 15 kWh fine; the refused start counts, the
+        # unconfirmed payment does not
+        assert (got.failed_sessions, got.session_attempts) == (5, 6)
+        assert got.reboots == 5
+        assert got.heartbeat_gaps == 4
+        assert (got.underpowered_sessions, got.low_soc_sessions) == (1, 1)
+        assert inputs[quiet] == type(got)()
+
+    async def test_a_session_at_full_power_is_not_underpowered(self, engine: AsyncEngine) -> None:
+        now = utcnow()
+        sid = await make_station(engine, charge_point_id="CP-H3", power_w=11_000)
+        [tx] = await add_sessions(engine, sid, started=now - timedelta(days=1), energy_wh=[20_000])
+        # 10.5 kW at low SoC, then a taper above 50 % that must not count
+        points = [(10_500.0, 30.0)] * 5 + [(1_000.0, 80.0)] * 5
+        await add_power_samples(engine, sid, tx, start=now - timedelta(days=1), points=points)
+        async with engine.connect() as conn:
+            inputs = await repo.gather_inputs(conn, POLICY, repo.Window(now - timedelta(days=7), now))
+        assert (inputs[sid].underpowered_sessions, inputs[sid].low_soc_sessions) == (0, 1)
+
+
+class TestEarlyWarning:
+    async def test_a_degrading_station_opens_one_low_incident_and_recovery_resolves_it(
+        self, engine: AsyncEngine
+    ) -> None:
+        # given a station with a bad week, and someone watching its organisation's incidents
+        now = utcnow()
+        sid = await troubled_station(engine, cpid="CP-H4", now=now)
+        healthy = await make_station(engine, charge_point_id="CP-H5")
+        org = await scalar(engine, f"SELECT organization_id FROM charging_station WHERE id = {sid}")
+        bus = InProcessBus()
+        alerts = bus.subscribe(organization_incidents_topic(org))
+
+        # when the job runs
+        run = await refresh_health(engine, POLICY, bus=bus, now=now)
+
+        # then the station is below the threshold, with its reasons stored
+        assert run.scored >= 2 and len(run.opened) == 1 and not run.resolved
+        [row] = await fetch(engine, f"SELECT * FROM station_health WHERE station_id = {sid}")
+        assert row["score"] < POLICY.threshold and row["degraded"]
+        factors = {f["kind"]: f for f in _json(row["factors"])}
+        assert factors[FactorKind.FAULTS.value]["count"] == 10
+        assert factors[FactorKind.REBOOTS.value]["sub_score"] < 100
+        healthy_row = (await fetch(engine, f"SELECT * FROM station_health WHERE station_id = {healthy}"))[0]
+        assert (healthy_row["score"], healthy_row["degraded"]) == (100, False)
+        # and one low-severity DEGRADED incident opened, with the inputs as evidence
+        [incident] = await fetch(engine, "SELECT * FROM incident")
+        assert (incident["kind"], incident["severity"], incident["state"]) == ("degraded", "low", "open")
+        assert incident["dedup_key"] == degraded_key(sid) and incident["station_id"] == sid
+        assert f"Health score {row['score']} below 60" in incident["title"]
+        [entry] = await fetch(engine, f"SELECT * FROM incident_entry WHERE incident_id = {incident['id']}")
+        evidence = _json(entry["detail"])
+        assert evidence["score"] == row["score"] and len(evidence["factors"]) == 5
+        event = await asyncio.wait_for(anext(alerts), 1)
+        assert (event.change, event.incident_kind, event.station_id) == ("opened", "degraded", sid)  # type: ignore[attr-defined]
+
+        # when it runs again on the same week: nothing new, not even a recurrence
+        again = await refresh_health(engine, POLICY, bus=bus, now=now + timedelta(minutes=5))
+        assert again.opened == () and again.resolved == ()
+        assert await scalar(engine, "SELECT occurrences FROM incident") == 1
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(anext(alerts), 0.2)
+
+        # when a week later the bad days have left the window
+        later = await refresh_health(engine, POLICY, bus=bus, now=now + timedelta(days=8))
+
+        # then the incident resolved itself, by nobody, and the operator saw it live
+        assert later.resolved == (incident["id"],)
+        resolved = (await fetch(engine, f"SELECT * FROM incident WHERE id = {incident['id']}"))[0]
+        assert resolved["state"] == "resolved" and resolved["resolved_by"] is None
+        assert "recovered to 100" in resolved["resolution"]
+        row = (await fetch(engine, f"SELECT * FROM station_health WHERE station_id = {sid}"))[0]
+        assert (row["score"], row["degraded"], row["degraded_since"]) == (100, False, None)
+        event = await asyncio.wait_for(anext(alerts), 1)
+        assert (event.change, event.state) == ("resolved", "resolved")  # type: ignore[attr-defined]
+
+    async def test_a_score_inside_the_hysteresis_band_keeps_the_warning_open(
+        self, engine: AsyncEngine
+    ) -> None:
+        # given a day of 14 faults (faults sub-score 0), one offline episode (1/7 a day: 92.86)
+        # and, five days ago, 7 reboots (1 a day: 0): 100 − 30 − 15 − 1.07 → 54, degraded
+        now = utcnow()
+        sid = await make_station(engine, charge_point_id="CP-H6")
+        await add_faults(engine, sid, at=[now - timedelta(hours=h) for h in range(1, 15)])
+        await add_offline_episodes(engine, sid, at=[now - timedelta(hours=2)])
+        await add_boots(engine, "CP-H6", at=[now - timedelta(days=5, hours=h) for h in range(7)])
+        first = await refresh_health(engine, POLICY, now=now)
+        assert len(first.opened) == 1
+        assert await scalar(engine, f"SELECT score FROM station_health WHERE station_id = {sid}") == 54
+
+        # when three days later the reboots have left the window: 100 − 30 − 1.07 → 69
+        later = await refresh_health(engine, POLICY, now=now + timedelta(days=3))
+
+        # then 69 is above the threshold but inside the band: the warning stays open
+        assert await scalar(engine, f"SELECT score FROM station_health WHERE station_id = {sid}") == 69
+        assert later.resolved == () and later.opened == ()
+        assert await scalar(engine, "SELECT state FROM incident") == "open"
+        assert await scalar(engine, f"SELECT degraded FROM station_health WHERE station_id = {sid}") in (
+            True,
+            1,
+        )
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+class TestSchedule:
+    def test_the_worker_runs_the_job_at_the_configured_interval(
+        self, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("CHARGENET_HEALTH_INTERVAL_S", "120")
+        monkeypatch.setenv("CHARGENET_HEALTH_THRESHOLD", "75")
+        jobs = {job.name: job for job in scheduled_jobs(engine, WorkerSettings(), None)}
+        assert jobs["station-health"].interval_s == 120
+        assert HealthSettings().policy().threshold == 75

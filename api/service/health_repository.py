@@ -290,12 +290,13 @@ async def health_by_station_ids(
 
 
 async def unhealthy(
-    conn: AsyncConnection, principal: Principal, organization_id: int, *, below: int, limit: int
+    conn: AsyncConnection, principal: Principal, organization_id: int, *, below: int | None, limit: int
 ) -> list[Row[Any]]:
-    """The organisation's stations scoring below `below`, worst first."""
+    """The organisation's stations scoring below `below` (None: degraded), worst first."""
+    which = HEALTH.c.degraded.is_(True) if below is None else HEALTH.c.score < below
     stmt = (
         _readable(principal)
-        .where(STATION.c.organization_id == organization_id, HEALTH.c.score < below)
+        .where(STATION.c.organization_id == organization_id, which)
         .order_by(HEALTH.c.score, HEALTH.c.station_id)
         .limit(limit)
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -19,10 +20,12 @@ from api.service.health_job import degraded_key, refresh_health
 from api.service.health_settings import HealthSettings
 from api.worker.service import scheduled_jobs
 from api.worker.settings import WorkerSettings
+from gateway.server import Gateway
 from schema.bus import InProcessBus
 from schema.events import organization_incidents_topic
 from schema.timeutil import utcnow
 from tests.builders import make_station
+from tests.conftest import ChargerFactory
 from tests.dbutil import fetch, scalar
 from tests.health_builders import (
     add_boots,
@@ -66,6 +69,34 @@ class TestInputs:
         async with engine.connect() as conn:
             inputs = await repo.gather_inputs(conn, POLICY, repo.Window(now - timedelta(days=7), now))
         assert (inputs[sid].underpowered_sessions, inputs[sid].low_soc_sessions) == (0, 1)
+
+
+class TestFromARealCharger:
+    async def test_a_chargers_own_messages_feed_the_inputs(
+        self, engine: AsyncEngine, gateway: Gateway, connect_charger: ChargerFactory
+    ) -> None:
+        # given a 150 kW station whose simulated hardware delivers 22 kW at most
+        sid = await make_station(engine, charge_point_id="CP-HS", connectors=1, power_w=150_000)
+        cp = await connect_charger(
+            "CP-HS", connectors=[22_000], speed=6_000, heartbeat_interval_s=3_600, id_tags=["TAG-OK-1"]
+        )
+        # when it faults twice, boots again, and charges one car to its target
+        for _ in range(2):
+            await cp.status(1, "Faulted", "GroundFailure", vendorErrorCode="E-GF-01")
+            await cp.status(1, "Available")
+        await cp.boot()
+        assert await asyncio.wait_for(cp.run_session(1, "TAG-OK-1"), 60) is not None
+        await gateway.message_log.flush()
+        # then each input reads what it sent
+        now = utcnow()
+        every_boot = replace(POLICY, reboot_merge_s=0)
+        async with engine.connect() as conn:
+            inputs = await repo.gather_inputs(conn, every_boot, repo.Window(now - timedelta(days=7), now))
+        got = inputs[sid]
+        assert got.faults == 2
+        assert got.reboots == 2
+        assert (got.failed_sessions, got.session_attempts) == (0, 1)
+        assert (got.underpowered_sessions, got.low_soc_sessions) == (1, 1)
 
 
 class TestEarlyWarning:

@@ -154,6 +154,16 @@ class TestEarlyWarning:
         event = await asyncio.wait_for(anext(alerts), 1)
         assert (event.change, event.state) == ("resolved", "resolved")  # type: ignore[attr-defined]
 
+    async def test_replicas_running_at_once_open_one_incident(self, engine: AsyncEngine, db_url: str) -> None:
+        if not db_url.startswith("postgresql"):
+            pytest.skip("SQLite serialises writers; overlapping runs need PostgreSQL")
+        now = utcnow()
+        await troubled_station(engine, cpid="CP-H7", now=now)
+        runs = await asyncio.gather(*(refresh_health(engine, POLICY, now=now) for _ in range(4)))
+        assert sum(len(r.opened) for r in runs) == 1
+        assert await scalar(engine, "SELECT count(*) FROM incident") == 1
+        assert all(r.skipped or r.scored == 1 for r in runs)
+
     async def test_a_score_inside_the_hysteresis_band_keeps_the_warning_open(
         self, engine: AsyncEngine
     ) -> None:

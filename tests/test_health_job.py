@@ -154,6 +154,18 @@ class TestEarlyWarning:
         event = await asyncio.wait_for(anext(alerts), 1)
         assert (event.change, event.state) == ("resolved", "resolved")  # type: ignore[attr-defined]
 
+    async def test_one_run_opens_a_warning_for_every_degraded_station(self, engine: AsyncEngine) -> None:
+        # given more degraded stations than PostgreSQL plans a prepared statement for before it
+        # switches to a generic plan (5): the insert must still find the open-incident index
+        now = utcnow()
+        for n in range(8):
+            sid = await make_station(engine, charge_point_id=f"CP-HF{n}")
+            await add_faults(engine, sid, at=[now - timedelta(hours=h) for h in range(1, 15)])
+            await add_boots(engine, f"CP-HF{n}", at=[now - timedelta(days=d, hours=1) for d in range(7)])
+        run = await refresh_health(engine, POLICY, now=now)
+        assert len(run.opened) == 8
+        assert await scalar(engine, "SELECT count(*) FROM incident WHERE kind = 'degraded'") == 8
+
     async def test_replicas_running_at_once_open_one_incident(self, engine: AsyncEngine, db_url: str) -> None:
         if not db_url.startswith("postgresql"):
             pytest.skip("SQLite serialises writers; overlapping runs need PostgreSQL")

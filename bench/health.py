@@ -19,10 +19,8 @@ incidents, the others find nothing new), and times `unhealthyStations` and a pag
 from __future__ import annotations
 
 import argparse
-import asyncio
 import random
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -279,7 +277,7 @@ async def _run(url: str, args: argparse.Namespace, report: bl.Report) -> None:
             inputs = await repo.gather_inputs(conn, policy, window)
         gather_s = time.perf_counter() - t0
         report.add(
-            f"gathering every input of {len(inputs):,} stations (6 grouped queries)",
+            f"gathering every input of {len(inputs):,} stations (one grouped query per input)",
             f"{gather_s * 1000:,.0f} ms",
         )
         for run in range(1, args.runs + 1):
@@ -326,24 +324,10 @@ def main() -> None:
     p.add_argument("--sessions-per-day", type=int, default=4, choices=range(1, 9), help="per station")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument(
-        "--database-url",
-        default="postgresql+asyncpg://postgres@127.0.0.1:5432/chargenet_bench_health",
-        help="PostgreSQL server to create the fresh database on",
-    )
-    p.add_argument("--pg-name", default="chargenet_bench_health")
-    p.add_argument("--write", action="store_true", help="append the results to bench/RESULTS.md")
+    bl.add_postgres_args(p, pg_name="chargenet_bench_health")
     args = p.parse_args()
     report = bl.Report(f"Station health job over {STATIONS:,} stations and a week of history, PostgreSQL")
-    with tempfile.TemporaryDirectory() as tmp:
-        db = bl.fresh_database(args.database_url, Path(tmp), args.pg_name)
-        if db.kind != "postgresql":
-            sys.exit("this benchmark measures PostgreSQL (COPY seeding); give a postgresql URL")
-        try:
-            asyncio.run(_run(db.url, args, report))
-        finally:
-            db.drop()
-    report.emit(args.write)
+    bl.run_on_fresh_postgres(args, report, lambda url: _run(url, args, report))
 
 
 if __name__ == "__main__":

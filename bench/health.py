@@ -35,6 +35,8 @@ STATIONS = 1_000
 TROUBLED_SHARE = 0.1
 SAMPLE_EVERY = timedelta(minutes=5)
 DAYS = 7
+LOW_SOC_PERCENT = 50.0
+CHECKED_SESSIONS = 1_000
 
 
 def _frame(action: str) -> str:
@@ -188,13 +190,16 @@ async def _seed(url: str, args: argparse.Namespace, now: datetime) -> dict[str, 
         tx_ids = [r[0] for r in await conn.fetch("SELECT id FROM charging_transaction ORDER BY id")]
         cpids = dict(stations)
         samples_rows: list[tuple[Any, ...]] = []
+        checks: list[tuple[Any, ...]] = []  # what the TransactionEnded handler keeps (timed below)
         for tx, (sid, connector, start, count, weak) in zip(tx_ids, plans, strict=True):
             soc = rng.uniform(10, 40)
-            power = rng.uniform(2_000, 4_000) if weak else rng.uniform(10_000, 22_000)
+            power = round(rng.uniform(2_000, 4_000) if weak else rng.uniform(10_000, 22_000))
             cpid = cpids[sid]
+            low_soc = 0
             for k in range(count):
                 at = start + SAMPLE_EVERY * k
                 soc = min(100.0, soc + 2.5)
+                low_soc += soc < LOW_SOC_PERCENT
                 for measurand, unit, value, location in (
                     ("Energy.Active.Import.Register", "Wh", 1_500.0 * k, "Outlet"),
                     ("Power.Active.Import", "W", power, ""),
@@ -204,6 +209,8 @@ async def _seed(url: str, args: argparse.Namespace, now: datetime) -> dict[str, 
                         (sid, connector, tx, at, measurand, "", location, "Sample.Periodic", unit, value)
                     )
                 messages.append((cpid, "in", 2, f"m{tx}-{k}", "MeterValues", _frame("MeterValues"), at))
+            if low_soc:
+                checks.append((tx, sid, start + SAMPLE_EVERY * count, power, 22_000, low_soc))
         await copy(
             "meter_sample",
             [
@@ -219,6 +226,11 @@ async def _seed(url: str, args: argparse.Namespace, now: datetime) -> dict[str, 
                 "value",
             ],
             samples_rows,
+        )
+        await copy(
+            "session_power_check",
+            ["transaction_id", "station_id", "stopped_at", "low_soc_avg_power_w", "rated_power_w", "samples"],
+            checks,
         )
         await copy(
             "connector_status_event",
@@ -315,8 +327,54 @@ async def _run(url: str, args: argparse.Namespace, report: bl.Report) -> None:
             f"{page_ms:.1f} ms",
             detail=f"{len(page)} rows",
         )
+        await _time_session_checks(engine, report)
     finally:
         await engine.dispose()
+
+
+async def _time_session_checks(engine: Any, report: bl.Report) -> None:
+    """The TransactionEnded handler's work, per session: recompute the checks of some sessions
+    (one transaction each, as the handler runs) and compare with what was seeded."""
+    from sqlalchemy import text
+
+    from api.service import health_repository as repo
+
+    async with engine.begin() as conn:
+        seeded = {
+            int(r[0]): (int(r[1]), int(r[2]))
+            for r in await conn.execute(
+                text(
+                    "DELETE FROM session_power_check WHERE transaction_id IN (SELECT transaction_id "
+                    "FROM session_power_check ORDER BY transaction_id LIMIT :n) "
+                    "RETURNING transaction_id, low_soc_avg_power_w, samples"
+                ),
+                {"n": CHECKED_SESSIONS},
+            )
+        }
+    t0 = time.perf_counter()
+    for tx in seeded:
+        async with engine.begin() as conn:
+            await repo.check_session_power(
+                conn, tx, stopped_at=datetime.now(UTC), low_soc_percent=LOW_SOC_PERCENT
+            )
+    elapsed = time.perf_counter() - t0
+    async with engine.connect() as conn:
+        again = {
+            int(r[0]): (int(r[1]), int(r[2]))
+            for r in await conn.execute(
+                text(
+                    "SELECT transaction_id, low_soc_avg_power_w, samples FROM session_power_check "
+                    "WHERE transaction_id = ANY(:ids)"
+                ),
+                {"ids": list(seeded)},
+            )
+        }
+    report.add(
+        "power-at-low-SoC check when a session ends (TransactionEnded handler), per session",
+        f"{elapsed / len(seeded) * 1000:.2f} ms",
+        ok=again == seeded,
+        detail=f"{len(seeded):,} sessions, one transaction each; recomputed = seeded: {again == seeded}",
+    )
 
 
 def main() -> None:

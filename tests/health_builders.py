@@ -6,11 +6,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.service import health_repository as repo
 from tests.builders import make_station
+
+LOW_SOC_PERCENT = 50.0  # the setting's default
 
 
 async def add_faults(engine: AsyncEngine, station_id: int, *, at: list[datetime]) -> None:
@@ -126,7 +128,8 @@ async def add_power_samples(
     start: datetime,
     points: list[tuple[float, float]],
 ) -> None:
-    """(power W, SoC %) every minute, as a 1.6 charger's MeterValues store them."""
+    """(power W, SoC %) every minute, as a 1.6 charger's MeterValues store them; then what the
+    worker keeps of the ended session (its TransactionEnded handler's check)."""
     rows: list[dict[str, Any]] = []
     for i, (power_w, soc) in enumerate(points):
         t = start + timedelta(minutes=i)
@@ -157,6 +160,15 @@ async def add_power_samples(
             }
         )
     await _insert(engine, repo.SAMPLE, rows)
+    async with engine.begin() as conn:
+        stopped = (
+            await conn.execute(
+                select(repo.TRANSACTION.c.stopped_at).where(repo.TRANSACTION.c.id == transaction_id)
+            )
+        ).scalar_one()
+        await repo.check_session_power(
+            conn, transaction_id, stopped_at=stopped, low_soc_percent=LOW_SOC_PERCENT
+        )
 
 
 async def _insert(engine: AsyncEngine, table: Any, rows: list[dict[str, Any]]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -18,7 +19,7 @@ from api.service import health_repository as repo
 from api.service.health import FactorKind, HealthPolicy
 from api.service.health_job import degraded_key, refresh_health
 from api.service.health_settings import HealthSettings
-from api.worker.service import scheduled_jobs
+from api.worker.service import DurableWork, scheduled_jobs
 from api.worker.settings import WorkerSettings
 from gateway.server import Gateway
 from schema.bus import InProcessBus
@@ -35,6 +36,7 @@ from tests.health_builders import (
     add_sessions,
     troubled_station,
 )
+from tests.ocpp201 import eventually
 
 POLICY = HealthPolicy()  # 7 days, threshold 60, hysteresis 10
 
@@ -73,7 +75,7 @@ class TestInputs:
 
 class TestFromARealCharger:
     async def test_a_chargers_own_messages_feed_the_inputs(
-        self, engine: AsyncEngine, gateway: Gateway, connect_charger: ChargerFactory
+        self, engine: AsyncEngine, gateway: Gateway, connect_charger: ChargerFactory, durable: DurableWork
     ) -> None:
         # given a 150 kW station whose simulated hardware delivers 22 kW at most
         sid = await make_station(engine, charge_point_id="CP-HS", connectors=1, power_w=150_000)
@@ -85,8 +87,12 @@ class TestFromARealCharger:
             await cp.status(1, "Faulted", "GroundFailure", vendorErrorCode="E-GF-01")
             await cp.status(1, "Available")
         await cp.boot()
-        assert await asyncio.wait_for(cp.run_session(1, "TAG-OK-1"), 60) is not None
+        tx = await asyncio.wait_for(cp.run_session(1, "TAG-OK-1"), 60)
+        assert tx is not None
         await gateway.message_log.flush()
+        # (the worker keeps the session's power at low SoC when it ends)
+        checked = f"SELECT count(*) FROM session_power_check WHERE transaction_id = {tx}"
+        await eventually(lambda: _is_one(scalar(engine, checked)), timeout=10)
         # then each input reads what it sent
         now = utcnow()
         every_boot = replace(POLICY, reboot_merge_s=0)
@@ -97,6 +103,30 @@ class TestFromARealCharger:
         assert got.reboots == 2
         assert (got.failed_sessions, got.session_attempts) == (0, 1)
         assert (got.underpowered_sessions, got.low_soc_sessions) == (1, 1)
+
+
+class TestSessionPowerCheck:
+    async def test_kept_once_per_session_and_only_with_low_soc_samples(self, engine: AsyncEngine) -> None:
+        now = utcnow()
+        sid = await make_station(engine, charge_point_id="CP-HP", power_w=50_000)
+        low, high = await add_sessions(
+            engine, sid, started=now - timedelta(hours=5), energy_wh=[9_000, 9_000]
+        )
+        # 20 kW then 30 kW below 50 %, and a taper above that must not count: average 25 kW
+        await add_power_samples(
+            engine,
+            sid,
+            low,
+            start=now - timedelta(hours=5),
+            points=[(20_000.0, 30.0), (30_000.0, 45.0), (5_000.0, 90.0)],
+        )
+        await add_power_samples(engine, sid, high, start=now - timedelta(hours=4), points=[(40_000.0, 60.0)])
+        async with engine.begin() as conn:  # a redelivered TransactionEnded changes nothing
+            assert await repo.check_session_power(conn, low, stopped_at=now, low_soc_percent=50.0)
+        rows = await fetch(engine, "SELECT * FROM session_power_check")
+        assert [
+            (r["transaction_id"], r["low_soc_avg_power_w"], r["rated_power_w"], r["samples"]) for r in rows
+        ] == [(low, 25_000, 50_000, 2)]
 
 
 class TestEarlyWarning:
@@ -201,6 +231,10 @@ class TestEarlyWarning:
             True,
             1,
         )
+
+
+async def _is_one(value: Awaitable[Any]) -> bool:
+    return bool(await value == 1)
 
 
 def _json(value: Any) -> Any:

@@ -81,8 +81,8 @@ class HealthPolicy:
     min_low_soc_sessions: int = 4
     # Gathering: a session "ends failed" below this energy (0.1 kWh) or with an error reason.
     min_session_energy_wh: int = 100
-    # Low power: samples while the SoC is below this, averaging under this share of rated power.
-    low_soc_percent: float = 50.0
+    # Low power: a session averaging under this share of rated power while the SoC was low
+    # (the low-SoC level applies when the session ends: api/service/health_sessions.py).
     low_power_fraction: float = 0.25
     # BootNotifications closer together than this are one reboot (a Pending station retrying).
     reboot_merge_s: float = 600.0

@@ -15,9 +15,11 @@ Where each input comes from, and why:
   station row keeps only the last time it was heard. What records a heartbeat gap is the
   offline detection: a station silent for 2 × its interval plus a grace gets an offline
   `port_outage` per connector, started when it was last heard. One episode = one gap.
-- low power: meter samples of sessions where power (total, no phase) and SoC were sampled
-  together while the SoC was low; a session averaging under a share of the connector's
-  rated power there is underpowered (a weak module, a derated cable, a hot cabinet).
+- low power: when a session ends, the worker averages its power samples (total, no phase)
+  taken together with an SoC below the low-SoC setting and keeps that beside the connector's
+  rated power (`session_power_check`, api/service/health_sessions.py); a session averaging
+  under a share of rated power is underpowered (a weak module, a derated cable, a hot
+  cabinet). Done per session so the job never scans a week of meter samples.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from api.auth.roles import Permission
 from api.service.health import HealthInputs, HealthPolicy, distinct_reboots
 from schema.db import insert_on_conflict
 from schema.enums import MessageDirection, TransactionState
-from schema.health_models import StationHealth
+from schema.health_models import SessionPowerCheck, StationHealth
 from schema.incident_models import OutageCause, PortOutage
 from schema.models import (
     ChargingStation,
@@ -49,6 +51,7 @@ from schema.models import (
 from schema.request_models import ChargingRequest, ChargingRequestState
 
 HEALTH = StationHealth.__table__  # type: ignore[attr-defined]
+CHECK = SessionPowerCheck.__table__  # type: ignore[attr-defined]
 STATION = ChargingStation.__table__  # type: ignore[attr-defined]
 CONNECTOR = Connector.__table__  # type: ignore[attr-defined]
 STATUS = ConnectorStatusEvent.__table__  # type: ignore[attr-defined]
@@ -102,7 +105,7 @@ async def gather_inputs(
     requests = await _failed_request_counts(conn, window)
     boots = await _boot_times(conn, window)
     gaps = await _offline_episodes(conn, window)
-    power = await _low_power_sessions(conn, window, policy.low_soc_percent, policy.low_power_fraction)
+    power = await _low_power_sessions(conn, window, policy.low_power_fraction)
     out: dict[int, HealthInputs] = {}
     for sid in stations:
         failed, ended = sessions.get(sid, (0, 0))
@@ -205,51 +208,76 @@ async def _offline_episodes(conn: AsyncConnection, w: Window) -> dict[int, int]:
 
 
 async def _low_power_sessions(
-    conn: AsyncConnection, w: Window, low_soc_percent: float, fraction: float
+    conn: AsyncConnection, w: Window, fraction: float
 ) -> dict[int, tuple[int, int]]:
-    """Per station: (underpowered sessions, sessions with power sampled at low SoC)."""
-    power, soc = SAMPLE.alias("power"), SAMPLE.alias("soc")
-    power_w = case((power.c.unit.in_(KILO_UNITS), power.c.value * 1000.0), else_=power.c.value)
-    per_session = (
-        select(
-            power.c.station_id.label("station_id"),
-            power.c.transaction_id.label("transaction_id"),
-            func.avg(power_w).label("avg_w"),
-            func.max(CONNECTOR.c.max_power_w).label("rated_w"),
-        )
-        .select_from(
-            power.join(
-                soc,
-                and_(
-                    soc.c.station_id == power.c.station_id,
-                    soc.c.connector_id == power.c.connector_id,
-                    soc.c.sampled_at == power.c.sampled_at,
-                    soc.c.measurand == SOC,
-                ),
-            ).join(
-                CONNECTOR,
-                and_(
-                    CONNECTOR.c.station_id == power.c.station_id,
-                    CONNECTOR.c.connector_id == power.c.connector_id,
-                ),
-            )
-        )
-        .where(
-            power.c.measurand == POWER_IMPORT,
-            power.c.phase == "",
-            power.c.transaction_id.is_not(None),
-            power.c.sampled_at >= w.since,
-            power.c.sampled_at < w.until,
-            soc.c.value < low_soc_percent,
-        )
-        .group_by(power.c.station_id, power.c.transaction_id)
-        .subquery()
-    )
-    under = per_session.c.avg_w < per_session.c.rated_w * literal(fraction)
-    stmt = select(per_session.c.station_id, func.sum(case((under, 1), else_=0)), func.count()).group_by(
-        per_session.c.station_id
+    """Per station: (underpowered sessions, sessions with power sampled at low SoC), from the
+    checks written as sessions ended."""
+    under = CHECK.c.low_soc_avg_power_w < CHECK.c.rated_power_w * literal(fraction)
+    stmt = (
+        select(CHECK.c.station_id, func.sum(case((under, 1), else_=0)), func.count())
+        .where(CHECK.c.stopped_at >= w.since, CHECK.c.stopped_at < w.until)
+        .group_by(CHECK.c.station_id)
     )
     return {int(r[0]): (int(r[1] or 0), int(r[2])) for r in await conn.execute(stmt)}
+
+
+async def check_session_power(
+    conn: AsyncConnection, transaction_id: int, *, stopped_at: datetime, low_soc_percent: float
+) -> bool:
+    """Record the ended session's average power while the SoC was below `low_soc_percent`
+    (power and SoC sampled together, total power: no phase). False when it had no such
+    samples; a repeated call changes nothing."""
+    power, soc = SAMPLE.alias("power"), SAMPLE.alias("soc")
+    power_w = case((power.c.unit.in_(KILO_UNITS), power.c.value * 1000.0), else_=power.c.value)
+    row = (
+        await conn.execute(
+            select(
+                power.c.station_id,
+                func.avg(power_w).label("avg_w"),
+                func.max(CONNECTOR.c.max_power_w).label("rated_w"),
+                func.count().label("samples"),
+            )
+            .select_from(
+                power.join(
+                    soc,
+                    and_(
+                        soc.c.station_id == power.c.station_id,
+                        soc.c.connector_id == power.c.connector_id,
+                        soc.c.sampled_at == power.c.sampled_at,
+                        soc.c.measurand == SOC,
+                    ),
+                ).join(
+                    CONNECTOR,
+                    and_(
+                        CONNECTOR.c.station_id == power.c.station_id,
+                        CONNECTOR.c.connector_id == power.c.connector_id,
+                    ),
+                )
+            )
+            .where(
+                power.c.transaction_id == transaction_id,
+                power.c.measurand == POWER_IMPORT,
+                power.c.phase == "",
+                soc.c.value < low_soc_percent,
+            )
+            .group_by(power.c.station_id)
+        )
+    ).first()
+    if row is None:
+        return False
+    await conn.execute(
+        insert_on_conflict(conn, CHECK)
+        .values(
+            transaction_id=transaction_id,
+            station_id=row.station_id,
+            stopped_at=stopped_at,
+            low_soc_avg_power_w=round(row.avg_w),
+            rated_power_w=int(row.rated_w),
+            samples=int(row.samples),
+        )
+        .on_conflict_do_nothing(index_elements=["transaction_id"])
+    )
+    return True
 
 
 # -- the stored scores -----------------------------------------------------------------------

@@ -23,6 +23,7 @@ class HealthSettings(BaseSettings):
     weight_reboots: int = Field(default=15, ge=0)
     weight_heartbeat_gaps: int = Field(default=15, ge=0)
     weight_low_power: int = Field(default=10, ge=0)
+    # Read when each session ends (its power at low SoC is kept then), not by the job.
     low_soc_percent: float = Field(default=50.0, gt=0, le=100)
     low_power_fraction: float = Field(default=0.25, gt=0, le=1)
 
@@ -38,6 +39,5 @@ class HealthSettings(BaseSettings):
                 FactorKind.HEARTBEAT_GAPS: self.weight_heartbeat_gaps,
                 FactorKind.LOW_POWER: self.weight_low_power,
             },
-            low_soc_percent=self.low_soc_percent,
             low_power_fraction=self.low_power_fraction,
         )

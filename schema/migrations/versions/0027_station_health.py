@@ -1,8 +1,8 @@
-"""station health scores and a boot index on the message log
+"""station health scores and session power checks
 
 Revision ID: 0027
 Revises: 0022
-Create Date: 2026-11-24 07:24:42.228505
+Create Date: 2026-11-24 07:53:13.246676
 """
 from __future__ import annotations
 
@@ -36,6 +36,20 @@ def upgrade() -> None:
     with op.batch_alter_table('station_health', schema=None) as batch_op:
         batch_op.create_index('ix_station_health_score', ['score'], unique=False)
 
+    op.create_table('session_power_check',
+    sa.Column('transaction_id', sa.Integer(), nullable=False),
+    sa.Column('station_id', sa.Integer(), nullable=False),
+    sa.Column('stopped_at', schema.timeutil.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('low_soc_avg_power_w', sa.Integer(), nullable=False),
+    sa.Column('rated_power_w', sa.Integer(), nullable=False),
+    sa.Column('samples', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['station_id'], ['charging_station.id'], ),
+    sa.ForeignKeyConstraint(['transaction_id'], ['charging_transaction.id'], ),
+    sa.PrimaryKeyConstraint('transaction_id')
+    )
+    with op.batch_alter_table('session_power_check', schema=None) as batch_op:
+        batch_op.create_index('ix_session_power_check_stopped', ['stopped_at'], unique=False)
+
     with op.batch_alter_table('ocpp_message', schema=None) as batch_op:
         batch_op.create_index('ix_ocpp_message_boot', ['charge_point_id', 'logged_at'], unique=False, postgresql_where=sa.text("action = 'BootNotification'"), sqlite_where=sa.text("action = 'BootNotification'"))
 
@@ -47,6 +61,10 @@ def downgrade() -> None:
     with op.batch_alter_table('ocpp_message', schema=None) as batch_op:
         batch_op.drop_index('ix_ocpp_message_boot', postgresql_where=sa.text("action = 'BootNotification'"), sqlite_where=sa.text("action = 'BootNotification'"))
 
+    with op.batch_alter_table('session_power_check', schema=None) as batch_op:
+        batch_op.drop_index('ix_session_power_check_stopped')
+
+    op.drop_table('session_power_check')
     with op.batch_alter_table('station_health', schema=None) as batch_op:
         batch_op.drop_index('ix_station_health_score')
 

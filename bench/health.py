@@ -8,12 +8,14 @@ This measures that cost on a realistic week, and the reads operators make of the
 
 What it does: creates a fresh PostgreSQL database (migrated), seeds by COPY 1,000 stations
 with two 22 kW connectors each and, over the last 7 days, `--sessions-per-day` sessions per
-station (a power, SoC and energy sample every 5 minutes, the MeterValues, StatusNotification
-and Start/StopTransaction frames in the message log), a few failed ones, failed start requests,
-faults, reboots and offline episodes (a tenth of the stations troubled), then runs
-`api.service.health_job.refresh_health` three times (the first opens the early-warning
-incidents, the others find nothing new), and times `unhealthyStations` and a page of 100
-`Station.health` reads through the repository.
+station (a power, SoC and energy sample every 5 minutes, the check the worker keeps of each
+ended session's power at low SoC, the MeterValues and Start/StopTransaction frames in the
+message log), a few failed ones, failed start requests, faults, reboots and offline episodes (a
+tenth of the stations troubled), then runs `api.service.health_job.refresh_health` three times
+(the first opens the early-warning incidents, the others find nothing new), times
+`unhealthyStations` and a page of 100 `Station.health` reads through the repository, and the
+TransactionEnded handler's check per session (recomputed for 1,000 sessions and compared with
+the seeded rows).
 """
 
 from __future__ import annotations

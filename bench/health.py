@@ -50,6 +50,7 @@ async def _seed(url: str, args: argparse.Namespace, now: datetime) -> dict[str, 
     import asyncpg
 
     rng = random.Random(args.seed)
+    await bl.seed_stations(url, STATIONS, prefix="H-")  # 2 × 22 kW connectors each
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
     since = now - timedelta(days=DAYS)
     counts: dict[str, int] = {}
@@ -59,53 +60,11 @@ async def _seed(url: str, args: argparse.Namespace, now: datetime) -> dict[str, 
         counts[table] = counts.get(table, 0) + len(records)
 
     try:
-        org = await conn.fetchval(
-            "INSERT INTO organization (name, slug, currency, created_at) "
-            "VALUES ('Bench Health', 'bench', 'EUR', $1) RETURNING id",
-            now,
-        )
-        loc = await conn.fetchval(
-            "INSERT INTO location (organization_id, name, address, city, country, latitude, longitude, "
-            "time_zone, created_at) VALUES ($1, 'Site', '', 'Berlin', 'DE', 52.5, 13.4, 'Europe/Berlin', $2) "
-            "RETURNING id",
-            org,
-            now,
-        )
-        await copy(
-            "charging_station",
-            [
-                "organization_id",
-                "location_id",
-                "charge_point_id",
-                "registration_status",
-                "security_profile",
-                "online",
-                "heartbeat_interval_s",
-                "status",
-                "error_code",
-                "created_at",
-            ],
-            [
-                (org, loc, f"H-{i:04d}", "Accepted", 0, True, 300, "Available", "NoError", now)
-                for i in range(STATIONS)
-            ],
-        )
+        org = await conn.fetchval("SELECT id FROM organization WHERE slug = 'bench'")
         stations = [
             (r[0], r[1]) for r in await conn.fetch("SELECT id, charge_point_id FROM charging_station")
         ]
-        await copy(
-            "connector",
-            [
-                "station_id",
-                "connector_id",
-                "connector_type",
-                "current_type",
-                "max_power_w",
-                "status",
-                "error_code",
-            ],
-            [(sid, c, "Type2", "AC", 22_000, "Available", "NoError") for sid, _ in stations for c in (1, 2)],
-        )
+        counts["charging_station"] = len(stations)
         status: list[tuple[Any, ...]] = []
         txs: list[tuple[Any, ...]] = []
         plans: list[tuple[int, int, datetime, int, bool]] = []  # station, connector, start, samples, weak

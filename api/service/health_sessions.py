@@ -8,6 +8,8 @@ affects sessions ending afterwards.
 
 from __future__ import annotations
 
+from functools import cache
+
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.service import health_repository as repo
@@ -21,5 +23,11 @@ async def check_power_on_end(conn: AsyncConnection, event: Event) -> None:
         conn,
         event.transaction_id,
         stopped_at=event.stopped_at or event.at,
-        low_soc_percent=HealthSettings().low_soc_percent,
+        low_soc_percent=_low_soc_percent(),
     )
+
+
+@cache
+def _low_soc_percent() -> float:
+    """Read once per process, on first use (settings come from the environment at start)."""
+    return HealthSettings().low_soc_percent

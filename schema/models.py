@@ -137,6 +137,8 @@ class Transaction(SQLModel, table=True):
         # A repeated StartTransaction (same station, connector and start time) maps here.
         UniqueConstraint("station_id", "start_key", name="uq_transaction_start_key"),
         Index("ix_transaction_station_started", "station_id", "started_at"),
+        # Fleet-wide reads of a period's sessions (the health job's failed-session ratio).
+        Index("ix_transaction_started", "started_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -202,12 +204,25 @@ class MeterSample(SQLModel, table=True):
     value: float
 
 
+# A status change that reports a fault, as SQL (the partial index's predicate and the queries
+# that must match it spell it the same way; a literal, so PostgreSQL can prove the match).
+FAULT_STATUS_SQL = "status = 'Faulted' OR error_code <> 'NoError'"
+
+
 class ConnectorStatusEvent(SQLModel, table=True):
     """Every status change with the time it happened: uptime and utilization are computed here."""
 
     __tablename__ = "connector_status_event"
     __table_args__ = (
         Index("ix_status_event_station_conn_time", "station_id", "connector_id", "received_at"),
+        # The health job counts a week of faults across the fleet; faults are a sliver of all
+        # status changes, so this stays small and costs the gateway's writes next to nothing.
+        Index(
+            "ix_status_event_fault_time",
+            "received_at",
+            postgresql_where=text(FAULT_STATUS_SQL),
+            sqlite_where=text(FAULT_STATUS_SQL),
+        ),
     )
 
     id: int | None = Field(

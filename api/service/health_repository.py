@@ -31,6 +31,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, and_, case, func, literal, or_, select
+from sqlalchemy import text as sql_text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.auth.principal import Principal
@@ -41,6 +42,7 @@ from schema.enums import MessageDirection, TransactionState
 from schema.health_models import SessionPowerCheck, StationHealth
 from schema.incident_models import OutageCause, PortOutage
 from schema.models import (
+    FAULT_STATUS_SQL,
     ChargingStation,
     Connector,
     ConnectorStatusEvent,
@@ -61,9 +63,9 @@ MESSAGE = OcppMessage.__table__  # type: ignore[attr-defined]
 OUTAGE = PortOutage.__table__  # type: ignore[attr-defined]
 SAMPLE = MeterSample.__table__  # type: ignore[attr-defined]
 
-FAULTED = "Faulted"
-NO_ERROR = "NoError"
-BOOT = "BootNotification"
+# Literals, not bound parameters: the partial indexes they match are only provably usable
+# with the values in the statement itself.
+BOOT_SQL = "ocpp_message.action = 'BootNotification'"
 OCPP_CALL = 2
 POWER_IMPORT = "Power.Active.Import"
 SOC = "SoC"
@@ -129,7 +131,7 @@ async def _fault_counts(conn: AsyncConnection, w: Window) -> dict[int, int]:
         .where(
             STATUS.c.received_at >= w.since,
             STATUS.c.received_at < w.until,
-            or_(STATUS.c.status == FAULTED, STATUS.c.error_code != NO_ERROR),
+            sql_text(f"({FAULT_STATUS_SQL})"),  # the partial index ix_status_event_fault_time
         )
         .group_by(STATUS.c.station_id)
     )
@@ -177,7 +179,7 @@ async def _boot_times(conn: AsyncConnection, w: Window) -> dict[int, list[dateti
         select(STATION.c.id, MESSAGE.c.logged_at)
         .select_from(MESSAGE.join(STATION, STATION.c.charge_point_id == MESSAGE.c.charge_point_id))
         .where(
-            MESSAGE.c.action == BOOT,  # the partial index ix_ocpp_message_boot
+            sql_text(BOOT_SQL),  # the partial index ix_ocpp_message_boot
             MESSAGE.c.direction == MessageDirection.IN.value,
             MESSAGE.c.message_type == OCPP_CALL,
             MESSAGE.c.logged_at >= w.since,

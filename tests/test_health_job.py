@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.service import health_repository as repo
+from api.service import incidents
 from api.service.health import FactorKind, HealthPolicy
 from api.service.health_job import degraded_key, refresh_health
 from api.service.health_settings import HealthSettings
@@ -25,6 +26,7 @@ from gateway.server import Gateway
 from schema.bus import InProcessBus
 from schema.events import organization_incidents_topic
 from schema.timeutil import utcnow
+from tests.account_builders import make_user
 from tests.builders import make_station
 from tests.conftest import ChargerFactory
 from tests.dbutil import fetch, scalar
@@ -183,6 +185,30 @@ class TestEarlyWarning:
         assert (row["score"], row["degraded"], row["degraded_since"]) == (100, False, None)
         event = await asyncio.wait_for(anext(alerts), 1)
         assert (event.change, event.state) == ("resolved", "resolved")  # type: ignore[attr-defined]
+
+    async def test_a_warning_resolved_by_hand_is_not_reopened_until_the_station_degrades_again(
+        self, engine: AsyncEngine
+    ) -> None:
+        # given a degraded station whose warning an operator resolved by hand
+        now = utcnow()
+        sid = await troubled_station(engine, cpid="CP-H8", now=now)
+        first = await refresh_health(engine, POLICY, now=now)
+        user = await make_user(engine, email="ops@example.com")
+        async with engine.begin() as conn:
+            await incidents.resolve(conn, first.opened[0], at=now, user_id=user, resolution="known, on order")
+        # when the job runs again while it is still degraded: nothing reopens
+        still = await refresh_health(engine, POLICY, now=now + timedelta(hours=1))
+        assert still.opened == () and await scalar(engine, "SELECT count(*) FROM incident") == 1
+        # when it recovers (nothing to resolve) and then degrades again: a new warning
+        recovered = await refresh_health(engine, POLICY, now=now + timedelta(days=8))
+        assert recovered.resolved == ()
+        later = now + timedelta(days=8)
+        await add_faults(engine, sid, at=[later - timedelta(hours=h) for h in range(1, 15)])
+        await add_boots(engine, "CP-H8", at=[later - timedelta(days=d, hours=1) for d in range(7)])
+        again = await refresh_health(engine, POLICY, now=later + timedelta(minutes=1))
+        assert len(again.opened) == 1 and again.opened != first.opened
+        states = [r["state"] for r in await fetch(engine, "SELECT state FROM incident ORDER BY id")]
+        assert states == ["resolved", "open"]
 
     async def test_one_run_opens_a_warning_for_every_degraded_station(self, engine: AsyncEngine) -> None:
         # given more degraded stations than PostgreSQL plans a prepared statement for before it

@@ -75,7 +75,8 @@ async def refresh_health(
                 since = now
                 change = await incidents.open_or_recur(conn, _problem(station_id, result, policy), at=now)
                 changes.append(change)
-                opened.append(change.incident_id)
+                if change.change == "opened":  # else one was still open: it recurred
+                    opened.append(change.incident_id)
             elif was and not degraded:
                 since = None
                 done = await incidents.resolve_by_key(

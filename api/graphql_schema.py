@@ -51,6 +51,7 @@ from api.orgs.queries import OrgsQuery
 from api.query_cost import QueryCostRule
 from api.reservations.mutations import ReservationsMutation
 from api.reservations.queries import ReservationsQuery
+from api.service.health_queries import HealthQuery
 from api.sessions.queries import SessionsQuery
 from api.sessions.subscriptions import SessionsSubscription
 from api.sponsorships.mutations import SponsorshipsMutation
@@ -84,6 +85,7 @@ class Query(
     FirmwareCampaignQuery,
     SponsorshipsQuery,
     InvoicingQuery,
+    HealthQuery,
 ):
     # Each node type's resolve_nodes reads through the caller-scoped loaders.
     node: relay.Node | None = relay.node(

@@ -1109,3 +1109,30 @@ def add_server_args(p: argparse.ArgumentParser, *, pg_name: str, subject: str) -
     p.add_argument("--py-spy", metavar="DIR", help=f"record the {subject} with py-spy while measuring")
     p.add_argument("--cprofile", action="store_true", help=f"cProfile the {subject} child")
     p.add_argument("--write", action="store_true", help="append the results to bench/RESULTS.md")
+
+
+def add_postgres_args(p: argparse.ArgumentParser, *, pg_name: str) -> None:
+    """The options of a benchmark that seeds its own PostgreSQL database in-process."""
+    p.add_argument(
+        "--database-url",
+        default=f"postgresql+asyncpg://postgres@127.0.0.1:5432/{pg_name}",
+        help="PostgreSQL server to create the fresh database on",
+    )
+    p.add_argument("--pg-name", default=pg_name)
+    p.add_argument("--write", action="store_true", help="append the results to bench/RESULTS.md")
+
+
+def run_on_fresh_postgres(args: argparse.Namespace, report: Report, run: Callable[[str], Any]) -> None:
+    """`run(url)` (a coroutine function) on a freshly created, migrated PostgreSQL database that
+    is dropped afterwards; then the report is printed (and appended with `--write`)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = fresh_database(args.database_url, Path(tmp), args.pg_name)
+        if db.kind != "postgresql":
+            sys.exit("this benchmark measures PostgreSQL (COPY seeding); give a postgresql URL")
+        try:
+            asyncio.run(run(db.url))
+        finally:
+            db.drop()
+    report.emit(args.write)

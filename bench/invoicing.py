@@ -19,11 +19,9 @@ PDF rendering of receipts (per second, one core).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import random
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -454,26 +452,12 @@ def main() -> None:
         "--handler-sessions", type=int, default=2_000, help="then sessions receipted one event at a time"
     )
     p.add_argument("--seed", type=int, default=6)
-    p.add_argument(
-        "--database-url",
-        default="postgresql+asyncpg://postgres@127.0.0.1:5432/chargenet_bench_invoicing",
-        help="PostgreSQL server to create the fresh database on",
-    )
-    p.add_argument("--pg-name", default="chargenet_bench_invoicing")
-    p.add_argument("--write", action="store_true", help="append the results to bench/RESULTS.md")
+    bl.add_postgres_args(p, pg_name="chargenet_bench_invoicing")
     args = p.parse_args()
     report = bl.Report(
         f"Month-end invoicing: receipts for {args.sessions:,} sessions of one organisation, PostgreSQL"
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        db = bl.fresh_database(args.database_url, Path(tmp), args.pg_name)
-        if db.kind != "postgresql":
-            sys.exit("this benchmark measures PostgreSQL (COPY seeding); give a postgresql URL")
-        try:
-            asyncio.run(_run(db.url, args, report))
-        finally:
-            db.drop()
-    report.emit(args.write)
+    bl.run_on_fresh_postgres(args, report, lambda url: _run(url, args, report))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Index, PrimaryKeyConstraint, Text, UniqueConstraint
+from sqlalchemy import Column, Index, PrimaryKeyConstraint, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from schema.columns import bigint_pk, utc_column
@@ -137,6 +137,8 @@ class Transaction(SQLModel, table=True):
         # A repeated StartTransaction (same station, connector and start time) maps here.
         UniqueConstraint("station_id", "start_key", name="uq_transaction_start_key"),
         Index("ix_transaction_station_started", "station_id", "started_at"),
+        # Fleet-wide reads of a period's sessions (the health job's failed-session ratio).
+        Index("ix_transaction_started", "started_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -202,12 +204,25 @@ class MeterSample(SQLModel, table=True):
     value: float
 
 
+# A status change that reports a fault, as SQL (the partial index's predicate and the queries
+# that must match it spell it the same way; a literal, so PostgreSQL can prove the match).
+FAULT_STATUS_SQL = "status = 'Faulted' OR error_code <> 'NoError'"
+
+
 class ConnectorStatusEvent(SQLModel, table=True):
     """Every status change with the time it happened: uptime and utilization are computed here."""
 
     __tablename__ = "connector_status_event"
     __table_args__ = (
         Index("ix_status_event_station_conn_time", "station_id", "connector_id", "received_at"),
+        # The health job counts a week of faults across the fleet; faults are a sliver of all
+        # status changes, so this stays small and costs the gateway's writes next to nothing.
+        Index(
+            "ix_status_event_fault_time",
+            "received_at",
+            postgresql_where=text(FAULT_STATUS_SQL),
+            sqlite_where=text(FAULT_STATUS_SQL),
+        ),
     )
 
     id: int | None = Field(
@@ -228,6 +243,17 @@ class OcppMessage(SQLModel, table=True):
     """The raw OCPP log, kept for `message_log_retention_days` to debug chargers."""
 
     __tablename__ = "ocpp_message"
+    __table_args__ = (
+        # The health job counts reboots from the log; boots are a sliver of all frames, so a
+        # partial index finds them without scanning the window's meter values.
+        Index(
+            "ix_ocpp_message_boot",
+            "charge_point_id",
+            "logged_at",
+            postgresql_where=text("action = 'BootNotification'"),
+            sqlite_where=text("action = 'BootNotification'"),
+        ),
+    )
 
     id: int | None = Field(
         default=None,
@@ -255,6 +281,7 @@ from schema import control_models as _control_models  # noqa: E402, F401
 # OCPP 2.0.1 device models, registered the same way.
 from schema import device_models as _device_models  # noqa: E402, F401
 from schema import document_models as _document_models  # noqa: E402, F401
+from schema import health_models as _health_models  # noqa: E402, F401
 from schema import incident_models as _incident_models  # noqa: E402, F401
 from schema import local_auth_models as _local_auth_models  # noqa: E402, F401
 from schema import payment_models as _payment_models  # noqa: E402, F401

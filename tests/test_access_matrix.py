@@ -45,6 +45,7 @@ from schema.campaign_models import FirmwareCampaign, FirmwareCampaignStation
 from schema.control_models import StationCommand, StationConfigurationKey
 from schema.db import session_factory
 from schema.document_models import BillingDocument, DocumentKind
+from schema.health_models import StationHealth
 from schema.models import ChargingStation, Connector, IdToken, Location, Organization, Transaction
 from schema.plan_models import MembershipPlan, PlanSubscription
 from schema.request_models import ChargingRequest, Reservation
@@ -71,6 +72,8 @@ DIAGNOSERS = frozenset({"owner", "admin", "operator", "technician", PLATFORM})
 MEMBERS = frozenset(ROLES)
 BILLERS = frozenset({"owner", "admin", "finance", PLATFORM})
 REPORTERS = frozenset({"owner", "admin", "operator", "finance", PLATFORM})
+# network:read: every member role, the integration key, the platform.
+NETWORK_READERS = MEMBERS | {KEY, PLATFORM}
 PERIOD = {"from": "2026-01-01T00:00:00+00:00", "to": "2027-01-01T00:00:00+00:00"}
 MATRIX_TARIFF = {"energy_per_kwh": "39", "time_per_minute": "0", "idle_per_minute": "10", "windows": []}
 # The integration the matrix plays: reads the network and sessions, starts and stops charging.
@@ -138,6 +141,16 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
         s.add(station)
         await s.flush()
         s.add(Connector(station_id=station.id or 0, connector_id=1))
+        s.add(
+            StationHealth(
+                station_id=station.id or 0,
+                score=42,
+                degraded=True,
+                threshold=60,
+                window_start=utcnow(),
+                computed_at=utcnow(),
+            )
+        )
         people = {DRIVER: None, "other-driver": None, "target": Role.VIEWER} | {r.value: r for r in Role}
         users: dict[str, int] = {}
         memberships: dict[str, Membership] = {}
@@ -388,6 +401,9 @@ RULES: dict[str, Rule] = {
     "Subscription.stationEvents": Rule(
         ALL - {ANON, DRIVER}, lambda w, _: {"stationId": gid("Station", w.station)}
     ),
+    # --- station health (network:read in the station's organisation) ---
+    "Query.stationHealth": Rule(NETWORK_READERS, lambda w, _: {"stationId": gid("Station", w.station)}),
+    "Query.unhealthyStations": Rule(NETWORK_READERS, org),
     # --- sessions ---
     "Query.transactions": Rule(AUTHENTICATED),
     "Query.transaction": Rule(SESSION_READERS, lambda w, _: {"id": gid("Transaction", w.transaction)}),

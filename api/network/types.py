@@ -14,6 +14,7 @@ from api.auth.permissions import HasOnObject
 from api.auth.roles import Permission
 from api.control.requests import qr_code
 from api.enums import ConnectorStatusGQL
+from api.service.health_types import StationHealthNode
 from schema.models import ChargingStation, Connector, Location
 
 
@@ -165,6 +166,14 @@ class StationNode(relay.Node):
     @strawberry.field(permission_classes=[HasOnObject(Permission.NETWORK_READ)])
     def firmware_status(self) -> str | None:
         return self._model.firmware_status
+
+    @strawberry.field(
+        permission_classes=[HasOnObject(Permission.NETWORK_READ)],
+        description="The station's health score and why (null until the worker first scored it).",
+    )
+    async def health(self, info: Info) -> StationHealthNode | None:
+        row = await info.context.loaders.health_by_station.load(self.id)
+        return StationHealthNode.from_row(row) if row else None
 
     @strawberry.field
     async def location(self, info: Info) -> LocationNode | None:

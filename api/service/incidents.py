@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, select, update
+from sqlalchemy import text as sql_text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schema.db import insert_on_conflict
@@ -42,6 +43,10 @@ SEVERITY_RANK = {
     IncidentSeverity.CRITICAL.value: 3,
 }
 _UNRESOLVED = INCIDENT.c.state != IncidentState.RESOLVED.value
+# The partial index's predicate spelt as a literal, never a bound parameter: PostgreSQL infers
+# the ON CONFLICT arbiter index at planning time, and once a prepared statement switches to a
+# generic plan (after 5 executions on a connection) a parameter no longer proves it.
+_OPEN_INDEX_WHERE = sql_text(f"state <> '{IncidentState.RESOLVED.value}'")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,9 +108,7 @@ async def open_or_recur(conn: AsyncConnection, problem: Problem, *, at: datetime
                     last_seen_at=at,
                     updated_at=at,
                 )
-                .on_conflict_do_nothing(
-                    index_elements=["dedup_key"], index_where=INCIDENT.c.state != IncidentState.RESOLVED.value
-                )
+                .on_conflict_do_nothing(index_elements=["dedup_key"], index_where=_OPEN_INDEX_WHERE)
                 .returning(INCIDENT.c.id)
             )
         ).scalar()

@@ -5,6 +5,8 @@ Event-driven (run once per event by the processor, inside its transaction):
   uptime and analytics read; the session's stuck flag, if any, is resolved; and the session is
   priced once (`session_charge`, announced by the durable SessionCharged).
 - on SessionCharged, the session's receipt is issued (api/invoicing/receipts.py).
+- on TransactionEnded, the session's power at low SoC is kept for the health score
+  (api/service/health_sessions.py).
 - on TransactionStarted, the reservation the session used is marked used and linked, and the
   tariff version in force at the start is frozen on the session; then the session claims a
   sponsorship that applies (api/sponsorships), settled by the charge step on TransactionEnded.
@@ -29,6 +31,7 @@ from api.billing import service as billing
 from api.control import requests
 from api.invoicing import receipts
 from api.reservations import jobs as reservations
+from api.service import health_sessions
 from api.sponsorships import service as sponsorships
 from api.worker import repository as repo
 from api.worker.processor import HandlerRegistry
@@ -91,6 +94,7 @@ def default_registry() -> HandlerRegistry:
     # after the freeze: an energy-capped sponsorship reserves with the session's tariff
     registry.register(TransactionStarted, sponsorships.claim_on_start)
     registry.register(TransactionEnded, requests.close_ended)
+    registry.register(TransactionEnded, health_sessions.check_power_on_end)
     registry.register(SessionCharged, receipts.issue_on_charged)
     return registry
 

@@ -27,6 +27,8 @@ from api.firmware import progress as firmware_campaigns
 from api.invoicing import receipts
 from api.localauth import jobs as local_lists
 from api.reservations import jobs as reservations
+from api.service import health_job
+from api.service.health_settings import HealthSettings
 from api.sponsorships import reports as sponsor_reports
 from api.worker import jobs, overlong
 from api.worker.processor import HandlerRegistry, Processor
@@ -63,6 +65,7 @@ def scheduled_jobs(
         *_configuration_job(engine, settings, bus),
         *_local_list_job(engine, settings, bus),
         *_firmware_campaign_job(engine, settings, bus),
+        _health_job(engine, bus),
         ScheduledJob(
             "stuck-sessions",
             settings.stuck_check_interval_s,
@@ -189,6 +192,16 @@ def _firmware_campaign_job(
             ),
         )
     ]
+
+
+def _health_job(engine: AsyncEngine, bus: Bus | None) -> ScheduledJob:
+    """Station health scores and their early-warning incidents (announced live when there is a bus)."""
+    health = HealthSettings()
+    return ScheduledJob(
+        "station-health",
+        health.interval_s,
+        functools.partial(health_job.refresh_health, engine, health.policy(), bus=bus),
+    )
 
 
 def _settle_job(engine: AsyncEngine, payments: PaymentGateway | None) -> list[ScheduledJob]:

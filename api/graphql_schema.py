@@ -51,6 +51,8 @@ from api.orgs.queries import OrgsQuery
 from api.query_cost import QueryCostRule
 from api.reservations.mutations import ReservationsMutation
 from api.reservations.queries import ReservationsQuery
+from api.service.uptime_mutations import UptimeMutation
+from api.service.uptime_queries import UptimeQuery
 from api.sessions.queries import SessionsQuery
 from api.sessions.subscriptions import SessionsSubscription
 from api.sponsorships.mutations import SponsorshipsMutation
@@ -84,6 +86,7 @@ class Query(
     FirmwareCampaignQuery,
     SponsorshipsQuery,
     InvoicingQuery,
+    UptimeQuery,
 ):
     # Each node type's resolve_nodes reads through the caller-scoped loaders.
     node: relay.Node | None = relay.node(
@@ -109,6 +112,7 @@ class Mutation(
     FirmwareCampaignMutation,
     SponsorshipsMutation,
     InvoicingMutation,
+    UptimeMutation,
 ):
     pass
 

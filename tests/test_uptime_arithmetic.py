@@ -27,6 +27,10 @@ from api.service.uptime import (
     figures,
     intersection,
     mean_uptime,
+    merge_sorted,
+    per_bucket,
+    seconds_per_bucket,
+    timeline,
     union,
 )
 
@@ -204,6 +208,15 @@ class TestProperties:
         assert sum(y - x for x, y in ua) == len(covered_a)
         assert sum(y - x for x, y in intersection(ua, ub)) == len(covered_a & covered_b)
         assert all(ua[k][1] < ua[k + 1][0] for k in range(len(ua) - 1))
+
+    @given(spans, st.lists(st.integers(0, 270), min_size=2, max_size=6, unique=True).map(sorted))
+    @settings(max_examples=200, deadline=None)
+    def test_seconds_per_month_match_counting_seconds(self, a: list[Span], edges: list[int]) -> None:
+        covered = {s for x, y in a for s in range(x, y)}
+        expected = [len([s for s in covered if edges[k] <= s < edges[k + 1]]) for k in range(len(edges) - 1)]
+        assert seconds_per_bucket(union(a), edges) == expected
+        starts, ends = merge_sorted(*timeline(a), floor=edges[0])
+        assert per_bucket(starts, ends, edges) == expected
 
     @given(spans, spans)
     @settings(max_examples=100, deadline=None)

@@ -51,7 +51,7 @@ class UptimeQuery:
         months: int = 12,
         threshold: float = NEVI_THRESHOLD,
     ) -> UptimeReportType:
-        return UptimeReportType.from_report(await _report(info, organization_id, months, threshold))
+        return UptimeReportType(report=await _report(info, organization_id, months, threshold))
 
     @strawberry.field(
         permission_classes=[Has(Permission.NETWORK_READ)],

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from itertools import islice
+from operator import gt
 from typing import Any
 
-from sqlalchemy import BigInteger, Row, and_, or_, select
+from sqlalchemy import BigInteger, Row, String, and_, cast, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from api.service.uptime import ExclusionSpan, OutageSpan, Port
+from api.service.uptime import ExclusionSpan, Port, PortKey, Timeline, timeline
 from schema.incident_models import OutageExclusion, PortOutage
 from schema.models import ChargingStation, Connector, ConnectorStatusEvent, Location, Transaction
 
@@ -40,7 +42,9 @@ class epoch_seconds(FunctionElement[int]):  # lower case: it reads like the SQL 
 
 @compiles(epoch_seconds, "postgresql")
 def _epoch_pg(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) AS BIGINT)"
+    # date_part gives a double; EXTRACT gives a numeric since PostgreSQL 14, several times
+    # slower over a few hundred thousand rows.
+    return f"CAST(date_part('epoch', {compiler.process(element.clauses, **kw)}) AS BIGINT)"
 
 
 @compiles(epoch_seconds, "sqlite")
@@ -91,11 +95,36 @@ def _spans(table: Any, organization_id: int, since: datetime, until: datetime, *
     )
 
 
-async def outage_spans(
-    conn: AsyncConnection, organization_id: int, since: datetime, until: datetime
-) -> list[OutageSpan]:
-    result = await conn.execute(_spans(OUTAGE, organization_id, since, until))
-    return [OutageSpan(r[0], r[1], r[2], r[3]) for r in result]
+async def outage_timelines(
+    conn: AsyncConnection, organization_id: int, since: datetime, until: datetime, *, now: int
+) -> dict[PortKey, Timeline]:
+    """Each port's outages overlapping the window as (starts, ends) sorted by start, open
+    ones ending at `now`.
+
+    One row per port, its outages aggregated by the database: 10,000 rows of lists travel far
+    faster than a few hundred thousand rows of integers through the driver one by one. On
+    PostgreSQL two arrays (asyncpg decodes them in C): aggregates of one query level read the
+    same input rows in the same order, so the k-th start and the k-th end are one outage;
+    ordering inside the aggregates would cost a sort per port, so rows come in index order
+    and are sorted here only when they are not. SQLite has no arrays: pairs come as text.
+    """
+    spans = _spans(OUTAGE, organization_id, since, until).subquery()
+    start, end = spans.c[2], func.coalesce(spans.c[3], now)
+    port = (spans.c.station_id, spans.c.connector_id)
+    out: dict[PortKey, Timeline] = {}
+    if conn.dialect.name == "postgresql":
+        stmt = select(*port, func.array_agg(start), func.array_agg(end)).group_by(*port)
+        for r in await conn.execute(stmt):
+            starts, ends = list(r[2]), list(r[3])
+            if any(map(gt, starts, islice(starts, 1, None))):
+                starts, ends = timeline(zip(starts, ends, strict=True))
+            out[(int(r[0]), int(r[1]))] = (starts, ends)
+        return out
+    pairs = func.aggregate_strings(cast(start, String) + literal(":") + cast(end, String), ",")
+    for r in await conn.execute(select(*port, pairs).group_by(*port)):
+        spans_of_port = (p.partition(":") for p in str(r[2]).split(","))
+        out[(int(r[0]), int(r[1]))] = timeline((int(a), int(b)) for a, _, b in spans_of_port)
+    return out
 
 
 async def exclusion_spans(

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api.auth.principal import Principal
 from api.auth.roles import Permission
 from api.service import uptime_repository as repo
-from api.service.uptime import PortFigure, Window, figures, mean_uptime
+from api.service.uptime import PortFigure, Window, epoch, figures_by_port, mean_uptime
 from schema.errors import Forbidden, InvalidInput
 
 NEVI_THRESHOLD = 97.0
@@ -85,9 +85,11 @@ async def organization_uptime(
 ) -> UptimeReport:
     require(principal, Permission.NETWORK_READ, organization_id)
     port_rows = await repo.ports(conn, organization_id)
-    outages = await repo.outage_spans(conn, organization_id, window.start, window.end)
+    outages = await repo.outage_timelines(
+        conn, organization_id, window.start, window.end, now=epoch(window.now)
+    )
     exclusions = await repo.exclusion_spans(conn, organization_id, window.start, window.end)
-    port_figures = figures(repo.as_ports(port_rows), outages, exclusions, window)
+    port_figures = figures_by_port(repo.as_ports(port_rows), outages, exclusions, window)
     return roll_up(organization_id, window, threshold, port_rows, port_figures)
 
 

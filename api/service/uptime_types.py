@@ -187,26 +187,42 @@ class LocationUptimeType:
     name="UptimeReport", description="An organisation's uptime over the window (UTC calendar months)."
 )
 class UptimeReportType:
-    start: datetime
-    end: datetime
-    months: list[str]
-    threshold: float
-    uptime: float | None = strawberry.field(description="The network: the mean of every port's figure.")
-    ports: int
-    stations: list[StationUptimeType]
-    locations: list[LocationUptimeType]
-    stations_below_threshold: int
+    # Stations and locations are shaped only when asked for: a network figure over 10,000
+    # ports need not build 120,000 month objects.
+    report: strawberry.Private[rollups.UptimeReport]
 
-    @classmethod
-    def from_report(cls, r: rollups.UptimeReport) -> UptimeReportType:
-        return cls(
-            start=r.window.start,
-            end=r.window.end,
-            months=[m.label() for m in r.window.months],
-            threshold=r.threshold,
-            uptime=r.uptime,
-            ports=r.ports,
-            stations=[StationUptimeType.from_station(s) for s in r.stations],
-            locations=[LocationUptimeType.from_location(loc) for loc in r.locations],
-            stations_below_threshold=len(r.below()),
-        )
+    @strawberry.field
+    def start(self) -> datetime:
+        return self.report.window.start
+
+    @strawberry.field
+    def end(self) -> datetime:
+        return self.report.window.end
+
+    @strawberry.field
+    def months(self) -> list[str]:
+        return [m.label() for m in self.report.window.months]
+
+    @strawberry.field
+    def threshold(self) -> float:
+        return self.report.threshold
+
+    @strawberry.field(description="The network: the mean of every port's figure; null without ports.")
+    def uptime(self) -> float | None:
+        return self.report.uptime
+
+    @strawberry.field
+    def ports(self) -> int:
+        return self.report.ports
+
+    @strawberry.field
+    def stations_below_threshold(self) -> int:
+        return len(self.report.below())
+
+    @strawberry.field
+    def stations(self) -> list[StationUptimeType]:
+        return [StationUptimeType.from_station(s) for s in self.report.stations]
+
+    @strawberry.field
+    def locations(self) -> list[LocationUptimeType]:
+        return [LocationUptimeType.from_location(loc) for loc in self.report.locations]

@@ -64,11 +64,12 @@ async def station_outages(
     station = await repo.station(conn, station_id)
     if station is None or not principal.can(Permission.NETWORK_READ, station.organization_id):
         raise NotFound("no such station")
-    outages = await repo.station_outages(conn, [station_id], since, until, limit=MAX_OUTAGES)
+    scope = repo.Scope(station_id=station_id)
+    outages = await repo.outages(conn, scope, since, until, limit=MAX_OUTAGES)
     # An outage may reach beyond [since, until): its exclusions are looked up over all of it.
     first = min((o.started_at for o in outages), default=since)
     last = max((_end(o, now) for o in outages), default=until)
-    exclusions = await repo.station_exclusions(conn, [station_id], min(first, since), max(last, until))
+    exclusions = await repo.exclusions(conn, scope, min(first, since), max(last, until))
     return [
         OutageView(
             o,

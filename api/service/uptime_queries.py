@@ -14,7 +14,7 @@ from api.auth.permissions import Has
 from api.auth.roles import Permission
 from api.network.types import parse_global_id
 from api.orgs.types import parse_organization_id
-from api.service import outage_review, uptime_rollups
+from api.service import outage_review, uptime_export, uptime_rollups, uptime_routes
 from api.service.uptime import Window
 from api.service.uptime_types import PortOutage, StationUptimeType, UptimeReportType
 from schema.timeutil import utcnow
@@ -67,6 +67,27 @@ class UptimeQuery:
     ) -> list[StationUptimeType]:
         report = await _report(info, organization_id, months, threshold)
         return [StationUptimeType.from_station(s) for s in report.below()]
+
+    @strawberry.field(
+        permission_classes=[Has(Permission.NETWORK_READ)],
+        description="A link to the quarter's uptime CSV (per port: uptime, T_outage and "
+        "T_excluded per month, each outage, failed sessions' error codes and stop reasons; the "
+        "fields 23 CFR 680.112 asks for) that works without a bearer token until it expires.",
+    )
+    def uptime_export_url(
+        self,
+        info: Info,
+        organization_id: relay.GlobalID,
+        year: int,
+        quarter: int,
+        expires_in_minutes: int | None = None,
+    ) -> str:
+        export = uptime_export.quarter_request(
+            info.context.principal, parse_organization_id(organization_id), year, quarter
+        )
+        token = uptime_routes.export_token(info.context.settings, export, expires_in_minutes)
+        base = str(info.context.request.base_url).rstrip("/")
+        return f"{base}{uptime_routes.EXPORT_PATH}?token={token}"
 
     @strawberry.field(
         permission_classes=[Has(Permission.NETWORK_READ)],

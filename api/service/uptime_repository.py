@@ -9,6 +9,7 @@ thousand small integer rows, merged in one pass in Python (api.service.uptime).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
 from operator import gt
@@ -149,27 +150,39 @@ async def connector_exists(conn: AsyncConnection, station_id: int, connector_id:
     return (await conn.execute(stmt)).first() is not None
 
 
-async def station_outages(
-    conn: AsyncConnection, station_ids: Sequence[int], since: datetime, until: datetime, *, limit: int
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Whose rows: one station's, or every station's of an organisation."""
+
+    station_id: int | None = None
+    organization_id: int | None = None
+
+    def of(self, table: Any) -> Any:
+        if self.station_id is not None:
+            return table.c.station_id == self.station_id
+        stations = select(STATION.c.id).where(STATION.c.organization_id == self.organization_id)
+        return table.c.station_id.in_(stations)
+
+
+async def outages(
+    conn: AsyncConnection, scope: Scope, since: datetime, until: datetime, *, limit: int | None = None
 ) -> list[Row[Any]]:
-    """Outages of these stations overlapping [since, until), oldest first."""
+    """Outages overlapping [since, until), by station, oldest first."""
     stmt = (
         select(OUTAGE)
-        .where(OUTAGE.c.station_id.in_(station_ids), _overlapping(OUTAGE, since, until))
+        .where(scope.of(OUTAGE), _overlapping(OUTAGE, since, until))
         .order_by(OUTAGE.c.station_id, OUTAGE.c.started_at, OUTAGE.c.connector_id, OUTAGE.c.id)
         .limit(limit)
     )
     return list((await conn.execute(stmt)).all())
 
 
-async def station_exclusions(
-    conn: AsyncConnection, station_ids: Sequence[int], since: datetime, until: datetime
-) -> list[Row[Any]]:
-    """Exclusions of these stations overlapping [since, until), revoked ones included (an
-    operator reviewing outages must see what was withdrawn, too)."""
+async def exclusions(conn: AsyncConnection, scope: Scope, since: datetime, until: datetime) -> list[Row[Any]]:
+    """Exclusions overlapping [since, until), revoked ones included (an operator reviewing
+    outages must see what was withdrawn, too)."""
     stmt = (
         select(EXCLUSION)
-        .where(EXCLUSION.c.station_id.in_(station_ids), _overlapping(EXCLUSION, since, until))
+        .where(scope.of(EXCLUSION), _overlapping(EXCLUSION, since, until))
         .order_by(EXCLUSION.c.station_id, EXCLUSION.c.started_at, EXCLUSION.c.id)
     )
     return list((await conn.execute(stmt)).all())

@@ -84,6 +84,13 @@ async def organization_uptime(
     threshold: float = NEVI_THRESHOLD,
 ) -> UptimeReport:
     require(principal, Permission.NETWORK_READ, organization_id)
+    return await compute_uptime(conn, organization_id, window, threshold=threshold)
+
+
+async def compute_uptime(
+    conn: AsyncConnection, organization_id: int, window: Window, *, threshold: float = NEVI_THRESHOLD
+) -> UptimeReport:
+    """The report, for a caller already allowed to read it (a signed export link)."""
     port_rows = await repo.ports(conn, organization_id)
     outages = await repo.outage_timelines(
         conn, organization_id, window.start, window.end, now=epoch(window.now)

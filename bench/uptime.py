@@ -283,7 +283,7 @@ async def _run(url: str, args: argparse.Namespace, report: bl.Report) -> None:
     from api.service import uptime_rollups
     from api.service.uptime import Window
     from schema.bus import InProcessBus
-    from schema.db import create_engine
+    from schema.db import create_engine, session_factory
     from schema.settings import Settings
     from schema.timeutil import utcnow
 
@@ -294,10 +294,9 @@ async def _run(url: str, args: argparse.Namespace, report: bl.Report) -> None:
         result = None
         for _ in range(args.repeat + 1):
             t0 = time.perf_counter()
-            async with engine.connect() as conn:
-                result = await uptime_rollups.organization_uptime(
-                    conn, PLATFORM, org, Window.trailing(utcnow(), 12)
-                )
+            result = await uptime_rollups.organization_uptime(
+                session_factory(engine), PLATFORM, org, Window.trailing(utcnow(), 12)
+            )
             timings.append(time.perf_counter() - t0)
         assert result is not None
         cold, warm = timings[0], sorted(timings[1:])

@@ -32,6 +32,7 @@ from api.service import uptime_repository as repo
 from api.service.outage_review import overlapping
 from api.service.uptime import SECONDS_PER_MINUTE, Month, PortFigure, Window, quarter_months
 from api.service.uptime_rollups import compute_uptime, require
+from schema.db import session_factory
 from schema.errors import InvalidInput
 from schema.timeutil import utcnow
 
@@ -176,9 +177,10 @@ async def csv_chunks(engine: AsyncEngine, request: QuarterRequest) -> AsyncItera
     trailing = Window.trailing(request.months[-1].end, 12) if request.months[-1].end <= now else None
     since, until = quarter.start, quarter.end
     scope = repo.Scope(organization_id=request.organization_id)
+    db = session_factory(engine)
+    q_report = await compute_uptime(db, request.organization_id, quarter)
+    y_report = None if trailing is None else await compute_uptime(db, request.organization_id, trailing)
     async with engine.connect() as conn:
-        q_report = await compute_uptime(conn, request.organization_id, quarter)
-        y_report = None if trailing is None else await compute_uptime(conn, request.organization_id, trailing)
         ports = {(r.station_id, r.connector_id): r for r in await repo.ports(conn, request.organization_id)}
         outage_rows = await repo.outages(conn, scope, since, until)
         exclusion_rows = await repo.exclusions(conn, scope, since, until)

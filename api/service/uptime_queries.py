@@ -26,14 +26,13 @@ async def _report(
     info: Info, organization_id: relay.GlobalID, months: int, threshold: float
 ) -> uptime_rollups.UptimeReport:
     uptime_rollups.check_options(months, threshold)
-    async with info.context.db() as s:
-        return await uptime_rollups.organization_uptime(
-            await s.connection(),
-            info.context.principal,
-            parse_organization_id(organization_id),
-            Window.trailing(utcnow(), months),
-            threshold=threshold,
-        )
+    return await uptime_rollups.organization_uptime(
+        info.context.db,
+        info.context.principal,
+        parse_organization_id(organization_id),
+        Window.trailing(utcnow(), months),
+        threshold=threshold,
+    )
 
 
 @strawberry.type

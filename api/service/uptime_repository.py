@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.sqltypes import NullType
 
 from api.service.uptime import ExclusionSpan, Port, PortKey, Timeline, timeline
 from schema.incident_models import OutageExclusion, PortOutage
@@ -121,7 +122,9 @@ async def outage_timelines(
     port = (spans.c.station_id, spans.c.connector_id)
     out: dict[PortKey, Timeline] = {}
     if conn.dialect.name == "postgresql":
-        stmt = select(*port, func.array_agg(start), func.array_agg(end)).group_by(*port)
+        # NullType: asyncpg's lists as they come, without SQLAlchemy's per-item array processing.
+        raw = NullType()
+        stmt = select(*port, func.array_agg(start, type_=raw), func.array_agg(end, type_=raw)).group_by(*port)
         for r in await conn.execute(stmt):
             starts, ends = list(r[2]), list(r[3])
             if any(map(gt, starts, islice(starts, 1, None))):

@@ -90,8 +90,8 @@ class UptimeQuery:
 
     @strawberry.field(
         permission_classes=[Has(Permission.NETWORK_READ)],
-        description="The station's port outages overlapping [from, to), oldest first, each with "
-        "the exclusions overlapping it.",
+        description="The station's port outages overlapping [from, to) (at most 400 days), oldest "
+        "first and at most 2,000, each with the exclusions overlapping it.",
     )
     async def port_outages(
         self,

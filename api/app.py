@@ -39,6 +39,7 @@ from api.invoicing.routes import invoicing_routes
 from api.loaders import Loaders
 from api.notify.email import Mailer, OutboxMailer
 from api.notify.smtp import SmtpMailer
+from api.service.uptime_routes import uptime_routes
 from schema.bus import Bus
 from schema.db import session_factory
 from schema.errors import Unauthenticated
@@ -224,6 +225,7 @@ def create_app(
             upload_route(session_factory(engine)),
             stripe_webhook_route(engine, settings),
             *invoicing_routes(engine, settings, auth.authenticator),
+            *uptime_routes(engine, settings, auth.authenticator),
         ],
     )
     app.state.auth = auth

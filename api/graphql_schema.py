@@ -52,6 +52,8 @@ from api.query_cost import QueryCostRule
 from api.reservations.mutations import ReservationsMutation
 from api.reservations.queries import ReservationsQuery
 from api.service.health_queries import HealthQuery
+from api.service.uptime_mutations import UptimeMutation
+from api.service.uptime_queries import UptimeQuery
 from api.sessions.queries import SessionsQuery
 from api.sessions.subscriptions import SessionsSubscription
 from api.sponsorships.mutations import SponsorshipsMutation
@@ -86,6 +88,7 @@ class Query(
     SponsorshipsQuery,
     InvoicingQuery,
     HealthQuery,
+    UptimeQuery,
 ):
     # Each node type's resolve_nodes reads through the caller-scoped loaders.
     node: relay.Node | None = relay.node(
@@ -111,6 +114,7 @@ class Mutation(
     FirmwareCampaignMutation,
     SponsorshipsMutation,
     InvoicingMutation,
+    UptimeMutation,
 ):
     pass
 

@@ -46,6 +46,7 @@ from schema.control_models import StationCommand, StationConfigurationKey
 from schema.db import session_factory
 from schema.document_models import BillingDocument, DocumentKind
 from schema.health_models import StationHealth
+from schema.incident_models import ExclusionReason, OutageExclusion
 from schema.models import ChargingStation, Connector, IdToken, Location, Organization, Transaction
 from schema.plan_models import MembershipPlan, PlanSubscription
 from schema.request_models import ChargingRequest, Reservation
@@ -74,6 +75,8 @@ BILLERS = frozenset({"owner", "admin", "finance", PLATFORM})
 REPORTERS = frozenset({"owner", "admin", "operator", "finance", PLATFORM})
 # network:read: every member role, the integration key, the platform.
 NETWORK_READERS = MEMBERS | {KEY, PLATFORM}
+# Classifying outages for uptime: stations:control or workorders:manage.
+CLASSIFIERS = frozenset({"owner", "admin", "operator", "technician", KEY, PLATFORM})
 PERIOD = {"from": "2026-01-01T00:00:00+00:00", "to": "2027-01-01T00:00:00+00:00"}
 MATRIX_TARIFF = {"energy_per_kwh": "39", "time_per_minute": "0", "idle_per_minute": "10", "windows": []}
 # The integration the matrix plays: reads the network and sessions, starts and stops charging.
@@ -119,6 +122,7 @@ class World:
     sponsorship: int = 0
     receipt: int = 0
     invoice: int = 0
+    outage_exclusion: int = 0
     users: dict[str, int] = field(default_factory=dict)
     sessions: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
@@ -293,6 +297,15 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
         receipt = _document(oid, DocumentKind.RECEIPT, n, transaction_id=tx.id, user_id=users["other-driver"])
         invoice = _document(oid, DocumentKind.INVOICE, n)
         s.add_all([receipt, invoice])
+        # an operator's exclusion of a utility outage from the station's uptime
+        exclusion = OutageExclusion(
+            organization_id=oid,
+            station_id=station.id or 0,
+            started_at=utcnow().replace(year=2026, month=3, day=1),
+            ended_at=utcnow().replace(year=2026, month=3, day=2),
+            reason=ExclusionReason.UTILITY_INTERRUPTION.value,
+        )
+        s.add(exclusion)
         await s.flush()
         world = World(
             org=oid,
@@ -323,6 +336,7 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
             sponsorship=sponsorship.id or 0,
             receipt=receipt.id or 0,
             invoice=invoice.id or 0,
+            outage_exclusion=exclusion.id or 0,
             users=users,
         )
         for who in PEOPLE:
@@ -611,6 +625,25 @@ RULES: dict[str, Rule] = {
     "Query.invoices": Rule(BILLERS),
     "Query.revenueReport": Rule(REPORTERS, lambda w, _: {**PERIOD, "groupBy": "STATION"}),
     "Query.revenueExportUrl": Rule(REPORTERS, lambda w, _: dict(PERIOD)),
+    # --- uptime: network:read reads; stations:control or workorders:manage classify outages ---
+    "Query.uptime": Rule(NETWORK_READERS, org),
+    "Query.stationsBelowUptime": Rule(NETWORK_READERS, org),
+    "Query.portOutages": Rule(
+        NETWORK_READERS, lambda w, _: {"stationId": gid("Station", w.station), **PERIOD}
+    ),
+    "Query.uptimeExportUrl": Rule(NETWORK_READERS, lambda w, _: org(w, _) | {"year": 2026, "quarter": 1}),
+    "Mutation.excludeOutage": Rule(
+        CLASSIFIERS,
+        lambda w, _: {
+            "stationId": gid("Station", w.station),
+            "start": "2026-03-01T00:00:00+00:00",
+            "end": "2026-03-01T02:00:00+00:00",
+            "reason": "VANDALISM",
+        },
+    ),
+    "Mutation.revokeOutageExclusion": Rule(
+        CLASSIFIERS, lambda w, _: {"id": gid("OutageExclusion", w.outage_exclusion)}
+    ),
     "Mutation.updateBillingDetails": Rule(
         BILLERS, lambda w, _: org(w, _) | {"input": {"vatId": "DE123456789"}}
     ),

@@ -58,6 +58,7 @@ OBJECTS: dict[str, Callable[[World], int]] = {
     "FirmwareCampaignStation": lambda w: w.campaign_station,
     "Receipt": lambda w: w.receipt,
     "Invoice": lambda w: w.invoice,
+    "OutageExclusion": lambda w: w.outage_exclusion,
 }
 # Root operations that take another tenant's object: each must answer null or NOT_FOUND.
 PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
@@ -290,6 +291,32 @@ PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
     "cancelMembership": (
         "mutation ($m: ID!) { cancelMembership(id: $m) { id } }",
         lambda w: {"m": gid("PlanMembership", w.plan_membership)},
+    ),
+    "uptime": (
+        "query ($o: ID!) { uptime(organizationId: $o) { ports } }",
+        lambda w: {"o": gid("Organization", w.org)},
+    ),
+    "stationsBelowUptime": (
+        "query ($o: ID!) { stationsBelowUptime(organizationId: $o) { chargePointId } }",
+        lambda w: {"o": gid("Organization", w.org)},
+    ),
+    "portOutages": (
+        'query ($s: ID!) { portOutages(stationId: $s, from: "2026-01-01T00:00:00Z", '
+        'to: "2026-12-01T00:00:00Z") { connectorId } }',
+        lambda w: {"s": gid("Station", w.station)},
+    ),
+    "uptimeExportUrl": (
+        "query ($o: ID!) { uptimeExportUrl(organizationId: $o, year: 2026, quarter: 1) }",
+        lambda w: {"o": gid("Organization", w.org)},
+    ),
+    "excludeOutage": (
+        'mutation ($s: ID!) { excludeOutage(stationId: $s, start: "2026-03-01T00:00:00Z", '
+        'end: "2026-03-01T01:00:00Z", reason: VANDALISM) { id } }',
+        lambda w: {"s": gid("Station", w.station)},
+    ),
+    "revokeOutageExclusion": (
+        "mutation ($x: ID!) { revokeOutageExclusion(id: $x) { id } }",
+        lambda w: {"x": gid("OutageExclusion", w.outage_exclusion)},
     ),
     "revokeAppToken": (
         "mutation ($a: ID!) { revokeAppToken(id: $a) }",

@@ -51,6 +51,10 @@ from api.orgs.queries import OrgsQuery
 from api.query_cost import QueryCostRule
 from api.reservations.mutations import ReservationsMutation
 from api.reservations.queries import ReservationsQuery
+from api.service.maintenance_api import MaintenanceMutation, MaintenanceQuery
+from api.service.work_order_mutations import WorkOrderMutation
+from api.service.work_order_queries import WorkOrderQuery
+from api.service.work_order_subscriptions import WorkOrderSubscription
 from api.sessions.queries import SessionsQuery
 from api.sessions.subscriptions import SessionsSubscription
 from api.sponsorships.mutations import SponsorshipsMutation
@@ -84,6 +88,8 @@ class Query(
     FirmwareCampaignQuery,
     SponsorshipsQuery,
     InvoicingQuery,
+    WorkOrderQuery,
+    MaintenanceQuery,
 ):
     # Each node type's resolve_nodes reads through the caller-scoped loaders.
     node: relay.Node | None = relay.node(
@@ -109,12 +115,16 @@ class Mutation(
     FirmwareCampaignMutation,
     SponsorshipsMutation,
     InvoicingMutation,
+    WorkOrderMutation,
+    MaintenanceMutation,
 ):
     pass
 
 
 @strawberry.type
-class Subscription(NetworkSubscription, SessionsSubscription, StationEventsSubscription):
+class Subscription(
+    NetworkSubscription, SessionsSubscription, StationEventsSubscription, WorkOrderSubscription
+):
     pass
 
 

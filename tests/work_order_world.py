@@ -67,12 +67,19 @@ async def make_crew(
 async def create_order(
     http: httpx.AsyncClient, crew: Crew, *, severity: str = "HIGH", **extra: Any
 ) -> dict[str, Any]:
-    payload = {"stationId": gid("Station", crew.station), "title": "Cable damaged", "severity": severity, **extra}
+    payload = {
+        "stationId": gid("Station", crew.station),
+        "title": "Cable damaged",
+        "severity": severity,
+        **extra,
+    }
     found: dict[str, Any] = data(await gql(http, CREATE, {"input": payload}, token=crew.tokens["manager"]))[
         "createWorkOrder"
     ]
     return found
 
 
-async def move(http: httpx.AsyncClient, token: str, order_id: str, state: str, note: str | None = None) -> dict[str, Any]:
+async def move(
+    http: httpx.AsyncClient, token: str, order_id: str, state: str, note: str | None = None
+) -> dict[str, Any]:
     return await gql(http, STATE, {"id": order_id, "state": state, "note": note}, token=token)

@@ -25,7 +25,8 @@ mutation ($id: ID!, $state: WorkOrderState!, $note: String) {
     id state assignedAt startedAt resolvedAt verifiedAt cancelledAt slaBreached
     timeline { kind by fromState toState text } } }"""
 ASSIGN = """
-mutation ($id: ID!, $a: ID!) { assignWorkOrder(id: $id, assigneeId: $a) { id state assigneeId assignedAt } }"""
+mutation ($id: ID!, $a: ID!) { assignWorkOrder(id: $id, assigneeId: $a) {
+  id state assigneeId assignedAt } }"""
 
 
 @dataclass

@@ -93,7 +93,8 @@ async def run(
             raise Forbidden("only the technician assigned to this work order (or a manager) acts from it")
         if WorkOrderState(order.state) in DONE_STATES:
             raise InvalidInput(f"the work order is {order.state}")
-        station = (await s.exec(select(ChargingStation).where(ChargingStation.id == order.station_id))).one()  # type: ignore[call-overload, arg-type]
+        station = await s.get(ChargingStation, order.station_id)
+        assert station is not None  # a work order's station is never deleted (foreign key)
     file_id, location = None, None
     if action is StationAction.DIAGNOSTICS:
         file_id, location = await files.create_upload(

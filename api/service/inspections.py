@@ -11,7 +11,6 @@ so the job is idempotent and safe on racing replicas.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,10 +19,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.service import work_orders as wo
-from api.service.work_order_jobs import JobResult, publish
+from api.service.work_order_jobs import Created, JobResult
 from schema.bus import Bus
 from schema.errors import InvalidInput, NotFound
-from schema.events import Event
 from schema.incident_models import IncidentSeverity
 from schema.maintenance_models import InspectionPlan, WorkOrderSource, WorkOrderState
 from schema.models import Location
@@ -33,8 +31,6 @@ from schema.work_models import SessionSummary
 PLAN = InspectionPlan.__table__  # type: ignore[attr-defined]
 SUMMARY = SessionSummary.__table__  # type: ignore[attr-defined]
 LOCATION = Location.__table__  # type: ignore[attr-defined]
-
-log = logging.getLogger(__name__)
 
 DUE_CHECK_INTERVAL_S = 3_600.0
 MAX_EVERY_DAYS = 3 * 366
@@ -170,8 +166,7 @@ async def create_due_orders(
     engine: AsyncEngine, bus: Bus | None = None, *, now: datetime | None = None
 ) -> JobResult:
     now = now or utcnow()
-    events: list[Event] = []
-    created = 0
+    created = Created()
     w = wo.WORK_ORDER
     async with engine.begin() as conn:
         plans = (await conn.execute(select(PLAN).where(PLAN.c.active.is_(True)).order_by(PLAN.c.id))).all()
@@ -210,10 +205,5 @@ async def create_due_orders(
                     at=now,
                     user_id=None,
                 )
-                if made is not None:
-                    created += 1
-                    events += made[1]
-    await publish(bus, events)
-    if created:
-        log.info("created %d inspection work orders", created)
-    return JobResult(created=created)
+                created.add(made)
+    return await created.announce(bus, "inspection work orders")

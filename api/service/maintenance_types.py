@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from enum import Enum
-from typing import Any
+from typing import Any, TypeAlias
 
 import strawberry
 from sqlalchemy import select
@@ -19,23 +18,8 @@ from api.service import driver_reports as reports
 from api.service.inspections import PLAN
 from api.service.work_order_types import WorkOrderSeverityGQL
 
-
-@strawberry.enum(name="ProblemCategory")
-class ProblemCategoryGQL(Enum):
-    NOT_CHARGING = "not_charging"
-    CONNECTOR_DAMAGED = "connector_damaged"
-    STATION_DAMAGED = "station_damaged"
-    PAYMENT = "payment"
-    DISPLAY = "display"
-    ACCESS_BLOCKED = "access_blocked"
-    OTHER = "other"
-
-
-@strawberry.enum(name="ProblemReportStatus")
-class ReportStatusGQL(Enum):
-    RECEIVED = "received"
-    BEING_FIXED = "being_fixed"
-    FIXED = "fixed"
+ProblemCategoryGQL: TypeAlias = strawberry.enum(reports.ProblemCategory, name="ProblemCategory")  # type: ignore[valid-type]
+ReportStatusGQL: TypeAlias = strawberry.enum(reports.ReportStatus, name="ProblemReportStatus")  # type: ignore[valid-type]
 
 
 def readable_plans(principal: Principal) -> Any:
@@ -114,7 +98,7 @@ class ProblemReportNode(relay.Node):
             connector_id=r.connector_id,
             category=ProblemCategoryGQL(r.category),
             text=r.text,
-            status=ReportStatusGQL(status.value),
+            status=status,
             has_photo=r.photo_file_id is not None,
             created_at=r.created_at,
             _station_id=r.station_id,

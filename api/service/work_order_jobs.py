@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.service import work_orders as wo
 from schema.bus import Bus
-from schema.events import Event
+from schema.events import Event, WorkOrderChanged
 from schema.incident_models import IncidentKind, IncidentSeverity, IncidentState
 from schema.maintenance_models import DONE_STATES, WorkOrderSource
 from schema.timeutil import utcnow
@@ -50,6 +50,25 @@ async def publish(bus: Bus | None, events: Sequence[Event]) -> None:
         log.exception("work order changes not announced live")
 
 
+@dataclass
+class Created:
+    """What a creating job made in its transaction, announced and logged after the commit."""
+
+    count: int = 0
+    events: list[Event] = field(default_factory=list)
+
+    def add(self, made: tuple[int, list[WorkOrderChanged]] | None) -> None:
+        if made is not None:
+            self.count += 1
+            self.events += made[1]
+
+    async def announce(self, bus: Bus | None, what: str) -> JobResult:
+        await publish(bus, self.events)
+        if self.count:
+            log.info("created %d %s", self.count, what)
+        return JobResult(created=self.count)
+
+
 def _title(incident: Any) -> str:
     return f"{incident.title}"[: wo.MAX_TITLE]
 
@@ -58,8 +77,7 @@ async def create_for_incidents(
     engine: AsyncEngine, bus: Bus | None = None, *, now: datetime | None = None
 ) -> JobResult:
     now = now or utcnow()
-    events: list[Event] = []
-    created = 0
+    created = Created()
     async with engine.begin() as conn:
         no_order = ~exists().where(wo.WORK_ORDER.c.incident_id == wo.INCIDENT.c.id)
         candidates = (
@@ -97,13 +115,8 @@ async def create_for_incidents(
                 at=now,
                 user_id=None,
             )
-            if made is not None:
-                created += 1
-                events += made[1]
-    await publish(bus, events)
-    if created:
-        log.info("created %d work orders for new incidents", created)
-    return JobResult(created=created)
+            created.add(made)
+    return await created.announce(bus, "work orders for new incidents")
 
 
 async def mark_sla_breaches(

@@ -9,8 +9,7 @@ change live (`workOrderUpdated`).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from enum import Enum
-from typing import Any
+from typing import Any, TypeAlias
 
 import strawberry
 from sqlalchemy import select
@@ -89,15 +88,7 @@ class WorkOrderPartInput:
     unit_cost: int = strawberry.field(default=0, description="Minor units of the order's currency.")
 
 
-@strawberry.enum(name="WorkOrderStationAction")
-class StationActionGQL(Enum):
-    RESET_SOFT = "reset_soft"
-    RESET_HARD = "reset_hard"
-    UNLOCK = "unlock"
-    MAKE_INOPERATIVE = "make_inoperative"
-    MAKE_OPERATIVE = "make_operative"
-    TRIGGER_STATUS = "trigger_status"
-    DIAGNOSTICS = "diagnostics"
+StationActionGQL: TypeAlias = strawberry.enum(actions.StationAction, name="WorkOrderStationAction")  # type: ignore[valid-type]
 
 
 @strawberry.input

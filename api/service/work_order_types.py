@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, TypeAlias
 
 import strawberry
 from strawberry import relay
@@ -22,28 +22,15 @@ from api.network.types import StationNode, int_ids, station_node
 from api.orgs.types import user_global_id
 from api.service import work_order_access as access
 from api.service import work_order_details as details
-from schema.maintenance_models import DONE_STATES, WorkOrderState
+from schema.maintenance_models import DONE_STATES, WorkOrderSource, WorkOrderState
 from schema.timeutil import utcnow
 
-
-@strawberry.enum(name="WorkOrderState")
-class WorkOrderStateGQL(Enum):
-    OPEN = "open"
-    ASSIGNED = "assigned"
-    IN_PROGRESS = "in_progress"
-    RESOLVED = "resolved"
-    VERIFIED = "verified"
-    CANCELLED = "cancelled"
+# The domain's own enums, registered with strawberry (GraphQL values are the member names).
+WorkOrderStateGQL: TypeAlias = strawberry.enum(WorkOrderState, name="WorkOrderState")  # type: ignore[valid-type]
+WorkOrderSourceGQL: TypeAlias = strawberry.enum(WorkOrderSource, name="WorkOrderSource")  # type: ignore[valid-type]
 
 
-@strawberry.enum(name="WorkOrderSource")
-class WorkOrderSourceGQL(Enum):
-    INCIDENT = "incident"
-    MANUAL = "manual"
-    DRIVER_REPORT = "driver_report"
-    INSPECTION = "inspection"
-
-
+# Its own enum rather than the incidents' severity: that one is registered by the incident API.
 @strawberry.enum(name="WorkOrderSeverity")
 class WorkOrderSeverityGQL(Enum):
     CRITICAL = "critical"

@@ -14,7 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.service import incidents
 from api.service.work_order_jobs import create_for_incidents, mark_sla_breaches
 from schema.bus import InProcessBus
-from schema.events import WorkOrderChanged, organization_work_orders_topic
+from schema.events import (
+    IncidentChanged,
+    WorkOrderChanged,
+    organization_incidents_topic,
+    organization_work_orders_topic,
+)
 from schema.incident_models import IncidentKind, IncidentSeverity
 from schema.timeutil import utcnow
 from tests.conftest import ApiServer
@@ -198,7 +203,7 @@ class TestSla:
 
 class TestFromIncidents:
     async def test_incidents_of_the_configured_severities_get_one_order_each(
-        self, http: httpx.AsyncClient, engine: AsyncEngine, crew: Crew
+        self, http: httpx.AsyncClient, engine: AsyncEngine, bus: InProcessBus, crew: Crew
     ) -> None:
         # given a critical and a low incident on the station
         now = utcnow()
@@ -220,8 +225,13 @@ class TestFromIncidents:
                     at=now,
                 )
         # when the job runs twice (the defaults create for critical and high only)
-        assert (await create_for_incidents(engine)).created == 1
-        assert (await create_for_incidents(engine)).created == 0
+        alerts = bus.subscribe(organization_incidents_topic(crew.org))
+        assert (await create_for_incidents(engine, bus)).created == 1
+        assert (await create_for_incidents(engine, bus)).created == 0
+        # fleetAlerts learns the incident is being taken care of
+        alert = await alerts.next(2)
+        alerts.close()
+        assert isinstance(alert, IncidentChanged) and alert.change == "updated"
         # then one order exists, for the critical incident, linked both ways
         orders = await fetch(engine, "SELECT * FROM work_order")
         assert [(o["title"], o["source"], o["severity"]) for o in orders] == [

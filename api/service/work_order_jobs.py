@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.service import work_orders as wo
 from schema.bus import Bus
-from schema.events import Event, WorkOrderChanged
+from schema.events import Event
 from schema.incident_models import IncidentKind, IncidentSeverity, IncidentState
 from schema.maintenance_models import DONE_STATES, WorkOrderSource
 from schema.timeutil import utcnow
@@ -57,7 +57,7 @@ class Created:
     count: int = 0
     events: list[Event] = field(default_factory=list)
 
-    def add(self, made: tuple[int, list[WorkOrderChanged]] | None) -> None:
+    def add(self, made: tuple[int, list[Event]] | None) -> None:
         if made is not None:
             self.count += 1
             self.events += made[1]

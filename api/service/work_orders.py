@@ -20,7 +20,7 @@ from api.service import incidents
 from api.service.work_order_access import is_technician
 from schema.db import insert_on_conflict
 from schema.errors import InvalidInput, NotFound
-from schema.events import WorkOrderChanged
+from schema.events import Event, WorkOrderChanged
 from schema.incident_models import Incident, IncidentKind, IncidentSeverity, IncidentState, OutageExclusion
 from schema.maintenance_models import (
     DONE_STATES,
@@ -162,7 +162,7 @@ def _check_text(new: NewWorkOrder) -> None:
 
 async def create(
     conn: AsyncConnection, new: NewWorkOrder, *, at: datetime, user_id: int | None
-) -> tuple[int, list[WorkOrderChanged]] | None:
+) -> tuple[int, list[Event]] | None:
     """Create the order; None when it already exists (one order per incident, one unfinished
     order per inspection plan and station), so automatic creation is idempotent."""
     _check_text(new)
@@ -215,6 +215,7 @@ async def create(
             ],
         )
     await add_entry(conn, order_id, "state", at=at, user_id=user_id, to_state=S.OPEN, text=new.source.value)
+    events: list[Event] = [await change_event(conn, order_id, "created", at)]
     if new.incident_id is not None:
         await incidents.add_entry(
             conn,
@@ -225,7 +226,9 @@ async def create(
             text=f"work order {order_id} created",
             detail={"work_order_id": order_id},
         )
-    return order_id, [await change_event(conn, order_id, "created", at)]
+        # fleetAlerts shows the incident is being taken care of.
+        events.append(await incidents.change_event(conn, new.incident_id, "updated", at))
+    return order_id, events
 
 
 async def assign(

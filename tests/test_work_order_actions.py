@@ -13,6 +13,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry import relay
 
+from api.auth.roles import Permission
+from tests.account_builders import make_api_key
 from tests.conftest import ApiServer, ChargerFactory
 from tests.dbutil import fetch
 from tests.graphql_client import data, gql
@@ -107,10 +109,18 @@ class TestStationActions:
         assert code(await act(http, crew.tokens["tech"], order, "UNLOCK")) == "INVALID_INPUT"
         managed = data(await act(http, crew.tokens["manager"], order, "TRIGGER_STATUS"))
         assert managed["runWorkOrderStationAction"]["outcome"] == "ACCEPTED"
+        # an integration managing work orders may change availability from an order, but resets
+        # and triggers stay a diagnoser's commands
+        key = await make_api_key(
+            engine, organization_id=crew.org, permissions=frozenset({Permission.WORK_ORDERS})
+        )
+        assert code(await act(http, key, order, "TRIGGER_STATUS")) == "FORBIDDEN"
+        by_key = data(await act(http, key, order, "MAKE_OPERATIVE"))["runWorkOrderStationAction"]
+        assert by_key["outcome"] == "ACCEPTED"
         data(await move(http, crew.tokens["tech"], order, "RESOLVED"))
         assert code(await act(http, crew.tokens["tech"], order, "UNLOCK", 1)) == "INVALID_INPUT"
         assert not any(a == "UnlockConnector" for a, _ in cp.received_calls)
-        assert len(await fetch(engine, "SELECT id FROM station_command")) == 1
+        assert len(await fetch(engine, "SELECT id FROM station_command")) == 2
 
 
 class TestMaintenanceAvailability:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.audit.service import Actor
+from api.auth.roles import Permission
 from api.control import operations
 from api.control.service import CommandOutcome
 from api.files import service as files
@@ -53,6 +54,24 @@ class ActionResult:
     command: operations.CommandResult
     file_id: int | None
     exclusion_recorded: bool
+
+
+# Resets, triggers and diagnostics are a diagnoser's commands anywhere (roles.py): the order
+# does not grant them. Unlock and availability change what drivers get, which normally takes
+# stations:control — the order grants those, for its station, to the one doing the job.
+_DIAGNOSE = frozenset(
+    {
+        StationAction.RESET_SOFT,
+        StationAction.RESET_HARD,
+        StationAction.TRIGGER_STATUS,
+        StationAction.DIAGNOSTICS,
+    }
+)
+
+
+def _check_diagnose(actor: Actor, station: ChargingStation, action: StationAction) -> None:
+    if action in _DIAGNOSE and not actor.principal.can(Permission.STATIONS_DIAGNOSE, station.organization_id):
+        raise Forbidden("requires stations:diagnose at this station's organisation")
 
 
 def _command(action: StationAction, connector_id: int | None, location: str | None) -> c.Command:
@@ -95,6 +114,7 @@ async def run(
             raise InvalidInput(f"the work order is {order.state}")
         station = await s.get(ChargingStation, order.station_id)
         assert station is not None  # a work order's station is never deleted (foreign key)
+    _check_diagnose(actor, station, action)
     file_id, location = None, None
     if action is StationAction.DIAGNOSTICS:
         file_id, location = await files.create_upload(

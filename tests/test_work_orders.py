@@ -4,6 +4,7 @@ maintenance cost, photos, and the live `workOrderUpdated` stream."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from datetime import datetime, timedelta
 
@@ -253,6 +254,31 @@ class TestFromIncidents:
         data(await gql(http, SETTINGS, {"i": settings}, token=crew.tokens["manager"]))
         assert (await create_for_incidents(engine)).created == 1
         assert len(await fetch(engine, "SELECT id FROM work_order")) == 2
+
+    async def test_racing_workers_create_one_order_per_incident(
+        self, engine: AsyncEngine, crew: Crew
+    ) -> None:
+        # given ten critical incidents
+        async with engine.begin() as conn:
+            for connector in range(10):
+                await incidents.open_or_recur(
+                    conn,
+                    incidents.Problem(
+                        station_id=crew.station,
+                        connector_id=connector,
+                        kind=IncidentKind.FAULT,
+                        severity=IncidentSeverity.CRITICAL,
+                        dedup_key=incidents.dedup_key(IncidentKind.FAULT, crew.station, connector, "X"),
+                        title=f"Connector {connector}: X",
+                    ),
+                    at=utcnow(),
+                )
+        # when two workers run the job at the same moment
+        results = await asyncio.gather(create_for_incidents(engine), create_for_incidents(engine))
+        # then each incident has exactly one order
+        assert sum(r.created for r in results) == 10
+        rows = await fetch(engine, "SELECT incident_id FROM work_order")
+        assert len(rows) == len({r["incident_id"] for r in rows}) == 10
 
 
 class TestRecords:

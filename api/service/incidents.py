@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schema.db import insert_on_conflict
@@ -42,6 +42,7 @@ SEVERITY_RANK = {
     IncidentSeverity.CRITICAL.value: 3,
 }
 _UNRESOLVED = INCIDENT.c.state != IncidentState.RESOLVED.value
+_UNRESOLVED_LITERAL = text(f"state <> '{IncidentState.RESOLVED.value}'")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,9 +104,10 @@ async def open_or_recur(conn: AsyncConnection, problem: Problem, *, at: datetime
                     last_seen_at=at,
                     updated_at=at,
                 )
-                .on_conflict_do_nothing(
-                    index_elements=["dedup_key"], index_where=INCIDENT.c.state != IncidentState.RESOLVED.value
-                )
+                # The index's predicate as a literal: with a bound parameter PostgreSQL can match
+                # it only while it plans per execution; from the sixth run of the prepared
+                # statement on (a generic plan) the arbiter index is no longer found.
+                .on_conflict_do_nothing(index_elements=["dedup_key"], index_where=_UNRESOLVED_LITERAL)
                 .returning(INCIDENT.c.id)
             )
         ).scalar()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.service import work_orders as wo
@@ -109,16 +109,17 @@ async def set_active(conn: AsyncConnection, plan_id: int, active: bool) -> None:
     await conn.execute(update(PLAN).where(PLAN.c.id == plan_id).values(active=active))
 
 
-def covered_stations(plan: Any) -> Any:
+def covered(plan: Any) -> list[Any]:
+    """The conditions naming the plan's stations."""
     s = wo.STATION
-    stmt = select(s.c.id).where(s.c.organization_id == plan.organization_id)
+    where = [s.c.organization_id == plan.organization_id]
     if plan.vendor is not None:
-        stmt = stmt.where(s.c.vendor == plan.vendor)
+        where.append(s.c.vendor == plan.vendor)
     if plan.model is not None:
-        stmt = stmt.where(s.c.model == plan.model)
+        where.append(s.c.model == plan.model)
     if plan.location_id is not None:
-        stmt = stmt.where(s.c.location_id == plan.location_id)
-    return stmt
+        where.append(s.c.location_id == plan.location_id)
+    return where
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,27 +130,43 @@ class Progress:
     energy_wh: int
 
 
-async def progress(conn: AsyncConnection, plan: Any, station_id: int, now: datetime) -> Progress:
-    """The counters since the plan's last completed inspection of this station."""
-    w = wo.WORK_ORDER
+_DONE = [WorkOrderState.RESOLVED.value, WorkOrderState.VERIFIED.value]
+_FINISHED = [*_DONE, WorkOrderState.CANCELLED.value]
+
+
+async def progress(conn: AsyncConnection, plan: Any, now: datetime) -> dict[int, Progress]:
+    """The counters of each covered station without an unfinished inspection of this plan,
+    since the plan's last completed inspection there (or since the plan began) — one query
+    per plan, so the hourly check stays cheap on a large network."""
+    w, st = wo.WORK_ORDER, wo.STATION
     last = (
-        await conn.execute(
-            select(func.max(w.c.resolved_at)).where(
-                w.c.inspection_plan_id == plan.id,
-                w.c.station_id == station_id,
-                w.c.state.in_([WorkOrderState.RESOLVED.value, WorkOrderState.VERIFIED.value]),
+        select(w.c.station_id, func.max(w.c.resolved_at).label("at"))
+        .where(w.c.inspection_plan_id == plan.id, w.c.state.in_(_DONE))
+        .group_by(w.c.station_id)
+        .subquery()
+    )
+    open_for = select(w.c.station_id).where(w.c.inspection_plan_id == plan.id, w.c.state.not_in(_FINISHED))
+    since = func.coalesce(last.c.at, literal(plan.created_at, type_=SUMMARY.c.stopped_at.type))
+    stmt = (
+        select(
+            st.c.id,
+            last.c.at,
+            func.count(SUMMARY.c.id).label("sessions"),
+            func.coalesce(func.sum(SUMMARY.c.energy_wh), 0).label("energy"),
+        )
+        .select_from(
+            st.outerjoin(last, last.c.station_id == st.c.id).outerjoin(
+                SUMMARY, and_(SUMMARY.c.station_id == st.c.id, SUMMARY.c.stopped_at > since)
             )
         )
-    ).scalar()
-    since = last or plan.created_at
-    sessions, energy = (
-        await conn.execute(
-            select(func.count(), func.coalesce(func.sum(SUMMARY.c.energy_wh), 0)).where(
-                SUMMARY.c.station_id == station_id, SUMMARY.c.stopped_at > since
-            )
-        )
-    ).one()
-    return Progress(since, (now - since) / timedelta(days=1), int(sessions), int(energy))
+        .where(*covered(plan), st.c.id.not_in(open_for))
+        .group_by(st.c.id, last.c.at)
+    )
+    out = {}
+    for r in (await conn.execute(stmt)).all():
+        start = r.at or plan.created_at
+        out[int(r.id)] = Progress(start, (now - start) / timedelta(days=1), int(r.sessions), int(r.energy))
+    return out
 
 
 def due_reason(plan: Any, p: Progress) -> str | None:
@@ -167,27 +184,11 @@ async def create_due_orders(
 ) -> JobResult:
     now = now or utcnow()
     created = Created()
-    w = wo.WORK_ORDER
     async with engine.begin() as conn:
         plans = (await conn.execute(select(PLAN).where(PLAN.c.active.is_(True)).order_by(PLAN.c.id))).all()
         for plan in plans:
-            open_for = select(w.c.station_id).where(
-                w.c.inspection_plan_id == plan.id,
-                w.c.state.not_in(
-                    [
-                        WorkOrderState.RESOLVED.value,
-                        WorkOrderState.VERIFIED.value,
-                        WorkOrderState.CANCELLED.value,
-                    ]
-                ),
-            )
-            stations: list[int] = list(
-                (await conn.execute(covered_stations(plan).where(wo.STATION.c.id.not_in(open_for))))
-                .scalars()
-                .all()
-            )
-            for station_id in stations:
-                reason = due_reason(plan, await progress(conn, plan, int(station_id), now))
+            for station_id, counted in (await progress(conn, plan, now)).items():
+                reason = due_reason(plan, counted)
                 if reason is None:
                     continue
                 made = await wo.create(

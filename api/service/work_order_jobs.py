@@ -143,9 +143,16 @@ async def mark_sla_breaches(
             .all()
         )
         events: list[Event] = []
-        for order_id in breached:
-            await wo.add_entry(conn, int(order_id), "sla", at=now, text="SLA breached")
-            events.append(await wo.change_event(conn, int(order_id), "sla_breached", now))
+        if breached:
+            ids = [int(i) for i in breached]
+            await conn.execute(
+                wo.ENTRY.insert(),
+                [
+                    {"work_order_id": i, "at": now, "kind": "sla", "text": "SLA breached", "detail": {}}
+                    for i in ids
+                ],
+            )
+            events += await wo.change_events(conn, ids, "sla_breached", now)
     await publish(bus, events)
     if breached:
         log.warning("%d work orders breached their SLA", len(breached))

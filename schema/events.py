@@ -265,6 +265,8 @@ class WorkOrderChanged(Event):
     title: str
     sla_due_at: datetime
     change: str  # created | assigned | state | updated | action | sla_breached
+    # Handed over: the technician who had it learns it left their queue.
+    previous_assignee_id: int | None = None
 
     def topics(self) -> tuple[str, ...]:
         return (organization_work_orders_topic(self.organization_id),)

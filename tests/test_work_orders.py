@@ -401,10 +401,14 @@ class TestLive:
             ]
             mine = (await clients["tech"].next_payload())["workOrderUpdated"]
             assert (mine["change"], mine["state"]) == ("state", "IN_PROGRESS")
-            other = [
-                (await clients["tech2"].next_payload())["workOrderUpdated"]["workOrderId"] for _ in range(1)
-            ]
-            assert other == [theirs["id"]]
+            other = (await clients["tech2"].next_payload())["workOrderUpdated"]
+            assert (other["workOrderId"], other["change"]) == (theirs["id"], "assigned")
+            # when the manager hands the technician's order to tech2, both hear of it
+            handed = {"id": order["id"], "a": crew.account("tech2")}
+            data(await gql(http, ASSIGN, handed, token=crew.tokens["manager"]))
+            for who in ("tech", "tech2"):
+                update = (await clients[who].next_payload())["workOrderUpdated"]
+                assert (update["workOrderId"], update["change"]) == (order["id"], "assigned"), who
         finally:
             for client in clients.values():
                 await client.close()

@@ -114,7 +114,7 @@ class WorkOrderSubscription:
                     continue
                 if not isinstance(event, WorkOrderChanged) or event.organization_id != org:
                     continue
-                if not manager and event.assignee_id != principal.user_id:
+                if not manager and principal.user_id not in (event.assignee_id, event.previous_assignee_id):
                     continue
                 yield _update(
                     event.work_order_id,

@@ -9,6 +9,7 @@ publishes after its commit.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -254,7 +255,10 @@ async def assign(
         to_state=S(values.get("state", state.value)),
         detail={"assignee_id": assignee_id},
     )
-    return [await change_event(conn, order.id, "assigned", at)]
+    event = await change_event(conn, order.id, "assigned", at)
+    if order.assignee_id is not None and order.assignee_id != assignee_id:
+        event = dataclasses.replace(event, previous_assignee_id=order.assignee_id)
+    return [event]
 
 
 async def transition(

@@ -344,6 +344,20 @@ class TestRecords:
             == "INVALID_INPUT"
         )
 
+    async def test_a_later_mutation_in_the_same_request_sees_the_earlier_ones_work(
+        self, http: httpx.AsyncClient, crew: Crew
+    ) -> None:
+        order = await create_order(http, crew, assigneeId=crew.account("tech"))
+        both = """
+        mutation ($id: ID!) {
+          a: addWorkOrderPart(id: $id, input: {name: "Fuse", unitCost: 100}) {
+            parts { name } partsCost }
+          b: addWorkOrderPart(id: $id, input: {name: "Relay", unitCost: 900}) {
+            parts { name } partsCost } }"""
+        result = data(await gql(http, both, {"id": order["id"]}, token=crew.tokens["tech"]))
+        assert result["a"] == {"parts": [{"name": "Fuse"}], "partsCost": 100}
+        assert result["b"] == {"parts": [{"name": "Fuse"}, {"name": "Relay"}], "partsCost": 1000}
+
     async def test_a_photo_is_kept_with_the_order(self, http: httpx.AsyncClient, crew: Crew) -> None:
         order = await create_order(http, crew, assigneeId=crew.account("tech"))
         jpeg = b"\xff\xd8\xff\xe0" + b"photo" * 100

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -184,47 +185,36 @@ async def add_photo(
     return await wo.touch(conn, order.id, "updated", at)
 
 
-async def parts(conn: AsyncConnection, work_order_id: int) -> list[Any]:
-    return list(
-        (
-            await conn.execute(select(PART).where(PART.c.work_order_id == work_order_id).order_by(PART.c.id))
-        ).all()
-    )
+async def _grouped(
+    conn: AsyncConnection, stmt: Any, key: Any, work_order_ids: Sequence[int]
+) -> dict[int, list[Any]]:
+    out: dict[int, list[Any]] = {i: [] for i in work_order_ids}
+    for row in (await conn.execute(stmt.where(key.in_(list(work_order_ids))))).all():
+        out[row.work_order_id].append(row)
+    return out
 
 
-async def checklist(conn: AsyncConnection, work_order_id: int) -> list[Any]:
+async def parts_of(conn: AsyncConnection, work_order_ids: Sequence[int]) -> dict[int, list[Any]]:
+    return await _grouped(conn, select(PART).order_by(PART.c.id), PART.c.work_order_id, work_order_ids)
+
+
+async def checklists_of(conn: AsyncConnection, work_order_ids: Sequence[int]) -> dict[int, list[Any]]:
+    stmt = select(wo.CHECKLIST).order_by(wo.CHECKLIST.c.position, wo.CHECKLIST.c.id)
+    return await _grouped(conn, stmt, wo.CHECKLIST.c.work_order_id, work_order_ids)
+
+
+async def timelines_of(conn: AsyncConnection, work_order_ids: Sequence[int]) -> dict[int, list[Any]]:
+    stmt = select(wo.ENTRY).order_by(wo.ENTRY.c.at, wo.ENTRY.c.id)
+    return await _grouped(conn, stmt, wo.ENTRY.c.work_order_id, work_order_ids)
+
+
+async def attachments_of(conn: AsyncConnection, work_order_ids: Sequence[int]) -> dict[int, list[Any]]:
     stmt = (
-        select(wo.CHECKLIST)
-        .where(wo.CHECKLIST.c.work_order_id == work_order_id)
-        .order_by(wo.CHECKLIST.c.position)
-    )
-    return list((await conn.execute(stmt)).all())
-
-
-async def timeline(conn: AsyncConnection, work_order_id: int) -> list[Any]:
-    stmt = (
-        select(wo.ENTRY)
-        .where(wo.ENTRY.c.work_order_id == work_order_id)
-        .order_by(wo.ENTRY.c.at, wo.ENTRY.c.id)
-    )
-    return list((await conn.execute(stmt)).all())
-
-
-async def attachments(conn: AsyncConnection, work_order_id: int) -> list[Any]:
-    stmt = (
-        select(STATION_FILE, ATTACHMENT.c.kind.label("attachment_kind"))
+        select(STATION_FILE, ATTACHMENT.c.kind.label("attachment_kind"), ATTACHMENT.c.work_order_id)
         .join(ATTACHMENT, ATTACHMENT.c.station_file_id == STATION_FILE.c.id)
-        .where(ATTACHMENT.c.work_order_id == work_order_id)
         .order_by(ATTACHMENT.c.id)
     )
-    return list((await conn.execute(stmt)).all())
-
-
-async def parts_cost(conn: AsyncConnection, work_order_id: int) -> int:
-    stmt = select(func.coalesce(func.sum(PART.c.quantity * PART.c.unit_cost), 0)).where(
-        PART.c.work_order_id == work_order_id
-    )
-    return int((await conn.execute(stmt)).scalar_one())
+    return await _grouped(conn, stmt, ATTACHMENT.c.work_order_id, work_order_ids)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from api.pagination import Connection, clamp_first, decode_cursor, wants_total
 from api.service import work_order_access as access
 from api.service import work_order_details as details
 from api.service import work_orders as wo
+from api.service.work_order_loaders import loaders
 from api.service.work_order_types import (
     StationMaintenanceCost,
     WorkOrderNode,
@@ -151,6 +152,8 @@ class WorkOrderQuery:
 
 
 async def reload(info: Info, work_order_id: int) -> WorkOrderNode:
+    """The order as a mutation left it (and nothing this request read of it before)."""
+    loaders(info).forget()
     async with info.context.db() as s:
         row = (await (await s.connection()).execute(select(W).where(W.c.id == work_order_id))).one()
     return WorkOrderNode.from_row(row)

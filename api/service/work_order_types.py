@@ -21,7 +21,7 @@ from api.control.types import StationFileNode
 from api.network.types import StationNode, int_ids, station_node
 from api.orgs.types import user_global_id
 from api.service import work_order_access as access
-from api.service import work_order_details as details
+from api.service.work_order_loaders import loaders
 from schema.maintenance_models import DONE_STATES, WorkOrderSource, WorkOrderState
 from schema.timeutil import utcnow
 
@@ -115,6 +115,10 @@ class AttachmentView:
     file: StationFileNode
 
 
+async def _parts_cost(info: Info, work_order_id: int) -> int:
+    return sum(r.quantity * r.unit_cost for r in await loaders(info).parts.load(work_order_id))
+
+
 def sla_breached(r: Any, now: datetime) -> bool:
     if r.sla_breached_at is not None:
         return True
@@ -204,33 +208,27 @@ class WorkOrderNode(relay.Node):
 
     @strawberry.field
     async def checklist(self, info: Info) -> list[ChecklistItem]:
-        async with info.context.db() as s:
-            return [ChecklistItem.from_row(r) for r in await details.checklist(await s.connection(), self.id)]
+        return [ChecklistItem.from_row(r) for r in await loaders(info).checklist.load(self.id)]
 
     @strawberry.field
     async def parts(self, info: Info) -> list[PartView]:
-        async with info.context.db() as s:
-            return [PartView.from_row(r) for r in await details.parts(await s.connection(), self.id)]
+        return [PartView.from_row(r) for r in await loaders(info).parts.load(self.id)]
 
     @strawberry.field(description="Parts: the sum of quantity × unit cost.")
     async def parts_cost(self, info: Info) -> int:
-        async with info.context.db() as s:
-            return await details.parts_cost(await s.connection(), self.id)
+        return await _parts_cost(info, self.id)
 
     @strawberry.field(description="Parts plus labour.")
     async def total_cost(self, info: Info) -> int:
-        async with info.context.db() as s:
-            return self.labour_cost + await details.parts_cost(await s.connection(), self.id)
+        return self.labour_cost + await _parts_cost(info, self.id)
 
     @strawberry.field
     async def timeline(self, info: Info) -> list[EntryView]:
-        async with info.context.db() as s:
-            return [EntryView.from_row(r) for r in await details.timeline(await s.connection(), self.id)]
+        return [EntryView.from_row(r) for r in await loaders(info).timeline.load(self.id)]
 
     @strawberry.field
     async def attachments(self, info: Info) -> list[AttachmentView]:
-        async with info.context.db() as s:
-            rows = await details.attachments(await s.connection(), self.id)
+        rows = await loaders(info).attachments.load(self.id)
         return [AttachmentView(kind=r.attachment_kind, file=StationFileNode.from_row(r)) for r in rows]
 
 

@@ -52,8 +52,12 @@ from api.query_cost import QueryCostRule
 from api.reservations.mutations import ReservationsMutation
 from api.reservations.queries import ReservationsQuery
 from api.service.health_queries import HealthQuery
+from api.service.maintenance_api import MaintenanceMutation, MaintenanceQuery
 from api.service.uptime_mutations import UptimeMutation
 from api.service.uptime_queries import UptimeQuery
+from api.service.work_order_mutations import WorkOrderMutation
+from api.service.work_order_queries import WorkOrderQuery
+from api.service.work_order_subscriptions import WorkOrderSubscription
 from api.sessions.queries import SessionsQuery
 from api.sessions.subscriptions import SessionsSubscription
 from api.sponsorships.mutations import SponsorshipsMutation
@@ -89,6 +93,8 @@ class Query(
     InvoicingQuery,
     HealthQuery,
     UptimeQuery,
+    WorkOrderQuery,
+    MaintenanceQuery,
 ):
     # Each node type's resolve_nodes reads through the caller-scoped loaders.
     node: relay.Node | None = relay.node(
@@ -115,12 +121,16 @@ class Mutation(
     SponsorshipsMutation,
     InvoicingMutation,
     UptimeMutation,
+    WorkOrderMutation,
+    MaintenanceMutation,
 ):
     pass
 
 
 @strawberry.type
-class Subscription(NetworkSubscription, SessionsSubscription, StationEventsSubscription):
+class Subscription(
+    NetworkSubscription, SessionsSubscription, StationEventsSubscription, WorkOrderSubscription
+):
     pass
 
 

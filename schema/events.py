@@ -30,6 +30,10 @@ def organization_incidents_topic(organization_id: int) -> str:
     return f"incidents:{organization_id}"
 
 
+def organization_work_orders_topic(organization_id: int) -> str:
+    return f"work_orders:{organization_id}"
+
+
 ALL_STATIONS_TOPIC = "stations"
 ALL_TRANSACTIONS_TOPIC = "transactions"
 
@@ -247,6 +251,27 @@ class IncidentChanged(Event):
         return (organization_incidents_topic(self.organization_id), *Event.topics(self))
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkOrderChanged(Event):
+    """A work order was created, assigned, moved on, worked on (notes, parts, actions) or
+    breached its SLA: what `workOrderUpdated` streams. Live only; the rows are the record."""
+
+    kind: ClassVar[str] = "work_order.changed"
+    work_order_id: int
+    organization_id: int
+    assignee_id: int | None
+    state: str
+    severity: str
+    title: str
+    sla_due_at: datetime
+    change: str  # created | assigned | state | updated | action | sla_breached
+    # Handed over: the technician who had it learns it left their queue.
+    previous_assignee_id: int | None = None
+
+    def topics(self) -> tuple[str, ...]:
+        return (organization_work_orders_topic(self.organization_id),)
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -261,6 +286,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         SessionCharged,
         PaymentFailed,
         IncidentChanged,
+        WorkOrderChanged,
     )
 }
 

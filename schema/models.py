@@ -284,6 +284,7 @@ from schema import document_models as _document_models  # noqa: E402, F401
 from schema import health_models as _health_models  # noqa: E402, F401
 from schema import incident_models as _incident_models  # noqa: E402, F401
 from schema import local_auth_models as _local_auth_models  # noqa: E402, F401
+from schema import maintenance_models as _maintenance_models  # noqa: E402, F401
 from schema import payment_models as _payment_models  # noqa: E402, F401
 from schema import plan_models as _plan_models  # noqa: E402, F401
 from schema import request_models as _request_models  # noqa: E402, F401

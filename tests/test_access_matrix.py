@@ -47,6 +47,7 @@ from schema.db import session_factory
 from schema.document_models import BillingDocument, DocumentKind
 from schema.health_models import StationHealth
 from schema.incident_models import ExclusionReason, OutageExclusion
+from schema.maintenance_models import DriverReport, InspectionPlan, WorkOrder, WorkOrderChecklistItem
 from schema.models import ChargingStation, Connector, IdToken, Location, Organization, Transaction
 from schema.plan_models import MembershipPlan, PlanSubscription
 from schema.request_models import ChargingRequest, Reservation
@@ -77,6 +78,8 @@ REPORTERS = frozenset({"owner", "admin", "operator", "finance", PLATFORM})
 NETWORK_READERS = MEMBERS | {KEY, PLATFORM}
 # Classifying outages for uptime: stations:control or workorders:manage.
 CLASSIFIERS = frozenset({"owner", "admin", "operator", "technician", KEY, PLATFORM})
+# workorders:manage: managers and technicians (a technician reaches the orders assigned to it).
+WORKERS = frozenset({"owner", "admin", "technician", PLATFORM})
 PERIOD = {"from": "2026-01-01T00:00:00+00:00", "to": "2027-01-01T00:00:00+00:00"}
 MATRIX_TARIFF = {"energy_per_kwh": "39", "time_per_minute": "0", "idle_per_minute": "10", "windows": []}
 # The integration the matrix plays: reads the network and sessions, starts and stops charging.
@@ -123,6 +126,10 @@ class World:
     receipt: int = 0
     invoice: int = 0
     outage_exclusion: int = 0
+    work_order: int = 0
+    checklist_item: int = 0
+    inspection_plan: int = 0
+    problem_report: int = 0
     users: dict[str, int] = field(default_factory=dict)
     sessions: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
@@ -306,6 +313,31 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
             reason=ExclusionReason.UTILITY_INTERRUPTION.value,
         )
         s.add(exclusion)
+        # a work order of the station in the technician's hands, a plan, and the driver's report
+        work_order = WorkOrder(
+            organization_id=oid,
+            station_id=station.id or 0,
+            title="Matrix repair",
+            source="manual",
+            severity="high",
+            state="assigned",
+            assignee_id=users[Role.TECHNICIAN.value],
+            sla_due_at=utcnow().replace(year=utcnow().year + 1),
+        )
+        plan_row = InspectionPlan(
+            organization_id=oid, name="Matrix plan", location_id=location.id, every_days=90
+        )
+        report = DriverReport(
+            user_id=users[DRIVER],
+            organization_id=oid,
+            station_id=station.id or 0,
+            category="other",
+            text="Matrix",
+        )
+        s.add_all([work_order, plan_row, report])
+        await s.flush()
+        item = WorkOrderChecklistItem(work_order_id=work_order.id or 0, text="Check")
+        s.add(item)
         await s.flush()
         world = World(
             org=oid,
@@ -337,6 +369,10 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
             receipt=receipt.id or 0,
             invoice=invoice.id or 0,
             outage_exclusion=exclusion.id or 0,
+            work_order=work_order.id or 0,
+            checklist_item=item.id or 0,
+            inspection_plan=plan_row.id or 0,
+            problem_report=report.id or 0,
             users=users,
         )
         for who in PEOPLE:
@@ -393,6 +429,15 @@ def org(w: World, who: str) -> dict[str, Any]:
 
 
 FIRMWARE_URL = "https://firmware.example.com/sim-2.0.bin"
+
+
+def work_order(w: World, **extra: Any) -> dict[str, Any]:
+    return {"id": gid("WorkOrder", w.work_order), **extra}
+
+
+def work_order_settings(w: World, who: str) -> dict[str, Any]:
+    minutes = {f"sla{s}Minutes": 600 for s in ("Critical", "High", "Medium", "Low")}
+    return {"input": {"organizationId": gid("Organization", w.org), **minutes, "autoCreateFor": ["CRITICAL"]}}
 
 
 def station_input(w: World, **extra: Any) -> dict[str, Any]:
@@ -680,6 +725,70 @@ RULES: dict[str, Rule] = {
         CONTROLLERS, lambda w, _: {"id": gid("ConfigurationTemplate", w.configuration_template)}
     ),
     "Mutation.applyConfigurationTemplate": Rule(CONTROLLERS, lambda w, _: stations_input(w)),
+    # --- work orders, inspections, problem reports: workorders:manage (technicians their own
+    # orders, managers everything), costs also to finance, reports by any person ---
+    "Query.workOrders": Rule(WORKERS),
+    "Query.myWorkOrders": Rule(WORKERS),
+    "Query.workOrder": Rule(WORKERS, lambda w, _: work_order(w)),
+    "Query.workOrderSettings": Rule(WORKERS, org),
+    "Query.maintenanceCosts": Rule(WORKERS | {"finance"}, lambda w, _: org(w, _) | {"year": 2026}),
+    "Query.inspectionPlans": Rule(WORKERS),
+    "Query.problemReports": Rule(WORKERS),
+    "Query.myProblemReports": Rule(PEOPLE),
+    "Subscription.workOrderUpdated": Rule(WORKERS, org),
+    "Mutation.createWorkOrder": Rule(
+        MANAGERS,
+        lambda w, _: {"input": {"stationId": gid("Station", w.station), "title": "Fix", "severity": "LOW"}},
+    ),
+    "Mutation.assignWorkOrder": Rule(
+        MANAGERS, lambda w, _: work_order(w, assigneeId=gid("Account", w.users[Role.TECHNICIAN.value]))
+    ),
+    "Mutation.changeWorkOrderState": Rule(WORKERS, lambda w, _: work_order(w, state="IN_PROGRESS")),
+    "Mutation.addWorkOrderNote": Rule(WORKERS, lambda w, _: work_order(w, text="Note")),
+    "Mutation.addWorkOrderChecklistItem": Rule(WORKERS, lambda w, _: work_order(w, text="Item")),
+    "Mutation.setWorkOrderChecklistItem": Rule(
+        WORKERS, lambda w, _: work_order(w, itemId=str(w.checklist_item), done=True)
+    ),
+    "Mutation.addWorkOrderPart": Rule(
+        WORKERS, lambda w, _: work_order(w, input={"name": "Fuse", "quantity": 1, "unitCost": 100})
+    ),
+    "Mutation.setWorkOrderLabourCost": Rule(WORKERS, lambda w, _: work_order(w, amount=1000)),
+    "Mutation.addWorkOrderPhoto": Rule(
+        WORKERS,
+        lambda w, _: work_order(
+            w, photo={"fileName": "p.jpg", "contentType": "image/jpeg", "dataBase64": "/9j/"}
+        ),
+    ),
+    "Mutation.runWorkOrderStationAction": Rule(
+        WORKERS,
+        lambda w, _: {"input": {"workOrderId": gid("WorkOrder", w.work_order), "action": "TRIGGER_STATUS"}},
+    ),
+    "Mutation.updateWorkOrderSettings": Rule(MANAGERS, work_order_settings),
+    "Mutation.createInspectionPlan": Rule(
+        MANAGERS,
+        lambda w, _: {
+            "input": {
+                "organizationId": gid("Organization", w.org),
+                "name": "P",
+                "vendor": "V",
+                "everyDays": 30,
+            }
+        },
+    ),
+    "Mutation.setInspectionPlanActive": Rule(
+        MANAGERS, lambda w, _: {"id": gid("InspectionPlan", w.inspection_plan), "active": False}
+    ),
+    "Mutation.reportProblem": Rule(
+        PEOPLE,
+        lambda w, _: {
+            "input": {
+                "stationId": gid("Station", w.station),
+                "category": "OTHER",
+                "text": "Broken",
+                "connectorId": 1,
+            }
+        },
+    ),
     # --- signing in (public by nature) ---
     "Mutation.signUp": Rule(
         ALL, lambda w, who: {"input": {"email": f"new-{who}@example.com", "password": "x"}}

@@ -59,6 +59,9 @@ OBJECTS: dict[str, Callable[[World], int]] = {
     "Receipt": lambda w: w.receipt,
     "Invoice": lambda w: w.invoice,
     "OutageExclusion": lambda w: w.outage_exclusion,
+    "WorkOrder": lambda w: w.work_order,
+    "InspectionPlan": lambda w: w.inspection_plan,
+    "ProblemReport": lambda w: w.problem_report,
 }
 # Root operations that take another tenant's object: each must answer null or NOT_FOUND.
 PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
@@ -322,6 +325,54 @@ PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
         "mutation ($a: ID!) { revokeAppToken(id: $a) }",
         lambda w: {"a": gid("AppToken", w.app_token)},
     ),
+    "workOrder": (
+        "query ($w: ID!) { workOrder(id: $w) { id } }",
+        lambda w: {"w": gid("WorkOrder", w.work_order)},
+    ),
+    "assignWorkOrder": (
+        "mutation ($w: ID!, $a: ID!) { assignWorkOrder(id: $w, assigneeId: $a) { id } }",
+        lambda w: {"w": gid("WorkOrder", w.work_order), "a": gid("Account", w.users["technician"])},
+    ),
+    "changeWorkOrderState": (
+        "mutation ($w: ID!) { changeWorkOrderState(id: $w, state: CANCELLED) { id } }",
+        lambda w: {"w": gid("WorkOrder", w.work_order)},
+    ),
+    "addWorkOrderNote": (
+        'mutation ($w: ID!) { addWorkOrderNote(id: $w, text: "spy") { id } }',
+        lambda w: {"w": gid("WorkOrder", w.work_order)},
+    ),
+    "runWorkOrderStationAction": (
+        "mutation ($w: ID!) { runWorkOrderStationAction(input: {workOrderId: $w, action: RESET_SOFT}) "
+        "{ outcome } }",
+        lambda w: {"w": gid("WorkOrder", w.work_order)},
+    ),
+    "createWorkOrder": (
+        'mutation ($s: ID!) { createWorkOrder(input: {stationId: $s, title: "spy", severity: LOW}) { id } }',
+        lambda w: {"s": gid("Station", w.station)},
+    ),
+    "workOrderSettings": (
+        "query ($o: ID!) { workOrderSettings(organizationId: $o) { slaLowMinutes } }",
+        lambda w: {"o": gid("Organization", w.org)},
+    ),
+    "updateWorkOrderSettings": (
+        "mutation ($o: ID!) { updateWorkOrderSettings(input: {organizationId: $o, slaCriticalMinutes: 60, "
+        "slaHighMinutes: 60, slaMediumMinutes: 60, slaLowMinutes: 60, autoCreateFor: []}) "
+        "{ slaLowMinutes } }",
+        lambda w: {"o": gid("Organization", w.org)},
+    ),
+    "maintenanceCosts": (
+        "query ($o: ID!) { maintenanceCosts(organizationId: $o, year: 2026) { totalCost } }",
+        lambda w: {"o": gid("Organization", w.org)},
+    ),
+    "createInspectionPlan": (
+        'mutation ($o: ID!) { createInspectionPlan(input: {organizationId: $o, name: "spy", vendor: "V", '
+        "everyDays: 1}) { id } }",
+        lambda w: {"o": gid("Organization", w.org)},
+    ),
+    "setInspectionPlanActive": (
+        "mutation ($p: ID!) { setInspectionPlanActive(id: $p, active: false) { id } }",
+        lambda w: {"p": gid("InspectionPlan", w.inspection_plan)},
+    ),
 }
 ALL_PERMISSIONS = frozenset(Permission) - {Permission.ORG_MANAGE}
 
@@ -398,6 +449,34 @@ class TestCrossTenant:
         for who, token in probers.items():
             result = await gql(http, query, variables(b), token=token)
             assert _hidden(result, operation), f"{who} reached B through {operation}: {result}"
+
+    async def test_maintenance_lists_never_include_another_tenant(
+        self, http: httpx.AsyncClient, worlds: tuple[World, World, dict[str, str]]
+    ) -> None:
+        _, b, probers = worlds
+        lists = {
+            "workOrders": (
+                "{ workOrders(first: 100) { edges { node { id } } } }",
+                gid("WorkOrder", b.work_order),
+            ),
+            "problemReports": (
+                "{ problemReports(first: 100) { edges { node { id } } } }",
+                gid("ProblemReport", b.problem_report),
+            ),
+        }
+        for who, token in probers.items():
+            for name, (query, hidden) in lists.items():
+                result = await gql(http, query, token=token)
+                edges = ((result.get("data") or {}).get(name) or {}).get("edges", [])
+                assert hidden not in {e["node"]["id"] for e in edges}, (who, name)
+            plans = (await gql(http, "{ inspectionPlans { id } }", token=token)).get("data") or {}
+            assert gid("InspectionPlan", b.inspection_plan) not in {
+                p["id"] for p in plans.get("inspectionPlans") or []
+            }
+            mine = (await gql(http, "{ myProblemReports { id } }", token=token)).get("data") or {}
+            assert gid("ProblemReport", b.problem_report) not in {
+                r["id"] for r in mine.get("myProblemReports") or []
+            }
 
     async def test_lists_never_include_another_tenant(
         self, http: httpx.AsyncClient, worlds: tuple[World, World, dict[str, str]]

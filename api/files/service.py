@@ -13,14 +13,14 @@ import secrets
 from datetime import timedelta
 
 from sqlalchemy import update
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.audit.service import Actor
 from api.auth.roles import Permission
 from api.network import repository as network
-from schema.errors import Forbidden, NotFound
+from schema.errors import Forbidden, InvalidInput, NotFound
 from schema.models import ChargingStation
 from schema.request_models import StationFile
 from schema.timeutil import utcnow
@@ -31,6 +31,7 @@ MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 UPLOAD_VALID_FOR = timedelta(days=1)
 UPLOAD_PATH = "/uploads"
 MAX_FILE_NAME = 255
+STATION_FILE = StationFile.__table__  # type: ignore[attr-defined]
 
 
 def _hash(token: str) -> str:
@@ -97,3 +98,40 @@ async def store_upload(
         )
         await s.commit()
     return bool(result.rowcount)
+
+
+async def store_file(
+    conn: AsyncConnection,
+    *,
+    station_id: int,
+    organization_id: int | None,
+    kind: str,
+    file_name: str,
+    content_type: str | None,
+    body: bytes,
+) -> int:
+    """Keep a file people send about a station (a photo) next to the ones stations upload;
+    it is complete at once, so its token is random and never handed out."""
+    if not body:
+        raise InvalidInput("the file is empty")
+    if len(body) > MAX_UPLOAD_BYTES:
+        raise InvalidInput(f"a file is at most {MAX_UPLOAD_BYTES // (1024 * 1024)} MB")
+    now = utcnow()
+    inserted = await conn.execute(
+        STATION_FILE.insert()
+        .values(
+            station_id=station_id,
+            organization_id=organization_id,
+            kind=kind,
+            token_hash=_hash(secrets.token_urlsafe(24)),
+            status="uploaded",
+            file_name=file_name[:MAX_FILE_NAME] or "upload",
+            content_type=(content_type or "application/octet-stream")[:100],
+            size_bytes=len(body),
+            content=body,
+            requested_at=now,
+            uploaded_at=now,
+        )
+        .returning(STATION_FILE.c.id)
+    )
+    return int(inserted.scalar_one())

@@ -15,6 +15,8 @@ Scheduled (one replica at a time):
   or that got no meter value for too long, are flagged in `stuck_session`;
 - the processed-event ledger is purged after its retention.
 - active reservations past their expiry are marked expired (api/reservations/jobs.py).
+- work orders for unresolved incidents of the severities each organisation names, SLA breaches,
+  and work orders for due inspections (api/service/work_order_jobs.py, inspections.py).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from api.firmware import progress as firmware_campaigns
 from api.invoicing import receipts
 from api.localauth import jobs as local_lists
 from api.reservations import jobs as reservations
-from api.service import health_job
+from api.service import health_job, inspections, work_order_jobs
 from api.service.health_settings import HealthSettings
 from api.sponsorships import reports as sponsor_reports
 from api.worker import jobs, overlong
@@ -66,6 +66,7 @@ def scheduled_jobs(
         *_local_list_job(engine, settings, bus),
         *_firmware_campaign_job(engine, settings, bus),
         _health_job(engine, bus),
+        *_work_order_jobs(engine, bus),
         ScheduledJob(
             "stuck-sessions",
             settings.stuck_check_interval_s,
@@ -119,6 +120,28 @@ def scheduled_jobs(
             functools.partial(
                 jobs.purge_processed_events, engine, retention_days=settings.processed_retention_days
             ),
+        ),
+    ]
+
+
+def _work_order_jobs(engine: AsyncEngine, bus: Bus | None) -> list[ScheduledJob]:
+    """Work orders for new incidents and due inspections, and SLA breaches (announced live
+    when there is a bus)."""
+    return [
+        ScheduledJob(
+            "work-orders-from-incidents",
+            work_order_jobs.AUTO_CREATE_INTERVAL_S,
+            functools.partial(work_order_jobs.create_for_incidents, engine, bus),
+        ),
+        ScheduledJob(
+            "work-order-sla",
+            work_order_jobs.SLA_CHECK_INTERVAL_S,
+            functools.partial(work_order_jobs.mark_sla_breaches, engine, bus),
+        ),
+        ScheduledJob(
+            "inspections-due",
+            inspections.DUE_CHECK_INTERVAL_S,
+            functools.partial(inspections.create_due_orders, engine, bus),
         ),
     ]
 

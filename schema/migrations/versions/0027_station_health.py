@@ -1,7 +1,7 @@
 """station health
 
 Revision ID: 0027
-Revises: 0022
+Revises: 0026
 Create Date: 2026-11-24 07:59:58.849406
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import schema.timeutil
 
 
 revision = '0027'
-down_revision = '0022'
+down_revision = '0026'
 branch_labels = None
 depends_on = None
 

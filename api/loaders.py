@@ -7,13 +7,15 @@ would freeze the snapshot a later event should refresh).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry.dataloader import DataLoader
 
 from api.auth.principal import Principal
+from api.invoicing import repository as invoicing
 from api.network import repository as network
 from api.sessions import repository as sessions
 from schema.models import ChargingStation, Connector, Location, Transaction
@@ -67,10 +69,20 @@ class TransactionByIdLoader(_Loader[int, Transaction | None]):
         return [found.get(k) for k in keys]
 
 
+class InvoiceBySourceKeyLoader(_Loader[str, Row[Any] | None]):
+    """The invoice issued for a fact (a sponsor statement…), if the caller may read it."""
+
+    async def batch_load(self, keys: Sequence[str]) -> list[Row[Any] | None]:
+        async with self.db() as s:
+            found = await invoicing.invoices_by_source_keys(await s.connection(), self.principal, keys)
+        return [found.get(k) for k in keys]
+
+
 class Loaders:
     __slots__ = (
         "cache",
         "connectors_by_station",
+        "invoice_by_source_key",
         "location_by_id",
         "station_by_id",
         "stations_by_location",
@@ -86,3 +98,4 @@ class Loaders:
         self.connectors_by_station = ConnectorsByStationIdLoader(db, principal, cache=cache)
         self.stations_by_location = StationsByLocationIdLoader(db, principal, cache=cache)
         self.transaction_by_id = TransactionByIdLoader(db, principal, cache=cache)
+        self.invoice_by_source_key = InvoiceBySourceKeyLoader(db, principal, cache=cache)

@@ -9,7 +9,8 @@ api.billing.webhook_handlers, run by the inbox once per event).
   "active". A new period's start is a new key for included-energy usage, so it resets itself.
 - invoice.paid / invoice.payment_failed: recorded on the membership (latest invoice and its
   outcome) with an audit entry, what notifying the driver builds on. A failed renewal also
-  makes the membership past_due at once (Stripe's own subscription update follows).
+  makes the membership past_due at once (Stripe's own subscription update follows). A paid
+  invoice also gets its numbered ChargeNet invoice (api.billing.membership_invoices).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.audit.service import SYSTEM_ACTOR, entry
+from api.billing import membership_invoices
 from api.billing.inbox import InboundEvent
 from api.billing.memberships import ENDED_STATES
 from api.billing.repository import MEMBER_STATES
@@ -140,6 +142,7 @@ async def invoice_settled(session: AsyncSession, event: InboundEvent) -> str:
         row.last_event_at = event.created
     row.updated_at = utcnow()
     session.add(row)
+    issued = await membership_invoices.issue_for_paid(session, row, invoice) if outcome == "paid" else None
     session.add(
         entry(
             SYSTEM_ACTOR,
@@ -155,6 +158,7 @@ async def invoice_settled(session: AsyncSession, event: InboundEvent) -> str:
                 "currency": invoice.get("currency"),
                 "billing_reason": invoice.get("billing_reason"),
                 "stripe_event": event.external_id,
+                "chargenet_invoice": issued,
             },
         )
     )

@@ -8,6 +8,7 @@ general prices once it is past_due or canceled."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -623,6 +624,10 @@ ORG_INVOICES = (
 INVOICE_NODE = "query ($id: ID!) { node(id: $id) { ... on Invoice { number } } }"
 
 
+async def _pk(engine: AsyncEngine, number: str) -> int:
+    return int(await scalar(engine, "SELECT id FROM invoice WHERE number = :n", n=number))
+
+
 class TestMembersGetAnInvoiceForEveryPaidMonth:
     async def test_paid_months_are_invoiced_once_each_and_a_failed_renewal_not_at_all(
         self, world: World
@@ -673,6 +678,26 @@ class TestMembersGetAnInvoiceForEveryPaidMonth:
         assert latest["taxBreakdown"] == [{"taxBasisPoints": 1900, "net": 1000, "tax": 190, "gross": 1190}]
         assert (latest["net"], latest["tax"], latest["total"], latest["amountDue"]) == (1000, 190, 1190, 1190)
         assert await scalar(world.engine, "SELECT count(*) FROM invoice") == 2
+        # and the driver can be told: one durable event per outcome, written with the facts
+        announced = await fetch(
+            world.engine,
+            "SELECT event_type, payload FROM outbox_event WHERE event_type LIKE 'membership.%' ORDER BY id",
+        )
+        assert [a["event_type"] for a in announced] == [
+            "membership.invoice_paid",
+            "membership.invoice_failed",
+            "membership.invoice_paid",
+        ]
+        payloads = [
+            json.loads(a["payload"]) if isinstance(a["payload"], str) else a["payload"] for a in announced
+        ]
+        assert payloads[1]["renewal"] is True
+        assert [p.get("invoice_id") for p in payloads] == [
+            await _pk(world.engine, mine[1]["number"]),
+            None,
+            await _pk(world.engine, latest["number"]),
+        ]
+        assert {p["amount"] for p in payloads} == {1190}
         # and its PDF downloads through the signed link
         response = await world.http.get(latest["downloadUrl"])
         assert response.status_code == 200 and latest["number"] in pdf_text(response.content)

@@ -12,6 +12,7 @@ Accounts hold no postal address, so the buyer is named by name and email only.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -31,15 +32,25 @@ def stripe_invoice_key(stripe_invoice_id: str) -> str:
     return f"{STRIPE_INVOICE_KEY_PREFIX}{stripe_invoice_id}"
 
 
+@dataclass(frozen=True, slots=True)
+class Issued:
+    invoice_id: int
+    new: bool  # False: issued before, for an earlier delivery of this Stripe invoice
+
+
 async def issue_for_paid(
     session: AsyncSession, membership: PlanSubscription, stripe_invoice: dict[str, Any]
-) -> int | None:
+) -> Issued | None:
     """The ChargeNet invoice of a paid Stripe invoice (the one issued before, on a repeat);
     None when Stripe took no money (a free period, a credit)."""
     amount = int(stripe_invoice.get("amount_paid") or 0)
     invoice_id = stripe_invoice.get("id")
     if amount <= 0 or not isinstance(invoice_id, str):
         return None
+    conn = await session.connection()
+    before = await invoices.invoice_for(conn, stripe_invoice_key(invoice_id))
+    if before is not None:
+        return Issued(before, new=False)
     plan = await session.get(MembershipPlan, membership.plan_id)
     user = await session.get(UserAccount, membership.user_id)
     if plan is None or user is None:
@@ -59,8 +70,8 @@ async def issue_for_paid(
         email=user.email,
         user_id=user.id,
     )
-    return await invoices.issue_invoice(
-        await session.connection(),
+    issued = await invoices.issue_invoice(
+        conn,
         organization_id=membership.organization_id,
         buyer=buyer,
         lines=[line],
@@ -71,6 +82,7 @@ async def issue_for_paid(
         purpose=InvoicePurpose.MEMBERSHIP,
         source_key=stripe_invoice_key(invoice_id),
     )
+    return Issued(issued, new=True)
 
 
 def _period(stripe_invoice: dict[str, Any], membership: PlanSubscription) -> tuple[datetime, datetime]:

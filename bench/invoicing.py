@@ -25,6 +25,7 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -465,12 +466,21 @@ def main() -> None:
     report = bl.Report(
         f"Month-end invoicing: receipts for {args.sessions:,} sessions of one organisation, PostgreSQL"
     )
+    run_on_fresh_postgres(_run, args, report)
+
+
+def run_on_fresh_postgres(
+    run: Callable[[str, argparse.Namespace, bl.Report], Awaitable[None]],
+    args: argparse.Namespace,
+    report: bl.Report,
+) -> None:
+    """`run` against a fresh, migrated database on `--database-url`, dropped afterwards."""
     with tempfile.TemporaryDirectory() as tmp:
         db = bl.fresh_database(args.database_url, Path(tmp), args.pg_name)
         if db.kind != "postgresql":
             sys.exit("this benchmark measures PostgreSQL (COPY seeding); give a postgresql URL")
         try:
-            asyncio.run(_run(db.url, args, report))
+            asyncio.run(run(db.url, args, report))
         finally:
             db.drop()
     report.emit(args.write)

@@ -17,10 +17,8 @@ statement, lines per location and rate, and the re-run issuing nothing.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 import benchlib as bl
-from invoicing import MONTH, _seed
+from invoicing import MONTH, _seed, run_on_fresh_postgres
 
 TARGET_S = 60.0
 CAP = 300  # what a sponsor pays at most per session, minor units
@@ -227,15 +225,7 @@ def main() -> None:
     report = bl.Report(
         f"Month-end sponsor invoicing: {args.sessions:,} sponsored sessions of one organisation, PostgreSQL"
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        db = bl.fresh_database(args.database_url, Path(tmp), args.pg_name)
-        if db.kind != "postgresql":
-            sys.exit("this benchmark measures PostgreSQL (COPY seeding); give a postgresql URL")
-        try:
-            asyncio.run(_run(db.url, args, report))
-        finally:
-            db.drop()
-    report.emit(args.write)
+    run_on_fresh_postgres(_run, args, report)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,12 @@ against the local Stripe-format server, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.invoicing.months import month_containing
@@ -70,14 +73,32 @@ async def _mall_sponsors(http: httpx.AsyncClient, engine: AsyncEngine, base: dat
     return org
 
 
+@dataclass
+class World:
+    http: httpx.AsyncClient
+    engine: AsyncEngine
+    connect_charger: ChargerFactory
+
+
+@pytest.fixture
+def world(
+    http: httpx.AsyncClient, engine: AsyncEngine, durable: DurableWork, connect_charger: ChargerFactory
+) -> World:
+    """The API, the gateway and the worker (sessions are charged as they end)."""
+    return World(http, engine, connect_charger)
+
+
+async def _one_sponsored_session(world: World) -> tuple[int, datetime]:
+    """Mall pays €3.00 of a €4.00 session at Mall East that ended an hour ago: (org, its start)."""
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=90)
+    org = await _mall_sponsors(world.http, world.engine, base, sites=1)
+    await _session(world.engine, await world.connect_charger("CP-1"), wh=10_000, base=base)
+    return org, base
+
+
 class TestASponsorsMonthIsInvoicedOnce:
-    async def test_two_tax_rates_make_two_lines_and_a_rerun_issues_nothing(
-        self,
-        http: httpx.AsyncClient,
-        engine: AsyncEngine,
-        durable: DurableWork,
-        connect_charger: ChargerFactory,
-    ) -> None:
+    async def test_two_tax_rates_make_two_lines_and_a_rerun_issues_nothing(self, world: World) -> None:
+        http, engine, connect_charger = world.http, world.engine, world.connect_charger
         # given a sponsor paying up to €3.00 of every session at both sites
         base = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=90)
         await _mall_sponsors(http, engine, base, sites=2)
@@ -153,17 +174,10 @@ class TestASponsorsMonthIsInvoicedOnce:
         assert (await ok(http, INVOICES, kind="MEMBERSHIP"))["invoices"]["edges"] == []
         assert (await ok(http, INVOICES, month="2020-01"))["invoices"]["edges"] == []
 
-    async def test_a_month_not_over_yet_is_not_invoiced(
-        self,
-        http: httpx.AsyncClient,
-        engine: AsyncEngine,
-        durable: DurableWork,
-        connect_charger: ChargerFactory,
-    ) -> None:
+    async def test_a_month_not_over_yet_is_not_invoiced(self, world: World) -> None:
+        http, engine = world.http, world.engine
         # given a sponsored session this month, its statement issued early by hand
-        base = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=90)
-        org = await _mall_sponsors(http, engine, base, sites=1)
-        await _session(engine, await connect_charger("CP-1"), wh=10_000, base=base)
+        org, base = await _one_sponsored_session(world)
         month = month_containing(base)
         # when the daily job runs within the month
         assert await issue_last_months_statements(engine, now=base + timedelta(minutes=60)) >= 0
@@ -174,3 +188,15 @@ class TestASponsorsMonthIsInvoicedOnce:
         await issue_last_months_statements(engine, now=_next_month(base))
         statements = (await ok(http, STATEMENTS, m=month))["sponsorStatements"]
         assert [s["invoice"]["total"] for s in statements] == [300]
+
+    async def test_two_job_runs_racing_issue_one_invoice(self, world: World) -> None:
+        engine = world.engine
+        # given a sponsored session in a month that is over by the time the job runs
+        _, base = await _one_sponsored_session(world)
+        job_day = _next_month(base)
+        # when two workers run the daily job at the same moment
+        await asyncio.gather(*(issue_last_months_statements(engine, now=job_day) for _ in range(2)))
+        # then one statement, one invoice, numbered 1
+        invoices = await fetch(engine, "SELECT number, total FROM invoice WHERE kind = 'invoice'")
+        assert invoices == [{"number": f"I-{job_day.year}-000001", "total": 300}]
+        assert len(await fetch(engine, "SELECT id FROM sponsor_statement")) == 1

@@ -614,13 +614,15 @@ CREATE_TAXED_PLAN = """
 mutation ($o: ID!, $fee: Int!, $bp: Int, $incl: Boolean) {
   createMembershipPlan(input: {organizationId: $o, name: "Plus", monthlyFee: $fee, taxBasisPoints: $bp,
                                feeIncludesTax: $incl}) { id taxBasisPoints feeIncludesTax chargedFee } }"""
-INVOICE = """id number kind periodStart periodEnd net tax total amountDue buyer { kind name email }
+INVOICE = """id number kind periodStart periodEnd net tax total amountDue buyer { kind name email address }
   lines { description quantity unit unitPrice amount taxBasisPoints }
   taxBreakdown { taxBasisPoints net tax gross } downloadUrl(expiresInMinutes: 5)"""
 MY_INVOICES = f"{{ myInvoices(first: 10) {{ edges {{ node {{ {INVOICE} }} }} }} }}"
 ORG_INVOICES = (
     "query ($k: InvoiceKind) { invoices(first: 10, kind: $k) { edges { node { number buyer { email } } } } }"
 )
+SET_ADDRESS = """
+mutation ($a: String) { updateProfile(input: {billingAddress: $a}) { billingAddress } }"""
 INVOICE_NODE = "query ($id: ID!) { node(id: $id) { ... on Invoice { number } } }"
 
 
@@ -640,6 +642,8 @@ class TestMembersGetAnInvoiceForEveryPaidMonth:
         plan = created["createMembershipPlan"]
         assert (plan["taxBasisPoints"], plan["feeIncludesTax"], plan["chargedFee"]) == (1900, True, 1190)
         _, token, _ = await world.driver("member@example.com")
+        address = await ok(world.http, SET_ADDRESS, token=token, a="  Gartenweg 2 \n\n 10115   Berlin ")
+        assert address["updateProfile"]["billingAddress"] == "Gartenweg 2\n10115 Berlin"
         await world.subscribe(token, plan["id"])
         await world.deliver()
         sub_id = (await membership_rows(world.engine))[0]["stripe_subscription_id"]
@@ -661,6 +665,7 @@ class TestMembersGetAnInvoiceForEveryPaidMonth:
             "kind": "driver",
             "name": "member@example.com",
             "email": "member@example.com",
+            "address": "Gartenweg 2\n10115 Berlin",
         }
         assert latest["periodStart"].startswith(
             f"{datetime.fromtimestamp(paid['period_start'], UTC):%Y-%m-%d}"

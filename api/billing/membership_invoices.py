@@ -7,7 +7,8 @@ never issue a second one. The amount is what Stripe charged — tax included by 
 a charge — taxed at the plan's rate (`MembershipPlan.tax_basis_points`). A failed payment
 issues nothing; the invoice appears when a later attempt pays.
 
-Accounts hold no postal address, so the buyer is named by name and email only.
+The buyer is the driver as their account names them: name, email, billing address if given
+(`updateProfile(input: {billingAddress:})`).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ async def issue_for_paid(
         kind=DRIVER_BUYER,
         name=user.display_name or user.email or "Driver",
         email=user.email,
+        address=user.billing_address,
         user_id=user.id,
     )
     issued = await invoices.issue_invoice(

@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry.dataloader import DataLoader
 
 from api.auth.principal import Principal
+from api.invoicing import repository as invoicing
 from api.network import repository as network
 from api.service import health_repository as health
 from api.sessions import repository as sessions
@@ -76,11 +77,21 @@ class HealthByStationIdLoader(_Loader[int, Row[Any] | None]):
         return [found.get(k) for k in keys]
 
 
+class InvoiceBySourceKeyLoader(_Loader[str, Row[Any] | None]):
+    """The invoice issued for a fact (a sponsor statement…), if the caller may read it."""
+
+    async def batch_load(self, keys: Sequence[str]) -> list[Row[Any] | None]:
+        async with self.db() as s:
+            found = await invoicing.invoices_by_source_keys(await s.connection(), self.principal, keys)
+        return [found.get(k) for k in keys]
+
+
 class Loaders:
     __slots__ = (
         "cache",
         "connectors_by_station",
         "health_by_station",
+        "invoice_by_source_key",
         "location_by_id",
         "station_by_id",
         "stations_by_location",
@@ -97,3 +108,4 @@ class Loaders:
         self.stations_by_location = StationsByLocationIdLoader(db, principal, cache=cache)
         self.transaction_by_id = TransactionByIdLoader(db, principal, cache=cache)
         self.health_by_station = HealthByStationIdLoader(db, principal, cache=cache)
+        self.invoice_by_source_key = InvoiceBySourceKeyLoader(db, principal, cache=cache)

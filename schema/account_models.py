@@ -30,6 +30,8 @@ class UserAccount(SQLModel, table=True):
     password_changed_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     display_name: str | None = Field(default=None, max_length=120)
     phone: str | None = Field(default=None, max_length=32)
+    # Printed as the buyer's address on their membership invoices; lines separated by newlines.
+    billing_address: str | None = Field(default=None, max_length=500)
     locale: str = Field(default="en", max_length=16)
     # Platform staff of the ChargeNet deployment itself: every organisation, every permission.
     is_platform_admin: bool = False

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from schema.commands import Command, CommandReply
 from schema.errors import CommandTimeout, StationOffline, SubscriptionLagged
-from schema.events import Event
+from schema.events import DomainEvent
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +56,11 @@ class Subscription:
     def __init__(self, bus: InProcessBus, topics: tuple[str, ...]) -> None:
         self._bus = bus
         self.topics = topics
-        self._queue: asyncio.Queue[Event | BusResumed | None] = asyncio.Queue(SUBSCRIPTION_QUEUE_LIMIT)
+        self._queue: asyncio.Queue[DomainEvent | BusResumed | None] = asyncio.Queue(SUBSCRIPTION_QUEUE_LIMIT)
         self._closed = False
         self._lagged = False
 
-    def _offer(self, event: Event | BusResumed) -> None:
+    def _offer(self, event: DomainEvent | BusResumed) -> None:
         try:
             self._queue.put_nowait(event)
         except asyncio.QueueFull:
@@ -74,10 +74,10 @@ class Subscription:
         except asyncio.QueueFull:
             pass
 
-    def __aiter__(self) -> AsyncIterator[Event | BusResumed]:
+    def __aiter__(self) -> AsyncIterator[DomainEvent | BusResumed]:
         return self
 
-    async def __anext__(self) -> Event | BusResumed:
+    async def __anext__(self) -> DomainEvent | BusResumed:
         if self._lagged:
             raise SubscriptionLagged("subscriber fell behind; resubscribe for a fresh snapshot")
         if self._closed and self._queue.empty():
@@ -89,7 +89,7 @@ class Subscription:
             raise StopAsyncIteration
         return item
 
-    async def next(self, timeout: float) -> Event | BusResumed:
+    async def next(self, timeout: float) -> DomainEvent | BusResumed:
         return await asyncio.wait_for(self.__anext__(), timeout)
 
     def close(self) -> None:
@@ -109,7 +109,7 @@ class Bus(Protocol):
     async def start(self) -> None:
         """Connect; called once before use."""
 
-    async def publish(self, events: Sequence[Event]) -> None: ...
+    async def publish(self, events: Sequence[DomainEvent]) -> None: ...
 
     def subscribe(self, *topics: str) -> Subscription: ...
 
@@ -148,10 +148,10 @@ class InProcessBus:
     async def start(self) -> None:
         pass
 
-    async def publish(self, events: Sequence[Event]) -> None:
+    async def publish(self, events: Sequence[DomainEvent]) -> None:
         self.deliver(events)
 
-    def deliver(self, events: Sequence[Event]) -> None:
+    def deliver(self, events: Sequence[DomainEvent]) -> None:
         """Hand events to this process's subscribers, synchronously."""
         subs = self._subs
         for event in events:

@@ -36,6 +36,13 @@ class DocumentKind(StrEnum):
     INVOICE = "invoice"
 
 
+class InvoicePurpose(StrEnum):
+    """What an invoice bills: a driver's membership fee, or a sponsor's month."""
+
+    MEMBERSHIP = "membership"
+    SPONSORSHIP = "sponsorship"
+
+
 class DocumentCounter(SQLModel, table=True):
     """The last number issued in one series of one organisation in one year.
 
@@ -59,6 +66,9 @@ class BillingDocument(SQLModel, table=True):
         # The driver's own list and the operator's list, newest first.
         Index("ix_invoice_org_issued", "organization_id", "issued_at"),
         Index("ix_invoice_user_issued", "user_id", "issued_at"),
+        # The operator's list filtered by what the invoices bill.
+        Index("ix_invoice_org_purpose", "organization_id", "purpose"),
+        UniqueConstraint("source_key", name="uq_invoice_source_key"),
     )
 
     id: int | None = Field(default=None, sa_column=bigint_pk())
@@ -79,6 +89,10 @@ class BillingDocument(SQLModel, table=True):
     # The buyer when they have an account (a driver, a member); NULL for anonymous cards and
     # for invoices to sponsors (their details are in `buyer`).
     user_id: int | None = Field(default=None, foreign_key="user_account.id")
+    # Invoice: what it bills (InvoicePurpose), and the fact it was issued for — one invoice per
+    # fact, whoever asks how often: "sponsor_statement:<id>", "stripe_invoice:<Stripe id>".
+    purpose: str | None = Field(default=None, max_length=16)
+    source_key: str | None = Field(default=None, max_length=96)
     # Invoice: the period it covers.
     period_start: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     period_end: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))

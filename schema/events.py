@@ -74,22 +74,39 @@ class ConnectorState:
     status_since: datetime | None
 
 
+def user_topic(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Event:
+class DomainEvent:
+    """Anything the outbox, the bus and the worker carry. Events of a station extend `Event`;
+    others (a driver's membership invoices) name their own topics."""
+
+    kind: ClassVar[str] = "event"
+    at: datetime
+
+    def topics(self) -> tuple[str, ...]:
+        return ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **_plain_fields(self)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event(DomainEvent):
+    """Something that happened at a station: on its topics, its location's and all stations'."""
+
     kind: ClassVar[str] = "event"
     station_id: int
     charge_point_id: str
     location_id: int | None
-    at: datetime
 
     def topics(self) -> tuple[str, ...]:
         topics = [station_topic(self.station_id), ALL_STATIONS_TOPIC]
         if self.location_id is not None:
             topics.append(location_topic(self.location_id))
         return tuple(topics)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, **_plain_fields(self)}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -272,7 +289,39 @@ class WorkOrderChanged(Event):
         return (organization_work_orders_topic(self.organization_id),)
 
 
-EVENT_TYPES: dict[str, type[Event]] = {
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MembershipInvoiceEvent(DomainEvent):
+    """Stripe settled an invoice of a driver's membership. Durable: recorded in the webhook
+    handler's transaction, so the driver can be told even if the process dies right after."""
+
+    organization_id: int
+    user_id: int
+    membership_id: int
+    stripe_invoice_id: str
+    amount: int
+    currency: str
+
+    def topics(self) -> tuple[str, ...]:
+        return (user_topic(self.user_id),)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MembershipInvoicePaid(MembershipInvoiceEvent):
+    """Paid, and ChargeNet's numbered invoice issued for it (`invoice_id`)."""
+
+    kind: ClassVar[str] = "membership.invoice_paid"
+    invoice_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MembershipInvoiceFailed(MembershipInvoiceEvent):
+    """The card was declined; on a renewal the membership's prices stop until it is paid."""
+
+    kind: ClassVar[str] = "membership.invoice_failed"
+    renewal: bool
+
+
+EVENT_TYPES: dict[str, type[DomainEvent]] = {
     cls.kind: cls
     for cls in (
         StationStatusChanged,
@@ -287,11 +336,13 @@ EVENT_TYPES: dict[str, type[Event]] = {
         PaymentFailed,
         IncidentChanged,
         WorkOrderChanged,
+        MembershipInvoicePaid,
+        MembershipInvoiceFailed,
     )
 }
 
 
-def event_from_dict(data: dict[str, Any]) -> Event:
+def event_from_dict(data: dict[str, Any]) -> DomainEvent:
     """Rebuild an event from `to_dict` output (datetimes as datetime or ISO text)."""
     data = dict(data)
     cls = EVENT_TYPES[data.pop("kind")]

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from schema.enums import ConnectorStatus
 from schema.events import (
     ChargingRequestFailed,
+    DomainEvent,
     Event,
     SessionCharged,
     SessionFlagged,
@@ -86,19 +87,19 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def event_payload(event: Event) -> dict[str, Any]:
+def event_payload(event: DomainEvent) -> dict[str, Any]:
     """`event.to_dict()` as plain JSON values (datetimes as ISO 8601 text)."""
     return _jsonable(event.to_dict())  # type: ignore[no-any-return]
 
 
-def outbox_rows(events: Iterable[Event], now: datetime) -> list[dict[str, Any]]:
+def outbox_rows(events: Iterable[DomainEvent], now: datetime) -> list[dict[str, Any]]:
     return [
         {"event_type": e.kind, "payload": event_payload(e), "created_at": now, "published_at": None}
         for e in events
     ]
 
 
-async def append(conn: AsyncConnection, events: Sequence[Event], now: datetime) -> None:
+async def append(conn: AsyncConnection, events: Sequence[DomainEvent], now: datetime) -> None:
     """Record `events` in the caller's transaction: they are relayed only if it commits."""
     if events:
         await conn.execute(OUTBOX.insert(), outbox_rows(events, now))
@@ -113,7 +114,7 @@ class OutboxMessage:
     event_type: str
     payload: dict[str, Any]
 
-    def event(self) -> Event:
+    def event(self) -> DomainEvent:
         return event_from_dict(self.payload)
 
     def to_fields(self) -> dict[str, str]:

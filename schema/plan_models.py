@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy import Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -28,6 +29,10 @@ class MembershipPlan(SQLModel, table=True):
     currency: str = Field(max_length=3)
     included_wh: int = Field(default=0, description="Energy included each period, free at any tariff.")
     discount_basis_points: int = Field(default=0, description="Off every session's price; 1000 = 10 %.")
+    # The fee's tax, for the member's invoices: the rate, and whether `monthly_fee` includes it
+    # (if not, the member is charged the fee plus the tax).
+    tax_basis_points: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    fee_includes_tax: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
     stripe_product_id: str | None = Field(default=None, max_length=64)
     stripe_price_id: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())

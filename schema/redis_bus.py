@@ -34,7 +34,7 @@ from schema.bus import Bus, CommandExecutor, InProcessBus, Subscription, run_exe
 from schema.bus_listener import PubSubListener
 from schema.commands import Command, CommandReply, command_from_dict
 from schema.errors import BusUnavailable, ChargeNetError, CommandFailed, CommandTimeout, StationOffline
-from schema.events import Event, event_from_dict
+from schema.events import DomainEvent, event_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ class RedisBus:
     def subscriber_count(self) -> int:
         return self._local.subscriber_count()
 
-    async def publish(self, events: Sequence[Event]) -> None:
+    async def publish(self, events: Sequence[DomainEvent]) -> None:
         if not events or self._closed:
             return
         if len(self._unsent) >= MAX_UNSENT_BATCHES:
@@ -261,7 +261,7 @@ class RedisBus:
             log.warning("undecodable event batch on the bus")
             return
         local = self._local
-        events: list[Event] = []
+        events: list[DomainEvent] = []
         for topics, body in items:
             if local.has_subscribers(topics):
                 try:

@@ -665,6 +665,7 @@ RULES: dict[str, Rule] = {
     ),
     # --- receipts and invoices: the driver's own, billing staff's organisation's; revenue is reports ---
     "Query.myReceipts": Rule(PEOPLE),
+    "Query.myInvoices": Rule(PEOPLE),
     "Query.chargingHistory": Rule(PEOPLE, lambda w, _: dict(PERIOD)),
     "Query.receipts": Rule(BILLERS),
     "Query.invoices": Rule(BILLERS),

@@ -46,8 +46,13 @@ class TestDeleteAccount:
         phone = await sign_in(engine, keys, user_id=user, device="phone")
         laptop = await sign_in(engine, keys, user_id=user, device="laptop")
         token = phone.access_token
-        await gql(
-            http, UPDATE_PROFILE, {"input": {"displayName": "Anna", "phone": "+4915123456789"}}, token=token
+        data(
+            await gql(
+                http,
+                UPDATE_PROFILE,
+                {"input": {"displayName": "Anna", "phone": "+4915123456789", "billingAddress": "Weg 1"}},
+                token=token,
+            )
         )
         data(await gql(http, ADD_VEHICLE, token=token))
         await give_token(engine, user_id=user, token="ANNA0001")
@@ -81,11 +86,11 @@ class TestDeleteAccount:
         # and nothing personal is left
         account = await _rows(
             engine,
-            "SELECT email, email_verified_at, display_name, phone, password_hash, deleted_at IS NOT NULL"
-            " FROM user_account WHERE id = :u",
+            "SELECT email, email_verified_at, display_name, phone, billing_address, password_hash,"
+            " deleted_at IS NOT NULL FROM user_account WHERE id = :u",
             u=user,
         )
-        assert account == [(None, None, None, None, None, True)]
+        assert account == [(None, None, None, None, None, None, True)]
         for table in ("vehicle", "external_identity", "membership", "id_token"):
             assert await _rows(engine, f"SELECT id FROM {table} WHERE user_id = :u", u=user) == [], table
         assert await _rows(

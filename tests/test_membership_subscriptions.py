@@ -8,10 +8,11 @@ general prices once it is past_due or canceled."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -36,6 +37,7 @@ from tests.stripe_payments import app_confirms_card, stripe_settings
 from tests.stripe_server import API_KEY, WEBHOOK_SECRET, StripeServer, running_stripe_server
 from tests.test_access_matrix import gid
 from tests.test_memberships import MEMBER_TAG, _charges, _session
+from tests.test_receipts import pdf_text
 from tests.test_remote_control import eventually
 from tests.test_stripe_webhooks import processed
 from tests.test_tariffs import ASSIGN, ESTIMATE, _in_force_since, create, ok
@@ -606,3 +608,145 @@ class TestWhoSeesWhat:
         row = (await membership_rows(world.engine))[0]
         assert (row["status"], row["latest_invoice_status"]) == ("active", "paid")
         assert (await world.seen_at(station, token))["membershipPlan"] == "Basic"
+
+
+CREATE_TAXED_PLAN = """
+mutation ($o: ID!, $fee: Int!, $bp: Int, $incl: Boolean) {
+  createMembershipPlan(input: {organizationId: $o, name: "Plus", monthlyFee: $fee, taxBasisPoints: $bp,
+                               feeIncludesTax: $incl}) { id taxBasisPoints feeIncludesTax chargedFee } }"""
+INVOICE = """id number kind periodStart periodEnd net tax total amountDue buyer { kind name email address }
+  lines { description quantity unit unitPrice amount taxBasisPoints }
+  taxBreakdown { taxBasisPoints net tax gross } downloadUrl(expiresInMinutes: 5)"""
+MY_INVOICES = f"{{ myInvoices(first: 10) {{ edges {{ node {{ {INVOICE} }} }} }} }}"
+ORG_INVOICES = (
+    "query ($k: InvoiceKind) { invoices(first: 10, kind: $k) { edges { node { number buyer { email } } } } }"
+)
+SET_ADDRESS = """
+mutation ($a: String) { updateProfile(input: {billingAddress: $a}) { billingAddress } }"""
+INVOICE_NODE = "query ($id: ID!) { node(id: $id) { ... on Invoice { number } } }"
+
+
+async def _pk(engine: AsyncEngine, number: str) -> int:
+    return int(await scalar(engine, "SELECT id FROM invoice WHERE number = :n", n=number))
+
+
+class TestMembersGetAnInvoiceForEveryPaidMonth:
+    async def test_paid_months_are_invoiced_once_each_and_a_failed_renewal_not_at_all(
+        self, world: World
+    ) -> None:
+        # given a member of Plus (€11.90 a month including 19 % tax) whose first month is paid
+        org = await make_org(world.engine)
+        created = await ok(
+            world.http, CREATE_TAXED_PLAN, o=gid("Organization", org), fee=1190, bp=1900, incl=True
+        )
+        plan = created["createMembershipPlan"]
+        assert (plan["taxBasisPoints"], plan["feeIncludesTax"], plan["chargedFee"]) == (1900, True, 1190)
+        _, token, _ = await world.driver("member@example.com")
+        address = await ok(world.http, SET_ADDRESS, token=token, a="  Gartenweg 2 \n\n 10115   Berlin ")
+        assert address["updateProfile"]["billingAddress"] == "Gartenweg 2\n10115 Berlin"
+        await world.subscribe(token, plan["id"])
+        await world.deliver()
+        sub_id = (await membership_rows(world.engine))[0]["stripe_subscription_id"]
+        # when a renewal fails, and the next one is paid with another card
+        world.stripe.renew(sub_id, card="pm_card_chargeDeclined")
+        await world.deliver()
+        world.stripe.renew(sub_id, card="pm_card_mastercard")
+        await world.deliver()
+        # and Stripe redelivers the last invoice.paid
+        await world.send(world.stripe.events_of("invoice.paid")[-1])
+        # then the driver has two invoices: the first month and the paid renewal
+        mine = [e["node"] for e in (await ok(world.http, MY_INVOICES, token=token))["myInvoices"]["edges"]]
+        year = utcnow().year
+        assert [i["number"] for i in mine] == [f"I-{year}-000002", f"I-{year}-000001"]
+        paid = world.stripe.events_of("invoice.paid")[-1]["data"]["object"]
+        latest = mine[0]
+        assert latest["kind"] == "MEMBERSHIP"
+        assert latest["buyer"] == {
+            "kind": "driver",
+            "name": "member@example.com",
+            "email": "member@example.com",
+            "address": "Gartenweg 2\n10115 Berlin",
+        }
+        assert latest["periodStart"].startswith(
+            f"{datetime.fromtimestamp(paid['period_start'], UTC):%Y-%m-%d}"
+        )
+        assert latest["lines"] == [
+            {
+                "description": f"Plus membership, {latest['periodStart'][:10]} to {latest['periodEnd'][:10]}",
+                "quantity": "1",
+                "unit": "month",
+                "unitPrice": "1190",
+                "amount": 1190,
+                "taxBasisPoints": 1900,
+            }
+        ]
+        assert latest["taxBreakdown"] == [{"taxBasisPoints": 1900, "net": 1000, "tax": 190, "gross": 1190}]
+        assert (latest["net"], latest["tax"], latest["total"], latest["amountDue"]) == (1000, 190, 1190, 1190)
+        assert await scalar(world.engine, "SELECT count(*) FROM invoice") == 2
+        # and the driver can be told: one durable event per outcome, written with the facts
+        announced = await fetch(
+            world.engine,
+            "SELECT event_type, payload FROM outbox_event WHERE event_type LIKE 'membership.%' ORDER BY id",
+        )
+        assert [a["event_type"] for a in announced] == [
+            "membership.invoice_paid",
+            "membership.invoice_failed",
+            "membership.invoice_paid",
+        ]
+        payloads = [
+            json.loads(a["payload"]) if isinstance(a["payload"], str) else a["payload"] for a in announced
+        ]
+        assert payloads[1]["renewal"] is True
+        assert [p.get("invoice_id") for p in payloads] == [
+            await _pk(world.engine, mine[1]["number"]),
+            None,
+            await _pk(world.engine, latest["number"]),
+        ]
+        assert {p["amount"] for p in payloads} == {1190}
+        # and its PDF downloads through the signed link
+        response = await world.http.get(latest["downloadUrl"])
+        assert response.status_code == 200 and latest["number"] in pdf_text(response.content)
+        # and the organisation's billing staff list both; nobody else sees them
+        staff = await ok(world.http, ORG_INVOICES, k="MEMBERSHIP")
+        assert [e["node"]["buyer"]["email"] for e in staff["invoices"]["edges"]] == ["member@example.com"] * 2
+        assert (await ok(world.http, ORG_INVOICES, k="SPONSORSHIP"))["invoices"]["edges"] == []
+        _, other, _ = await world.driver("other@example.com")
+        assert (await ok(world.http, MY_INVOICES, token=other))["myInvoices"]["edges"] == []
+        assert (await ok(world.http, INVOICE_NODE, token=other, id=latest["id"]))["node"] is None
+        assert (await ok(world.http, INVOICE_NODE, token=token, id=latest["id"]))["node"]["number"]
+        outsider = await make_user(world.engine, email="finance@other.example.com")
+        await add_member(
+            world.engine, user_id=outsider, organization_id=await other_org(world.engine), role=Role.FINANCE
+        )
+        outsider_token = (
+            await sign_in(world.engine, world.api.app.state.auth.keys, user_id=outsider)
+        ).access_token
+        assert (await ok(world.http, ORG_INVOICES, token=outsider_token))["invoices"]["edges"] == []
+        assert (await ok(world.http, INVOICE_NODE, token=outsider_token, id=latest["id"]))["node"] is None
+
+    async def test_a_plan_is_taxed_like_the_default_tariff_unless_told_and_charged_its_tax(
+        self, world: World
+    ) -> None:
+        # given an organisation whose default tariff is priced plus 7 % tax
+        org = await make_org(world.engine)
+        general = await create(
+            world.http,
+            org,
+            "General",
+            {"energyPerKwh": "40", "taxBasisPoints": 700, "pricesIncludeTax": False},
+        )
+        await ok(world.http, ASSIGN, t=general)
+        # when a plan of €10.00 is created without a tax, and one with 19 % included
+        await world.plan(org, "Basic", 1000)
+        await ok(world.http, CREATE_TAXED_PLAN, o=gid("Organization", org), fee=1190, bp=1900, incl=True)
+        # then Basic is €10.00 plus 7 %: Stripe charges €10.70; Plus is charged its fee
+        plans = await fetch(
+            world.engine,
+            "SELECT name, tax_basis_points, fee_includes_tax, stripe_price_id "
+            "FROM membership_plan ORDER BY id",
+        )
+        assert [(p["name"], p["tax_basis_points"], bool(p["fee_includes_tax"])) for p in plans] == [
+            ("Basic", 700, False),
+            ("Plus", 1900, True),
+        ]
+        assert [world.stripe.objects[p["stripe_price_id"]]["unit_amount"] for p in plans] == [1070, 1190]

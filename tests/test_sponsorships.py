@@ -592,6 +592,9 @@ class TestReportsAndStatements:
         # then October's statement exists once, with the session
         rows = await fetch(engine, "SELECT month, sessions, energy_wh, amount FROM sponsor_statement")
         assert rows == [{"month": "2026-10", "sessions": 1, "energy_wh": 5_000, "amount": 200}]
+        # and, its session having no bill to take the tax rate from, it is not invoiced: an
+        # invoice never disagrees with its statement
+        assert await fetch(engine, "SELECT id FROM invoice") == []
 
 
 async def _first_sponsorship_id(engine: AsyncEngine) -> int:

@@ -9,7 +9,10 @@ api.billing.webhook_handlers, run by the inbox once per event).
   "active". A new period's start is a new key for included-energy usage, so it resets itself.
 - invoice.paid / invoice.payment_failed: recorded on the membership (latest invoice and its
   outcome) with an audit entry, what notifying the driver builds on. A failed renewal also
-  makes the membership past_due at once (Stripe's own subscription update follows).
+  makes the membership past_due at once (Stripe's own subscription update follows). A paid
+  invoice also gets its numbered ChargeNet invoice (api.billing.membership_invoices). Both
+  record a durable MembershipInvoicePaid / MembershipInvoiceFailed in the outbox, in the same
+  transaction, once per outcome (a paid one once per ChargeNet invoice).
 """
 
 from __future__ import annotations
@@ -20,10 +23,13 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.audit.service import SYSTEM_ACTOR, entry
+from api.billing import membership_invoices
 from api.billing.inbox import InboundEvent
 from api.billing.memberships import ENDED_STATES
 from api.billing.repository import MEMBER_STATES
 from api.billing.stripe_gateway import subscription_period
+from schema import outbox
+from schema.events import MembershipInvoiceEvent, MembershipInvoiceFailed, MembershipInvoicePaid
 from schema.plan_models import MembershipPlan, PlanSubscription
 from schema.timeutil import utcnow
 
@@ -140,6 +146,10 @@ async def invoice_settled(session: AsyncSession, event: InboundEvent) -> str:
         row.last_event_at = event.created
     row.updated_at = utcnow()
     session.add(row)
+    issued = await membership_invoices.issue_for_paid(session, row, invoice) if outcome == "paid" else None
+    await _announce(
+        session, row, invoice, issued, renewal=invoice.get("billing_reason") == "subscription_cycle"
+    )
     session.add(
         entry(
             SYSTEM_ACTOR,
@@ -155,7 +165,40 @@ async def invoice_settled(session: AsyncSession, event: InboundEvent) -> str:
                 "currency": invoice.get("currency"),
                 "billing_reason": invoice.get("billing_reason"),
                 "stripe_event": event.external_id,
+                "chargenet_invoice": None if issued is None else issued.invoice_id,
             },
         )
     )
     return HANDLED
+
+
+async def _announce(
+    session: AsyncSession,
+    row: PlanSubscription,
+    invoice: dict[str, Any],
+    issued: membership_invoices.Issued | None,
+    *,
+    renewal: bool,
+) -> None:
+    """The durable event of this outcome: a failure each time one is recorded, a payment
+    when its ChargeNet invoice is issued (nothing was charged: nothing to tell)."""
+    common: dict[str, Any] = {
+        "at": utcnow(),
+        "organization_id": row.organization_id,
+        "user_id": row.user_id,
+        "membership_id": row.id or 0,
+        "stripe_invoice_id": str(invoice.get("id")),
+        "currency": str(invoice.get("currency") or "").upper(),
+    }
+    event: MembershipInvoiceEvent
+    if issued is not None:
+        if not issued.new:
+            return
+        event = MembershipInvoicePaid(
+            **common, amount=int(invoice.get("amount_paid") or 0), invoice_id=issued.invoice_id
+        )
+    elif row.latest_invoice_status == "payment_failed":
+        event = MembershipInvoiceFailed(**common, amount=int(invoice.get("amount_due") or 0), renewal=renewal)
+    else:
+        return
+    await outbox.append(await session.connection(), [event], common["at"])

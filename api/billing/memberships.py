@@ -25,7 +25,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.audit.service import Actor, entry
-from api.billing import payments
+from api.billing import payments, plans
 from api.billing.payment_types import PaymentGateway, SubscriptionInfo
 from api.billing.repository import MEMBER_STATES
 from schema.errors import (
@@ -71,7 +71,7 @@ async def plan_price(session: AsyncSession, gateway: PaymentGateway, plan: Membe
     if plan.stripe_price_id:
         return plan.stripe_price_id
     price = await gateway.ensure_plan_price(
-        plan_id=plan.id or 0, name=plan.name, monthly_fee=plan.monthly_fee, currency=plan.currency
+        plan_id=plan.id or 0, name=plan.name, monthly_fee=plans.charged_fee(plan), currency=plan.currency
     )
     plan.stripe_product_id, plan.stripe_price_id = price.product_id, price.price_id
     session.add(plan)

@@ -35,6 +35,11 @@ class MembershipPlanNode(relay.Node):
     currency: str
     included_kwh: Decimal = strawberry.field(description="Energy included each month, free at any tariff.")
     discount_basis_points: int = strawberry.field(description="Off every session; 1000 = 10 %.")
+    tax_basis_points: int = strawberry.field(description="The fee's tax rate; 1900 = 19 %.")
+    fee_includes_tax: bool = strawberry.field(
+        description="Whether monthlyFee includes the tax; if not, members are charged chargedFee."
+    )
+    charged_fee: int = strawberry.field(description="What a member is charged each month, tax included.")
     archived_at: datetime | None
     _organization_id: strawberry.Private[int]
 
@@ -57,6 +62,9 @@ class MembershipPlanNode(relay.Node):
             currency=p.currency,
             included_kwh=Decimal(p.included_wh) / 1000,
             discount_basis_points=p.discount_basis_points,
+            tax_basis_points=p.tax_basis_points,
+            fee_includes_tax=p.fee_includes_tax,
+            charged_fee=plans.charged_fee(p),
             archived_at=p.archived_at,
         )
 
@@ -144,6 +152,12 @@ class CreateMembershipPlanInput:
     monthly_fee: int = strawberry.field(description="Minor units of the organisation's currency.")
     included_kwh: Decimal = Decimal(0)
     discount_basis_points: int = 0
+    tax_basis_points: int | None = strawberry.field(
+        default=None, description="The fee's tax rate; omitted: that of the organisation's default tariff."
+    )
+    fee_includes_tax: bool | None = strawberry.field(
+        default=None, description="Omitted: as the organisation's default tariff's prices."
+    )
 
 
 @strawberry.type
@@ -203,6 +217,8 @@ class MembershipMutation:
             monthly_fee=input.monthly_fee,
             included_wh=int(input.included_kwh * 1000),
             discount_basis_points=input.discount_basis_points,
+            tax_basis_points=input.tax_basis_points,
+            fee_includes_tax=input.fee_includes_tax,
         )
         await memberships.publish_plan(ctx.db, ctx.payments, plan.id or 0)
         return MembershipPlanNode.from_model(plan)

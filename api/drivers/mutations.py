@@ -21,7 +21,9 @@ def _given(value: Any) -> Any:
     return UNSET if value is strawberry.UNSET else value
 
 
-@strawberry.input(description="Omitted fields keep their value; null clears displayName and phone.")
+@strawberry.input(
+    description="Omitted fields keep their value; null clears displayName, phone and billingAddress."
+)
 class UpdateProfileInput:
     display_name: str | None = strawberry.UNSET
     phone: str | None = strawberry.field(
@@ -29,6 +31,10 @@ class UpdateProfileInput:
     )
     locale: str | None = strawberry.field(
         default=strawberry.UNSET, description='BCP 47 language tag, e.g. "en" or "de-DE".'
+    )
+    billing_address: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Printed on the driver's membership invoices; lines separated by newlines.",
     )
 
 
@@ -75,6 +81,7 @@ class DriverMutation:
             display_name=_given(input.display_name),
             phone=_given(input.phone),
             locale=_given(input.locale),
+            billing_address=_given(input.billing_address),
         )
         return AccountNode.from_model(user)
 

@@ -164,6 +164,7 @@ async def erase_personal_data(s: AsyncSession, user_id: int) -> None:
             password_changed_at=None,
             display_name=None,
             phone=None,
+            billing_address=None,
             is_platform_admin=False,
             deleted_at=utcnow(),
         )

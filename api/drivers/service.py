@@ -64,8 +64,9 @@ async def update_profile(
     display_name: str | Unset | None = UNSET,
     phone: str | Unset | None = UNSET,
     locale: str | Unset | None = UNSET,
+    billing_address: str | Unset | None = UNSET,
 ) -> UserAccount:
-    """Fields left UNSET keep their value; None clears display name and phone."""
+    """Fields left UNSET keep their value; None clears display name, phone and address."""
     changes: dict[str, str | None] = {}
     if display_name is not UNSET:
         changes["display_name"] = v.display_name(display_name)
@@ -73,6 +74,8 @@ async def update_profile(
         changes["phone"] = v.phone(phone)
     if locale is not UNSET:
         changes["locale"] = v.locale(locale)
+    if billing_address is not UNSET:
+        changes["billing_address"] = v.billing_address(billing_address)
     async with db() as s:
         user = await repo.account(s, actor.principal)
         if user is None:

@@ -148,6 +148,7 @@ class AccountNode(relay.Node):
     display_name: str | None
     phone: str | None = strawberry.field(description="E.164, e.g. +4915123456789.")
     locale: str = strawberry.field(description='BCP 47 language tag, e.g. "en" or "de-DE".')
+    billing_address: str | None = strawberry.field(description="Printed on membership invoices.")
     created_at: datetime
     has_password: bool = strawberry.field(
         description="False for accounts that only sign in with Google or Apple."
@@ -162,6 +163,7 @@ class AccountNode(relay.Node):
             display_name=m.display_name,
             phone=m.phone,
             locale=m.locale,
+            billing_address=m.billing_address,
             created_at=m.created_at,
             has_password=m.password_hash is not None,
         )

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from enum import Enum
 from typing import Final
 
+from api.invoicing.postal import clean_address
 from schema.enums import ConnectorType
 from schema.errors import InvalidInput
 
@@ -80,6 +81,10 @@ def phone(value: str | None) -> str | None:
     if not _PHONE.match(compact):
         raise InvalidInput("phone must be an international number such as +49 151 23456789")
     return compact
+
+
+def billing_address(value: str | None) -> str | None:
+    return None if value is None else clean_address(value, "billingAddress")
 
 
 def locale(value: str | None) -> str:

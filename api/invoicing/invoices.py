@@ -4,6 +4,9 @@ rendered by the same PDF code.
 
 The contexts that bill memberships and sponsors build the lines; `issue_invoice` numbers and
 stores the document in the caller's transaction (which must commit for the number to count).
+An invoice issued for a fact (a sponsor's statement, a Stripe invoice) names it in its
+`source_key`: asking again for the same fact returns the invoice already issued, so job
+re-runs and webhook redeliveries never use a second number.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.invoicing import numbering
-from schema.document_models import BillingDocument, DocumentKind
+from schema.document_models import BillingDocument, DocumentKind, InvoicePurpose
 from schema.errors import InvalidInput, NotFound
 from schema.models import Organization
 from schema.timeutil import utcnow
@@ -84,9 +87,12 @@ async def issue_invoice(
     currency: str,
     prices_include_tax: bool = True,
     sponsor_amount: int = 0,
+    purpose: InvoicePurpose | None = None,
+    source_key: str | None = None,
     now: datetime | None = None,
 ) -> int:
-    """Number and store one invoice; its id."""
+    """Number and store one invoice; its id. With a `source_key` already invoiced: that
+    invoice's id, and nothing is numbered."""
     if not lines or len(lines) > MAX_LINES:
         raise InvalidInput(f"an invoice has 1 to {MAX_LINES} lines")
     if period_end <= period_start:
@@ -98,10 +104,17 @@ async def issue_invoice(
     taxes = tax_breakdown(lines, prices_include_tax=prices_include_tax)
     net, tax = sum(t["net"] for t in taxes), sum(t["tax"] for t in taxes)
     last = await numbering.lock_counter(conn, organization_id, INVOICE_SERIES, now.year)
+    if source_key is not None:
+        # Under the counter's lock: an issuer that got there first has committed by now.
+        issued = await invoice_for(conn, source_key)
+        if issued is not None:
+            return issued
     sequence = last + 1
     values: dict[str, Any] = {
         "organization_id": organization_id,
         "kind": DocumentKind.INVOICE.value,
+        "purpose": None if purpose is None else purpose.value,
+        "source_key": source_key,
         "series": INVOICE_SERIES,
         "year": now.year,
         "sequence": sequence,
@@ -151,3 +164,10 @@ async def issue_invoice(
     ).scalar_one()
     await numbering.advance(conn, organization_id, INVOICE_SERIES, now.year, sequence)
     return int(document_id)
+
+
+async def invoice_for(conn: AsyncConnection, source_key: str) -> int | None:
+    """The invoice issued for this fact, if any."""
+    found = await conn.execute(select(DOCUMENT.c.id).where(DOCUMENT.c.source_key == source_key))
+    value = found.scalar_one_or_none()
+    return None if value is None else int(value)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 from strawberry import relay
@@ -13,10 +13,12 @@ from api.auth.permissions import Has, IsUser
 from api.auth.roles import Permission
 from api.invoicing import exports, links
 from api.invoicing import repository as repo
+from api.invoicing.months import month_bounds
 from api.invoicing.types import (
     ChargingHistory,
     ChargingHistoryEdge,
     ChargingHistoryEntry,
+    InvoiceKind,
     InvoiceNode,
     MonthlyTotal,
     ReceiptNode,
@@ -33,11 +35,25 @@ INVOICE_CURSOR = "invoice"
 HISTORY_CURSOR = "history"
 
 
-def _documents(page: repo.Page, kind: DocumentKind) -> Connection[ReceiptNode] | Connection[InvoiceNode]:
+async def _documents(
+    info: Info, kind: DocumentKind, *, mine: bool, first: int | None, after: str | None, **filters: Any
+) -> Connection[ReceiptNode] | Connection[InvoiceNode]:
+    """One page of the documents the caller may read (see repo.page_documents for `filters`)."""
+    cursor = RECEIPT_CURSOR if kind is DocumentKind.RECEIPT else INVOICE_CURSOR
+    async with info.context.db() as s:
+        page = await repo.page_documents(
+            await s.connection(),
+            info.context.principal,
+            kind,
+            mine=mine,
+            first=clamp_first(first),
+            after=decode_cursor(cursor, after),
+            **filters,
+        )
     node = ReceiptNode if kind is DocumentKind.RECEIPT else InvoiceNode
     return build_connection(
         [node.from_row(r) for r in page.rows],
-        kind=RECEIPT_CURSOR if kind is DocumentKind.RECEIPT else INVOICE_CURSOR,
+        kind=cursor,
         keys=[r.id for r in page.rows],
         has_next=page.has_next,
         total=None,
@@ -50,16 +66,20 @@ class InvoicingQuery:
     async def my_receipts(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[ReceiptNode]:
-        async with info.context.db() as s:
-            page = await repo.page_documents(
-                await s.connection(),
-                info.context.principal,
-                DocumentKind.RECEIPT,
-                mine=True,
-                first=clamp_first(first),
-                after=decode_cursor(RECEIPT_CURSOR, after),
-            )
-        return _documents(page, DocumentKind.RECEIPT)  # type: ignore[return-value]
+        return await _documents(  # type: ignore[return-value]
+            info, DocumentKind.RECEIPT, mine=True, first=first, after=after
+        )
+
+    @strawberry.field(
+        permission_classes=[IsUser],
+        description="Invoices issued to the caller (their membership fees), newest first.",
+    )
+    async def my_invoices(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[InvoiceNode]:
+        return await _documents(  # type: ignore[return-value]
+            info, DocumentKind.INVOICE, mine=True, first=first, after=after
+        )
 
     @strawberry.field(
         permission_classes=[IsUser],
@@ -131,36 +151,27 @@ class InvoicingQuery:
         from_: Annotated[datetime | None, strawberry.argument(name="from")] = None,
         to: datetime | None = None,
     ) -> Connection[ReceiptNode]:
-        async with info.context.db() as s:
-            page = await repo.page_documents(
-                await s.connection(),
-                info.context.principal,
-                DocumentKind.RECEIPT,
-                mine=False,
-                first=clamp_first(first),
-                after=decode_cursor(RECEIPT_CURSOR, after),
-                since=from_,
-                until=to,
-            )
-        return _documents(page, DocumentKind.RECEIPT)  # type: ignore[return-value]
+        return await _documents(  # type: ignore[return-value]
+            info, DocumentKind.RECEIPT, mine=False, first=first, after=after, since=from_, until=to
+        )
 
     @strawberry.field(
         permission_classes=[Has(Permission.BILLING_READ)],
-        description="Invoices of the organisations where the caller has billing:read, newest first.",
+        description="Invoices of the organisations where the caller has billing:read, newest first; "
+        "optionally only those of one kind, or billing a period that starts in `month` (YYYY-MM, UTC).",
     )
     async def invoices(
-        self, info: Info, first: int | None = None, after: str | None = None
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        kind: InvoiceKind | None = None,  # type: ignore[valid-type]
+        month: str | None = None,
     ) -> Connection[InvoiceNode]:
-        async with info.context.db() as s:
-            page = await repo.page_documents(
-                await s.connection(),
-                info.context.principal,
-                DocumentKind.INVOICE,
-                mine=False,
-                first=clamp_first(first),
-                after=decode_cursor(INVOICE_CURSOR, after),
-            )
-        return _documents(page, DocumentKind.INVOICE)  # type: ignore[return-value]
+        period = None if month is None else month_bounds(month)
+        return await _documents(  # type: ignore[return-value]
+            info, DocumentKind.INVOICE, mine=False, first=first, after=after, purpose=kind, period_in=period
+        )
 
     @strawberry.field(
         permission_classes=[Has(Permission.REPORTS_READ)],

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api.auth.principal import Principal
 from api.auth.roles import Permission
 from schema.charge_models import SessionCharge
-from schema.document_models import BillingDocument, DocumentKind
+from schema.document_models import BillingDocument, DocumentKind, InvoicePurpose
 from schema.models import ChargingStation, Location, Organization, Transaction
 
 DOCUMENT = BillingDocument.__table__  # type: ignore[attr-defined]
@@ -74,9 +74,12 @@ async def page_documents(
     after: int | None,
     since: datetime | None = None,
     until: datetime | None = None,
+    purpose: InvoicePurpose | None = None,
+    period_in: tuple[datetime, datetime] | None = None,
 ) -> Page:
     """Newest first. `mine`: only those issued to the caller (a driver's own list), else those
-    of the caller's billing organisations."""
+    of the caller's billing organisations. `since`/`until` bound when they were issued;
+    `period_in` when the period they bill started."""
     if mine:
         stmt = select(DOCUMENT).where(DOCUMENT.c.kind == kind.value, DOCUMENT.c.user_id == principal.user_id)
     else:
@@ -88,10 +91,26 @@ async def page_documents(
         stmt = stmt.where(DOCUMENT.c.issued_at >= since)
     if until is not None:
         stmt = stmt.where(DOCUMENT.c.issued_at < until)
+    if purpose is not None:
+        stmt = stmt.where(DOCUMENT.c.purpose == purpose.value)
+    if period_in is not None:
+        stmt = stmt.where(DOCUMENT.c.period_start >= period_in[0], DOCUMENT.c.period_start < period_in[1])
     if after is not None:
         stmt = stmt.where(DOCUMENT.c.id < after)
     found = list((await conn.execute(stmt.order_by(DOCUMENT.c.id.desc()).limit(first + 1))).all())
     return Page(found[:first], len(found) > first)
+
+
+async def invoices_by_source_keys(
+    conn: AsyncConnection, principal: Principal, keys: Sequence[str]
+) -> dict[str, Row[Any]]:
+    """The invoices issued for these facts that the caller may read, by `source_key`."""
+    if not keys:
+        return {}
+    rows = await conn.execute(
+        readable_documents(principal, DocumentKind.INVOICE).where(DOCUMENT.c.source_key.in_(list(keys)))
+    )
+    return {r.source_key: r for r in rows}
 
 
 async def document(conn: AsyncConnection, document_id: int) -> Row[Any] | None:

@@ -12,14 +12,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.audit.service import Actor
 from api.auth.roles import Permission
+from api.invoicing.postal import clean_address
 from api.orgs import repository as orgs
 from api.orgs.access import audited, require
 from schema.errors import InvalidInput, NotFound
 from schema.models import Organization
 
 MAX_LEGAL_NAME = 200
-MAX_ADDRESS = 500
-MAX_ADDRESS_LINES = 6  # what fits the address block of a document
 # EU VAT ids are a country prefix and up to 12 characters; other tax ids are of the same shape.
 VAT_ID = re.compile(r"^[A-Z0-9][A-Z0-9 .\-]{1,39}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -43,13 +42,7 @@ def _clean(change: BillingDetailsChange) -> dict[str, str | None]:
             raise InvalidInput(f"legalName is longer than {MAX_LEGAL_NAME} characters")
         out["legal_name"] = name or None
     if change.address is not None:
-        lines = [" ".join(line.split()) for line in change.address.splitlines()]
-        address = "\n".join(line for line in lines if line)
-        if len(address) > MAX_ADDRESS or address.count("\n") >= MAX_ADDRESS_LINES:
-            raise InvalidInput(
-                f"address is longer than {MAX_ADDRESS_LINES} lines or {MAX_ADDRESS} characters"
-            )
-        out["billing_address"] = address or None
+        out["billing_address"] = clean_address(change.address)
     if change.vat_id is not None:
         vat = change.vat_id.strip().upper()
         if vat and not VAT_ID.match(vat):

@@ -20,7 +20,7 @@ from api.invoicing import links
 from api.invoicing import repository as repo
 from api.network.types import StationNode, int_ids, station_node
 from api.sessions.types import TransactionNode, transaction_node
-from schema.document_models import DocumentKind
+from schema.document_models import DocumentKind, InvoicePurpose
 from schema.models import Organization
 
 
@@ -206,15 +206,31 @@ class ReceiptNode(BillingDocument, relay.Node):
         return [cls.from_row(found[i]) if i in found else None for i in ids]
 
 
+InvoiceKind = strawberry.enum(
+    InvoicePurpose,
+    name="InvoiceKind",
+    description="What an invoice bills: a membership or a sponsor's month.",
+)
+
+
 @strawberry.type(name="Invoice", description="An invoice over a period (memberships, sponsored charging).")
 class InvoiceNode(BillingDocument, relay.Node):
     id: relay.NodeID[int]
     period_start: datetime | None
     period_end: datetime | None
+    kind: InvoiceKind | None = strawberry.field(  # type: ignore[valid-type]
+        description="Null for invoices issued before kinds were recorded."
+    )
 
     @classmethod
     def from_row(cls, r: Any) -> InvoiceNode:
-        return cls(id=r.id, period_start=r.period_start, period_end=r.period_end, **_common(r))
+        return cls(
+            id=r.id,
+            period_start=r.period_start,
+            period_end=r.period_end,
+            kind=None if r.purpose is None else InvoicePurpose(r.purpose),
+            **_common(r),
+        )
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]

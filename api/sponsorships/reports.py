@@ -5,9 +5,9 @@ Months and days are UTC. A session counts on the day its claim was settled — w
 was charged — so a month's figures are final once the month is over, and the report and the
 statement of a month always agree.
 
-`issue_sponsor_statements` is the hook for invoicing: it writes each sponsor's
-`sponsor_statement` once (unique per sponsor and month); the invoice module numbers and renders
-it as the sponsor's invoice.
+`issue_sponsor_statements` writes each sponsor's `sponsor_statement` once (unique per sponsor
+and month); the daily job then invoices every statement of an ended month that has no invoice
+yet, in the same transaction (api.sponsorships.invoicing).
 """
 
 from __future__ import annotations
@@ -19,26 +19,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from api.invoicing.months import month_bounds, previous_month
+from api.sponsorships import invoicing
 from api.sponsorships import repository as repo
 from schema.db import insert_on_conflict
-from schema.errors import InvalidInput
 from schema.timeutil import utcnow
-
-
-def month_bounds(month: str) -> tuple[datetime, datetime]:
-    """ "2026-11" → [2026-11-01T00:00Z, 2026-12-01T00:00Z)."""
-    try:
-        year, number = (int(p) for p in month.split("-"))
-        since = datetime(year, number, 1, tzinfo=UTC)
-    except ValueError:
-        raise InvalidInput(f"not a month (YYYY-MM): {month!r}") from None
-    until = datetime(year + (number == 12), number % 12 + 1, 1, tzinfo=UTC)
-    return since, until
-
-
-def previous_month(now: datetime) -> str:
-    last = now.astimezone(UTC).replace(day=1) - timedelta(days=1)
-    return f"{last.year:04d}-{last.month:02d}"
 
 
 @dataclass
@@ -158,6 +143,10 @@ STATEMENTS_INTERVAL_S = 86_400.0
 
 
 async def issue_last_months_statements(engine: AsyncEngine, *, now: datetime | None = None) -> int:
-    """Scheduled job: every sponsor's statement of the month that ended last."""
+    """Scheduled job: every sponsor's statement of the month that ended last, and the invoice of
+    every statement of an ended month still without one; how many statements last month has."""
+    now = now or utcnow()
     async with engine.begin() as conn:
-        return len(await issue_sponsor_statements(conn, previous_month(now or utcnow())))
+        statements = await issue_sponsor_statements(conn, previous_month(now))
+        await invoicing.invoice_statements(conn, now=now)
+        return len(statements)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import Row, String, cast, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -18,6 +18,8 @@ from api.auth.roles import Permission
 from api.orgs.repository import Page, Stmt, by_ids, page
 from schema.charge_models import SessionCharge
 from schema.db import insert_on_conflict
+from schema.document_models import BillingDocument
+from schema.models import ChargingStation, Location
 from schema.sponsorship_models import (
     Sponsor,
     Sponsorship,
@@ -32,6 +34,9 @@ CLAIM = SponsorshipClaim.__table__  # type: ignore[attr-defined]
 IMPRESSION = SponsorshipImpression.__table__  # type: ignore[attr-defined]
 STATEMENT = SponsorStatement.__table__  # type: ignore[attr-defined]
 CHARGE = SessionCharge.__table__  # type: ignore[attr-defined]
+DOCUMENT = BillingDocument.__table__  # type: ignore[attr-defined]
+STATION = ChargingStation.__table__  # type: ignore[attr-defined]
+LOCATION = Location.__table__  # type: ignore[attr-defined]
 
 
 # -- operator reads, scoped --------------------------------------------------------------------
@@ -253,3 +258,71 @@ async def impressions_per_day(
         )
     )
     return list(rows.all())
+
+
+async def funded_by_location_and_rate(
+    conn: AsyncConnection, sponsor_id: int, since: datetime, until: datetime
+) -> list[Row[Any]]:
+    """What the sponsor's claims settled in [since, until) funded, per location and per tax
+    rate of the sessions' frozen bills: location_id, location_name, tax_basis_points,
+    sessions, energy_wh, amount. Claims whose session has no bill are not in it."""
+    location_id = func.coalesce(LOCATION.c.id, 0)
+    location_name = func.coalesce(LOCATION.c.name, "")
+    rows = await conn.execute(
+        select(
+            location_id.label("location_id"),
+            location_name.label("location_name"),
+            CHARGE.c.tax_basis_points,
+            func.count().label("sessions"),
+            func.sum(CLAIM.c.energy_wh).label("energy_wh"),
+            func.sum(CLAIM.c.final_amount).label("amount"),
+        )
+        .select_from(
+            CLAIM.join(SPONSORSHIP, SPONSORSHIP.c.id == CLAIM.c.sponsorship_id)
+            .join(CHARGE, CHARGE.c.transaction_id == CLAIM.c.transaction_id)
+            .join(STATION, STATION.c.id == CHARGE.c.station_id)
+            .outerjoin(LOCATION, LOCATION.c.id == STATION.c.location_id)
+        )
+        .where(
+            SPONSORSHIP.c.sponsor_id == sponsor_id,
+            CLAIM.c.state == "settled",
+            CLAIM.c.settled_at >= since,
+            CLAIM.c.settled_at < until,
+        )
+        .group_by(location_id, location_name, CHARGE.c.tax_basis_points)
+        .order_by(location_name, location_id, CHARGE.c.tax_basis_points)
+    )
+    return list(rows.all())
+
+
+STATEMENT_KEY_PREFIX = "sponsor_statement:"
+
+
+def statement_key(statement_id: int) -> str:
+    """The `source_key` of a statement's invoice."""
+    return f"{STATEMENT_KEY_PREFIX}{statement_id}"
+
+
+async def statements_to_invoice(
+    conn: AsyncConnection, *, before_month: str, organization_id: int | None, limit: int
+) -> list[Row[Any]]:
+    """Statements of months before `before_month` that bill something and have no invoice
+    yet, with their sponsor's billing details, oldest first."""
+    key = literal(STATEMENT_KEY_PREFIX, String) + cast(STATEMENT.c.id, String)
+    stmt = (
+        select(
+            STATEMENT,
+            SPONSOR.c.name.label("sponsor_name"),
+            SPONSOR.c.contact_email,
+            SPONSOR.c.billing_address,
+            SPONSOR.c.vat_id,
+        )
+        .join(SPONSOR, SPONSOR.c.id == STATEMENT.c.sponsor_id)
+        .outerjoin(DOCUMENT, DOCUMENT.c.source_key == key)
+        .where(STATEMENT.c.month < before_month, STATEMENT.c.amount > 0, DOCUMENT.c.id.is_(None))
+        .order_by(STATEMENT.c.id)
+        .limit(limit)
+    )
+    if organization_id is not None:
+        stmt = stmt.where(STATEMENT.c.organization_id == organization_id)
+    return list((await conn.execute(stmt)).all())

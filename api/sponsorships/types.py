@@ -14,6 +14,7 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
+from api.invoicing.types import InvoiceNode
 from api.network.types import LocationNode, StationNode, int_ids, station_node
 from api.sponsorships import reports, rules
 from api.sponsorships import repository as repo
@@ -211,6 +212,7 @@ class SponsorStatement:
     impressions: int
     created_at: datetime
     lines: list[SponsorStatementLine]
+    _id: strawberry.Private[int]
     _sponsor_id: strawberry.Private[int]
 
     @classmethod
@@ -234,8 +236,14 @@ class SponsorStatement:
                 )
                 for li in r.lines
             ],
+            _id=r.id,
             _sponsor_id=r.sponsor_id,
         )
+
+    @strawberry.field(description="Its numbered invoice; null until the month is over and it is issued.")
+    async def invoice(self, info: Info) -> InvoiceNode | None:
+        found = await info.context.loaders.invoice_by_source_key.load(repo.statement_key(self._id))
+        return None if found is None else InvoiceNode.from_row(found)
 
     @strawberry.field
     async def sponsor(self, info: Info) -> SponsorNode | None:

@@ -10,25 +10,28 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
+from typing import Any
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.worker.repository import record_processed
 from schema.bus import Bus
-from schema.events import Event
+from schema.events import DomainEvent
 from schema.outbox import OutboxMessage
 from schema.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[AsyncConnection, Event], Awaitable[None]]
+# A handler takes the event type it is registered for (and narrows to it): Callable is
+# contravariant, so a handler of one type is no handler of every DomainEvent to mypy.
+Handler = Callable[[AsyncConnection, Any], Awaitable[None]]
 
 # Live events the running handlers want published once their transaction has committed.
-_after_commit: ContextVar[list[Event] | None] = ContextVar("after_commit", default=None)
+_after_commit: ContextVar[list[DomainEvent] | None] = ContextVar("after_commit", default=None)
 
 
-def publish_after_commit(events: Sequence[Event]) -> None:
+def publish_after_commit(events: Sequence[DomainEvent]) -> None:
     """Queue live events (e.g. an incident opened) to be published when the handler's
     transaction commits, never before: a subscriber must not see what a rollback undoes.
 
@@ -42,12 +45,12 @@ def publish_after_commit(events: Sequence[Event]) -> None:
 
 
 class HandlerRegistry:
-    """Event type (`Event.kind`) → the handlers that run, in registration order, for it."""
+    """Event type (`DomainEvent.kind`) → the handlers that run, in registration order, for it."""
 
     def __init__(self) -> None:
         self._handlers: dict[str, list[Handler]] = {}
 
-    def register(self, event_type: type[Event] | str, handler: Handler) -> None:
+    def register(self, event_type: type[DomainEvent] | str, handler: Handler) -> None:
         kind = event_type if isinstance(event_type, str) else event_type.kind
         self._handlers.setdefault(kind, []).append(handler)
 
@@ -78,7 +81,7 @@ class Processor:
         if not handlers:
             return False
         event = message.event()
-        pending: list[Event] = []
+        pending: list[DomainEvent] = []
         token = _after_commit.set(pending)
         try:
             async with self.engine.begin() as conn:

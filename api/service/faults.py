@@ -12,9 +12,10 @@ connector row already holds the current status and the moment it changed (`statu
 so one query finds every fault incident whose connector is healthy again and every outage
 whose status ended, including recoveries reported while no worker ran. Making the recovery
 event durable would have needed the gateway to know the previous status of every connector
-across reconnects and replicas; the row needs nothing new. The same job is the only writer
-of faulted/unavailable outages, so outages never double up between a handler and the job,
-and both ends are the connector's own timestamps, not the job's.
+across reconnects and replicas; the row needs nothing new. The same job opens and ends
+faulted/unavailable outages to match the connector rows (the fault handler opens a faulted
+one at once too, so a fault shorter than the interval still counts); both ends are the
+connector's own timestamps, not the job's.
 """
 
 from __future__ import annotations
@@ -107,7 +108,37 @@ async def open_on_fault(conn: AsyncConnection, event: Event) -> None:
         ),
         at=event.at,
     )
+    if cid > 0 and status == ConnectorStatus.FAULTED.value:
+        await _open_fault_outage(conn, event, cid, name, change.incident_id)
     publish_after_commit([change.event])
+
+
+async def _open_fault_outage(
+    conn: AsyncConnection, event: StationStatusChanged, cid: int, code: str, incident_id: int
+) -> None:
+    """Opened here as well as by the reconcile job, so a fault shorter than the job's interval
+    is still an outage; whichever comes second finds it open and adds nothing."""
+    already = (
+        await conn.execute(
+            select(OUTAGE.c.id).where(
+                OUTAGE.c.station_id == event.station_id,
+                OUTAGE.c.connector_id == cid,
+                OUTAGE.c.cause == OutageCause.FAULTED.value,
+                OUTAGE.c.ended_at.is_(None),
+            )
+        )
+    ).first()
+    if already is None:
+        await conn.execute(
+            OUTAGE.insert().values(
+                station_id=event.station_id,
+                connector_id=cid,
+                cause=OutageCause.FAULTED.value,
+                started_at=event.at,
+                incident_id=incident_id,
+                error_code=code,
+            )
+        )
 
 
 async def open_on_report(conn: AsyncConnection, event: Event) -> None:

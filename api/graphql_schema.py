@@ -51,6 +51,9 @@ from api.orgs.queries import OrgsQuery
 from api.query_cost import QueryCostRule
 from api.reservations.mutations import ReservationsMutation
 from api.reservations.queries import ReservationsQuery
+from api.service.incident_mutations import IncidentsMutation
+from api.service.incident_queries import IncidentsQuery
+from api.service.incident_subscriptions import IncidentsSubscription
 from api.sessions.queries import SessionsQuery
 from api.sessions.subscriptions import SessionsSubscription
 from api.sponsorships.mutations import SponsorshipsMutation
@@ -84,6 +87,7 @@ class Query(
     FirmwareCampaignQuery,
     SponsorshipsQuery,
     InvoicingQuery,
+    IncidentsQuery,
 ):
     # Each node type's resolve_nodes reads through the caller-scoped loaders.
     node: relay.Node | None = relay.node(
@@ -109,12 +113,15 @@ class Mutation(
     FirmwareCampaignMutation,
     SponsorshipsMutation,
     InvoicingMutation,
+    IncidentsMutation,
 ):
     pass
 
 
 @strawberry.type
-class Subscription(NetworkSubscription, SessionsSubscription, StationEventsSubscription):
+class Subscription(
+    NetworkSubscription, SessionsSubscription, StationEventsSubscription, IncidentsSubscription
+):
     pass
 
 

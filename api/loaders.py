@@ -7,14 +7,16 @@ would freeze the snapshot a later event should refresh).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry.dataloader import DataLoader
 
 from api.auth.principal import Principal
 from api.network import repository as network
+from api.service import incident_repository as incidents
 from api.sessions import repository as sessions
 from schema.models import ChargingStation, Connector, Location, Transaction
 
@@ -67,10 +69,18 @@ class TransactionByIdLoader(_Loader[int, Transaction | None]):
         return [found.get(k) for k in keys]
 
 
+class IncidentEntriesByIncidentIdLoader(_Loader[int, list[Row[Any]]]):
+    async def batch_load(self, keys: Sequence[int]) -> list[list[Row[Any]]]:
+        async with self.db() as s:
+            found = await incidents.entries_by_incident_ids(s, self.principal, keys)
+        return [found.get(k, []) for k in keys]
+
+
 class Loaders:
     __slots__ = (
         "cache",
         "connectors_by_station",
+        "incident_entries",
         "location_by_id",
         "station_by_id",
         "stations_by_location",
@@ -86,3 +96,4 @@ class Loaders:
         self.connectors_by_station = ConnectorsByStationIdLoader(db, principal, cache=cache)
         self.stations_by_location = StationsByLocationIdLoader(db, principal, cache=cache)
         self.transaction_by_id = TransactionByIdLoader(db, principal, cache=cache)
+        self.incident_entries = IncidentEntriesByIncidentIdLoader(db, principal, cache=cache)

@@ -45,6 +45,7 @@ from schema.campaign_models import FirmwareCampaign, FirmwareCampaignStation
 from schema.control_models import StationCommand, StationConfigurationKey
 from schema.db import session_factory
 from schema.document_models import BillingDocument, DocumentKind
+from schema.incident_models import Incident
 from schema.models import ChargingStation, Connector, IdToken, Location, Organization, Transaction
 from schema.plan_models import MembershipPlan, PlanSubscription
 from schema.request_models import ChargingRequest, Reservation
@@ -71,6 +72,7 @@ DIAGNOSERS = frozenset({"owner", "admin", "operator", "technician", PLATFORM})
 MEMBERS = frozenset(ROLES)
 BILLERS = frozenset({"owner", "admin", "finance", PLATFORM})
 REPORTERS = frozenset({"owner", "admin", "operator", "finance", PLATFORM})
+INCIDENT_ACTORS = frozenset({"owner", "admin", "operator", "technician"})
 PERIOD = {"from": "2026-01-01T00:00:00+00:00", "to": "2027-01-01T00:00:00+00:00"}
 MATRIX_TARIFF = {"energy_per_kwh": "39", "time_per_minute": "0", "idle_per_minute": "10", "windows": []}
 # The integration the matrix plays: reads the network and sessions, starts and stops charging.
@@ -116,6 +118,7 @@ class World:
     sponsorship: int = 0
     receipt: int = 0
     invoice: int = 0
+    incident: int = 0
     users: dict[str, int] = field(default_factory=dict)
     sessions: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
@@ -280,6 +283,17 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
         receipt = _document(oid, DocumentKind.RECEIPT, n, transaction_id=tx.id, user_id=users["other-driver"])
         invoice = _document(oid, DocumentKind.INVOICE, n)
         s.add_all([receipt, invoice])
+        # an open incident on the station
+        incident = Incident(
+            organization_id=oid,
+            station_id=station.id or 0,
+            connector_id=1,
+            kind="fault",
+            severity="high",
+            dedup_key=f"fault:{station.id}:1:GroundFailure",
+            title="Connector 1: GroundFailure",
+        )
+        s.add(incident)
         await s.flush()
         world = World(
             org=oid,
@@ -310,6 +324,7 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
             sponsorship=sponsorship.id or 0,
             receipt=receipt.id or 0,
             invoice=invoice.id or 0,
+            incident=incident.id or 0,
             users=users,
         )
         for who in PEOPLE:
@@ -588,6 +603,18 @@ RULES: dict[str, Rule] = {
     "Mutation.issueSponsorStatements": Rule(
         BILLERS, lambda w, _: {"organizationId": gid("Organization", w.org), "month": "2026-10"}
     ),
+    # --- incidents: network:read to read (the list is scoped: empty for others), acting takes
+    # stations:control or workorders:manage and a person (the timeline names who acted) ---
+    "Query.incidents": Rule(AUTHENTICATED),
+    "Query.incident": Rule(MEMBERS | {KEY, PLATFORM}, lambda w, _: {"id": gid("Incident", w.incident)}),
+    "Mutation.acknowledgeIncident": Rule(INCIDENT_ACTORS, lambda w, _: {"id": gid("Incident", w.incident)}),
+    "Mutation.commentOnIncident": Rule(
+        INCIDENT_ACTORS, lambda w, _: {"id": gid("Incident", w.incident), "text": "on it"}
+    ),
+    "Mutation.resolveIncident": Rule(
+        INCIDENT_ACTORS, lambda w, _: {"id": gid("Incident", w.incident), "resolution": "fixed"}
+    ),
+    "Subscription.fleetAlerts": Rule(MEMBERS | {KEY, PLATFORM}, org),
     # --- receipts and invoices: the driver's own, billing staff's organisation's; revenue is reports ---
     "Query.myReceipts": Rule(PEOPLE),
     "Query.chargingHistory": Rule(PEOPLE, lambda w, _: dict(PERIOD)),

@@ -58,6 +58,7 @@ OBJECTS: dict[str, Callable[[World], int]] = {
     "FirmwareCampaignStation": lambda w: w.campaign_station,
     "Receipt": lambda w: w.receipt,
     "Invoice": lambda w: w.invoice,
+    "Incident": lambda w: w.incident,
 }
 # Root operations that take another tenant's object: each must answer null or NOT_FOUND.
 PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
@@ -291,6 +292,22 @@ PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
         "mutation ($m: ID!) { cancelMembership(id: $m) { id } }",
         lambda w: {"m": gid("PlanMembership", w.plan_membership)},
     ),
+    "incident": (
+        "query ($i: ID!) { incident(id: $i) { id } }",
+        lambda w: {"i": gid("Incident", w.incident)},
+    ),
+    "acknowledgeIncident": (
+        "mutation ($i: ID!) { acknowledgeIncident(id: $i) { id } }",
+        lambda w: {"i": gid("Incident", w.incident)},
+    ),
+    "commentOnIncident": (
+        'mutation ($i: ID!) { commentOnIncident(id: $i, text: "spy") { id } }',
+        lambda w: {"i": gid("Incident", w.incident)},
+    ),
+    "resolveIncident": (
+        'mutation ($i: ID!) { resolveIncident(id: $i, resolution: "spy") { id } }',
+        lambda w: {"i": gid("Incident", w.incident)},
+    ),
     "revokeAppToken": (
         "mutation ($a: ID!) { revokeAppToken(id: $a) }",
         lambda w: {"a": gid("AppToken", w.app_token)},
@@ -408,6 +425,10 @@ class TestCrossTenant:
             )
             assert gid("Sponsorship", b.sponsorship) not in {
                 e["node"]["id"] for e in sponsorships["data"]["sponsorships"]["edges"]
+            }, who
+            found = await gql(http, "{ incidents(first: 100) { edges { node { id } } } }", token=token)
+            assert gid("Incident", b.incident) not in {
+                e["node"]["id"] for e in found["data"]["incidents"]["edges"]
             }, who
             sponsors = await gql(http, "{ sponsors(first: 100) { edges { node { id } } } }", token=token)
             assert gid("Sponsor", b.sponsor) not in {

@@ -123,7 +123,9 @@ class Gateway:
         # verdict count as the station's own (only when nothing else can reach the gateway).
         self.trust_proxy = trust_proxy
         self.heartbeat_interval_s = heartbeat_interval_s
-        self.liveness_flush_s = min(LIVENESS_FLUSH_S, max(MIN_LIVENESS_FLUSH_S, heartbeat_interval_s / 2))
+        # The shortest heartbeat interval of any station this gateway has held (stations may
+        # have their own): last-seen is flushed at least every half of it.
+        self.fastest_heartbeat_s = float(heartbeat_interval_s)
         self.boot_retry_interval_s = boot_retry_interval_s
         self.command_timeout_s = command_timeout_s
         self.retention_days = message_log_retention_days
@@ -169,7 +171,7 @@ class Gateway:
             ssl=self.tls,
         )
         self._tasks = [
-            asyncio.create_task(self._every(self.liveness_flush_s, self._flush_liveness)),
+            asyncio.create_task(self._liveness_loop()),
             asyncio.create_task(self._every(MESSAGE_LOG_FLUSH_S, self.message_log.flush)),
             asyncio.create_task(self._every(RETENTION_PURGE_S, self._purge_log, now=True)),
         ]
@@ -201,6 +203,18 @@ class Gateway:
             except Exception:
                 log.exception("periodic task %s failed", getattr(fn, "__name__", fn))
             await asyncio.sleep(seconds)
+
+    @property
+    def liveness_flush_s(self) -> float:
+        return min(LIVENESS_FLUSH_S, max(MIN_LIVENESS_FLUSH_S, self.fastest_heartbeat_s / 2))
+
+    async def _liveness_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.liveness_flush_s)
+            try:
+                await self._flush_liveness()
+            except Exception:
+                log.exception("flushing last-seen times failed")
 
     async def _flush_liveness(self) -> None:
         # Copied and cleared in place: each connection's loop holds a reference to this dict,
@@ -355,6 +369,7 @@ class Gateway:
             self._closing.add(closing)
             closing.add_done_callback(self._closing.discard)
         self.bus.serve_station(cpid, execute)
+        self.fastest_heartbeat_s = min(self.fastest_heartbeat_s, float(ctx.heartbeat_interval_s))
         await set_online(self.writer, ctx, True)
         seen = self._seen
         station_id = ctx.station_id

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schema.db import insert_on_conflict
@@ -42,6 +42,11 @@ SEVERITY_RANK = {
     IncidentSeverity.CRITICAL.value: 3,
 }
 _UNRESOLVED = INCIDENT.c.state != IncidentState.RESOLVED.value
+# The ON CONFLICT target spelt as the partial index's own predicate, with the value inline:
+# PostgreSQL plans a prepared statement generically after five runs on a connection, and a
+# bound 'resolved' then no longer proves the index applies ("no unique or exclusion constraint
+# matching the ON CONFLICT specification").
+_UNRESOLVED_LITERAL = text(f"state <> '{IncidentState.RESOLVED.value}'")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,9 +108,7 @@ async def open_or_recur(conn: AsyncConnection, problem: Problem, *, at: datetime
                     last_seen_at=at,
                     updated_at=at,
                 )
-                .on_conflict_do_nothing(
-                    index_elements=["dedup_key"], index_where=INCIDENT.c.state != IncidentState.RESOLVED.value
-                )
+                .on_conflict_do_nothing(index_elements=["dedup_key"], index_where=_UNRESOLVED_LITERAL)
                 .returning(INCIDENT.c.id)
             )
         ).scalar()

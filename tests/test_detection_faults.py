@@ -13,6 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.service.incidents import ENTRY, INCIDENT
 from api.service.offline import OUTAGE
 from api.worker.service import DurableWork
+from api.worker.settings import WorkerSettings
+from gateway.server import Gateway
+from schema.bus import InProcessBus
 from schema.models import ConnectorStatusEvent
 from tests.conftest import ChargerFactory
 from tests.detection_world import FAST_DETECTION, detector, gateway, make_watched_station, rows, wait_for
@@ -88,6 +91,31 @@ class TestOcpp16Faults:
         await cp.status(1, "Available", "NoError")
         await wait_for(engine, INCIDENT, lambda r: r[0]["state"] == "resolved")
         assert await rows(engine, OUTAGE) == []
+
+    async def test_a_fault_and_its_recovery_while_no_worker_ran_are_both_caught_up(
+        self, engine: AsyncEngine, gateway: Gateway, bus: InProcessBus, connect_charger: ChargerFactory
+    ) -> None:
+        # given a fault and its recovery reported while the worker is down
+        await make_watched_station(engine, charge_point_id="CP-F5", heartbeat_s=300)
+        cp = await connect_charger("CP-F5")
+        await cp.status(1, "Faulted", "HighTemperature")
+        await cp.status(1, "Available")
+        # when the worker starts
+        work = DurableWork(
+            engine, WorkerSettings(**FAST_DETECTION), bus_url="memory", gateway=True, worker=True, bus=bus
+        )
+        await work.start()
+        try:
+            # then the durable fault opened its incident and the connector row resolved it
+            [incident] = await wait_for(
+                engine, INCIDENT, lambda r: len(r) == 1 and r[0]["state"] == "resolved"
+            )
+            [outage] = await wait_for(engine, OUTAGE, lambda r: len(r) == 1 and r[0]["ended_at"] is not None)
+        finally:
+            await work.stop()
+        assert incident["opened_at"] == await status_changed_at(engine, "Faulted")
+        assert incident["resolved_at"] == await status_changed_at(engine, "Available")
+        assert outage["started_at"] == incident["opened_at"] and outage["ended_at"] == incident["resolved_at"]
 
     async def test_an_unavailable_connector_is_an_outage_for_as_long_as_it_is(
         self, engine: AsyncEngine, detector: DurableWork, connect_charger: ChargerFactory

@@ -14,6 +14,9 @@ from api.service import incidents, offline
 from api.service.incidents import ENTRY, INCIDENT, STATION
 from api.service.offline import OUTAGE
 from api.worker.service import DurableWork
+from api.worker.settings import WorkerSettings
+from gateway.server import Gateway
+from schema.bus import InProcessBus
 from schema.timeutil import utcnow
 from tests.account_builders import make_user
 from tests.conftest import ChargerFactory
@@ -27,6 +30,7 @@ from tests.detection_world import (
     rows,
     wait_for,
 )
+from tests.redis_server import shared_redis_url, unique_prefix
 
 __all__ = ["detector", "gateway"]  # fixtures, imported for pytest
 
@@ -147,3 +151,45 @@ class TestDedupAndReplicas:
         await offline.detect_offline(engine, None, **scan)
         # then the next scan leaves it alone
         assert len(await rows(engine, INCIDENT, OFFLINE)) == 1
+
+
+class TestWorkerReplicas:
+    @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+    async def test_two_replicas_open_one_incident_for_a_silent_station(
+        self, engine: AsyncEngine, gateway: Gateway, bus: InProcessBus, connect_charger: ChargerFactory
+    ) -> None:
+        # given two `chargenet worker` replicas sharing PostgreSQL and Redis (job locks there)
+        prefix = unique_prefix()
+        settings = {
+            **FAST_DETECTION,
+            "CHARGENET_DURABLE_STREAM": f"{prefix}:durable",
+            "CHARGENET_JOB_LOCK_PREFIX": f"{prefix}:jobs",
+        }
+        replicas = [
+            DurableWork(
+                engine,
+                WorkerSettings(**settings, CHARGENET_WORKER_NAME=f"w{n}"),
+                bus_url=shared_redis_url(),
+                gateway=False,
+                worker=True,
+                bus=bus,
+            )
+            for n in range(2)
+        ]
+        for replica in replicas:
+            await replica.start()
+        try:
+            # when a station goes silent with its socket open
+            await make_watched_station(engine, charge_point_id="CP-W1", connectors=2)
+            await connect_charger("CP-W1")
+            [incident] = await wait_for(engine, INCIDENT, lambda r: len(r) == 1, OFFLINE)
+            await asyncio.sleep(5 * INTERVAL_S)  # both replicas keep scanning
+        finally:
+            for replica in replicas:
+                await replica.stop()
+        # then one incident, seen once, one outage per connector; both replicas took turns
+        [incident] = await rows(engine, INCIDENT, OFFLINE)
+        assert incident["occurrences"] == 1
+        assert len(await rows(engine, OUTAGE)) == 2
+        turns = [r.scheduler.runs["detect-offline"] for r in replicas if r.scheduler is not None]
+        assert sum(turns) >= 3

@@ -14,6 +14,8 @@ subscription to `fleetAlerts` in this process. Then:
 (b) `--faults` other chargers, one after another, each report StatusNotification Faulted
     (HighTemperature) on connector 1. Latency: from sending the frame to its "opened" FAULT
     alert on the subscription (one fault per station, so every alert is an opening).
+(c) the cost of one run of each detection job over a `--fleet` of stations (the rest of the
+    network online and healthy), timed in this process after the server stopped.
 """
 
 from __future__ import annotations
@@ -154,16 +156,47 @@ async def measure(args: argparse.Namespace, gateway_port: int, api_port: int, to
     }
 
 
-async def quiet_seed(url: str) -> None:
-    """Seeded stations start never seen: only the ones this benchmark connects can go offline."""
+async def quiet_seed(url: str, measured: int) -> None:
+    """The stations this benchmark connects start never seen; the rest of the fleet is online
+    and heard from with an hour's heartbeat, so the scans walk a whole network that is fine."""
     from sqlalchemy import text
 
     from schema.db import create_engine
+    from schema.timeutil import utcnow
 
     engine = create_engine(url)
     async with engine.begin() as conn:
         await conn.execute(text("UPDATE charging_station SET online = false, last_seen_at = NULL"))
+        await conn.execute(
+            text(
+                "UPDATE charging_station SET online = true, last_seen_at = :now, heartbeat_interval_s = 3600 "
+                "WHERE id > :measured"
+            ),
+            {"now": utcnow(), "measured": measured},
+        )
     await engine.dispose()
+
+
+async def time_scans(url: str, rounds: int) -> dict[str, list[float]]:
+    """One run of each detection job over the whole fleet, as the scheduler makes it."""
+    from api.service import faults, offline
+    from schema.db import create_engine
+
+    engine = create_engine(url)
+    out: dict[str, list[float]] = {"offline": [], "faults": []}
+    try:
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            await offline.detect_offline(
+                engine, None, offline_grace_s=DEFAULT_OFFLINE_GRACE_S, reconnect_grace_s=30.0
+            )
+            out["offline"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            await faults.reconcile_faults(engine, None)
+            out["faults"].append(time.perf_counter() - t0)
+    finally:
+        await engine.dispose()
+    return out
 
 
 def main() -> None:
@@ -172,6 +205,8 @@ def main() -> None:
     p.add_argument("--heartbeat", type=int, default=5, help="every station's heartbeat interval, s")
     p.add_argument("--silent", type=int, default=20, help="stations that go silent")
     p.add_argument("--faults", type=int, default=50, help="Faulted statuses (one station each)")
+    p.add_argument("--fleet", type=int, default=10_000, help="stations in the database (scan cost)")
+    p.add_argument("--scan-rounds", type=int, default=20)
     p.add_argument("--gen-loop", choices=("asyncio", "uvloop"), default="uvloop", help="load event loop")
     args = p.parse_args()
     bl.raise_nofile()
@@ -187,17 +222,21 @@ def main() -> None:
         db = bl.fresh_database(args.database_url, Path(tmp), args.pg_name)
         child = None
         try:
-            stations = args.silent + args.faults
+            measured = args.silent + args.faults
+            stations = max(measured, args.fleet)
             asyncio.run(
                 bl.seed_stations(db.url, stations, prefix=PREFIX, heartbeat_interval_s=args.heartbeat)
             )
-            asyncio.run(quiet_seed(db.url))
+            asyncio.run(quiet_seed(db.url, measured))
             child = bl.spawn("server", bl.runtime_child, db.url, args.loop, True, True, token, None)
             cpu = bl.CpuMeter({"server": child.pid, "load": os.getpid()})
             r = asyncio.run(
                 measure(args, int(child.info["gateway_port"]), int(child.info["api_port"]), token)
             )
             usage = cpu.stop()
+            child.stop()
+            child = None
+            scans = asyncio.run(time_scans(db.url, args.scan_rounds))
         finally:
             if child is not None:
                 child.stop()
@@ -223,6 +262,18 @@ def main() -> None:
         f"{len(r['faults'])} faults, one per station, sequential; {r['faults_missing']} never alerted; "
         f"CPU: {bl.fmt_cpu(usage)}",
     )
+    for job, name in (
+        ("offline", "offline scan (detect-offline)"),
+        ("faults", "fault reconcile (reconcile-faults)"),
+    ):
+        took = bl.latency_summary(scans[job])
+        report.add(
+            f"{name}: one run over {stations:,} stations, p50 / max",
+            f"{took['p50']:.1f} / {took['max']:.1f} ms",
+            f"≪ the {DEFAULT_DETECTION_INTERVAL_S:.0f} s interval",
+            took["max"] < 1000 * DEFAULT_DETECTION_INTERVAL_S / 10,
+            f"{args.scan_rounds} runs after the measurement, the rest of the fleet online and healthy",
+        )
     report.emit(args.write)
 
 

@@ -183,8 +183,16 @@ async def time_scans(url: str, rounds: int) -> dict[str, list[float]]:
     from schema.db import create_engine
 
     engine = create_engine(url)
-    out: dict[str, list[float]] = {"offline": [], "faults": []}
+    out: dict[str, list[float]] = {"offline": [], "faults": [], "catch_up": []}
     try:
+        # The seeded fleet has Faulted and Unavailable connectors nobody recorded outages for:
+        # the first runs open them (MAX_PER_RUN at a time), as after a deployment of detection.
+        t0 = time.perf_counter()
+        changed = 1
+        while changed and len(out["catch_up"]) < 100:
+            changed = await faults.reconcile_faults(engine, None)
+            out["catch_up"].append(float(changed))
+        out["catch_up_s"] = [time.perf_counter() - t0]
         for _ in range(rounds):
             t0 = time.perf_counter()
             await offline.detect_offline(
@@ -274,6 +282,10 @@ def main() -> None:
             took["max"] < 1000 * DEFAULT_DETECTION_INTERVAL_S / 10,
             f"{args.scan_rounds} runs after the measurement, the rest of the fleet online and healthy",
         )
+    report.note(
+        f"catch-up before timing: the seeded fleet's {int(sum(scans['catch_up'])):,} Faulted/Unavailable "
+        f"connectors got their outages in {len(scans['catch_up']) - 1} runs, {scans['catch_up_s'][0]:.1f} s"
+    )
     report.emit(args.write)
 
 

@@ -291,25 +291,12 @@ async def _recover(conn: AsyncConnection, row: Any, now: datetime) -> IncidentCh
 
 
 async def _open_outages(conn: AsyncConnection, now: datetime) -> int:
-    open_same = exists().where(
-        OUTAGE.c.station_id == CONNECTOR.c.station_id,
-        OUTAGE.c.connector_id == CONNECTOR.c.connector_id,
-        OUTAGE.c.ended_at.is_(None),
-        OUTAGE.c.cause == func.lower(CONNECTOR.c.status),  # Faulted → faulted, Unavailable → unavailable
-    )
-    fault_incident = (
-        select(INCIDENT.c.id)
-        .where(
-            INCIDENT.c.station_id == CONNECTOR.c.station_id,
-            INCIDENT.c.connector_id == CONNECTOR.c.connector_id,
-            INCIDENT.c.kind == IncidentKind.FAULT.value,
-            INCIDENT.c.state != IncidentState.RESOLVED.value,
-        )
-        .order_by(INCIDENT.c.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    rows = (
+    """Faulted/Unavailable connectors without an open outage of that cause get one.
+
+    Two plain reads compared here rather than one anti-join: both sides are small (connectors
+    that are down now, outages open now) and index-served, where a correlated NOT EXISTS let
+    PostgreSQL pick a nested loop over a freshly grown outage table (seconds per run)."""
+    down = (
         await conn.execute(
             select(
                 CONNECTOR.c.station_id,
@@ -317,28 +304,54 @@ async def _open_outages(conn: AsyncConnection, now: datetime) -> int:
                 CONNECTOR.c.status,
                 CONNECTOR.c.error_code,
                 CONNECTOR.c.status_since,
-                fault_incident.label("incident_id"),
-            )
-            .where(CONNECTOR.c.status.in_(tuple(OUTAGE_CAUSES)), ~open_same)
-            .limit(MAX_PER_RUN)
+            ).where(CONNECTOR.c.status.in_(tuple(OUTAGE_CAUSES)))
         )
     ).all()
-    if rows:
-        await conn.execute(
-            OUTAGE.insert(),
-            [
-                {
-                    "station_id": r.station_id,
-                    "connector_id": r.connector_id,
-                    "cause": OUTAGE_CAUSES[r.status].value,
-                    "started_at": r.status_since or now,
-                    "incident_id": r.incident_id if r.status == ConnectorStatus.FAULTED.value else None,
-                    "error_code": None if r.error_code == NO_ERROR else r.error_code,
-                }
-                for r in rows
-            ],
+    if not down:
+        return 0
+    causes = [c.value for c in OUTAGE_CAUSES.values()]
+    already = {
+        (r.station_id, r.connector_id, r.cause)
+        for r in await conn.execute(
+            select(OUTAGE.c.station_id, OUTAGE.c.connector_id, OUTAGE.c.cause).where(
+                OUTAGE.c.ended_at.is_(None), OUTAGE.c.cause.in_(causes)
+            )
         )
-    return len(rows)
+    }
+    missing = [
+        r for r in down if (r.station_id, r.connector_id, OUTAGE_CAUSES[r.status].value) not in already
+    ][:MAX_PER_RUN]
+    if not missing:
+        return 0
+    faults_open = {
+        (r.station_id, r.connector_id): r.id
+        for r in await conn.execute(
+            select(INCIDENT.c.station_id, INCIDENT.c.connector_id, INCIDENT.c.id)
+            .where(
+                INCIDENT.c.kind == IncidentKind.FAULT.value,
+                INCIDENT.c.state != IncidentState.RESOLVED.value,
+                INCIDENT.c.station_id.in_({r.station_id for r in missing}),
+            )
+            .order_by(INCIDENT.c.id)
+        )
+    }
+    await conn.execute(
+        OUTAGE.insert(),
+        [
+            {
+                "station_id": r.station_id,
+                "connector_id": r.connector_id,
+                "cause": OUTAGE_CAUSES[r.status].value,
+                "started_at": r.status_since or now,
+                "incident_id": faults_open.get((r.station_id, r.connector_id))
+                if r.status == ConnectorStatus.FAULTED.value
+                else None,
+                "error_code": None if r.error_code == NO_ERROR else r.error_code,
+            }
+            for r in missing
+        ],
+    )
+    return len(missing)
 
 
 async def _end_outages(conn: AsyncConnection) -> int:

@@ -52,6 +52,9 @@ from api.query_cost import QueryCostRule
 from api.reservations.mutations import ReservationsMutation
 from api.reservations.queries import ReservationsQuery
 from api.service.health_queries import HealthQuery
+from api.service.incident_mutations import IncidentsMutation
+from api.service.incident_queries import IncidentsQuery
+from api.service.incident_subscriptions import IncidentsSubscription
 from api.service.maintenance_api import MaintenanceMutation, MaintenanceQuery
 from api.service.uptime_mutations import UptimeMutation
 from api.service.uptime_queries import UptimeQuery
@@ -95,6 +98,7 @@ class Query(
     UptimeQuery,
     WorkOrderQuery,
     MaintenanceQuery,
+    IncidentsQuery,
 ):
     # Each node type's resolve_nodes reads through the caller-scoped loaders.
     node: relay.Node | None = relay.node(
@@ -123,13 +127,18 @@ class Mutation(
     UptimeMutation,
     WorkOrderMutation,
     MaintenanceMutation,
+    IncidentsMutation,
 ):
     pass
 
 
 @strawberry.type
 class Subscription(
-    NetworkSubscription, SessionsSubscription, StationEventsSubscription, WorkOrderSubscription
+    NetworkSubscription,
+    SessionsSubscription,
+    StationEventsSubscription,
+    WorkOrderSubscription,
+    IncidentsSubscription,
 ):
     pass
 

@@ -18,6 +18,7 @@ from api.auth.principal import Principal
 from api.invoicing import repository as invoicing
 from api.network import repository as network
 from api.service import health_repository as health
+from api.service import incident_repository as incidents
 from api.sessions import repository as sessions
 from schema.models import ChargingStation, Connector, Location, Transaction
 
@@ -86,11 +87,19 @@ class InvoiceBySourceKeyLoader(_Loader[str, Row[Any] | None]):
         return [found.get(k) for k in keys]
 
 
+class IncidentEntriesByIncidentIdLoader(_Loader[int, list[Row[Any]]]):
+    async def batch_load(self, keys: Sequence[int]) -> list[list[Row[Any]]]:
+        async with self.db() as s:
+            found = await incidents.entries_by_incident_ids(s, self.principal, keys)
+        return [found.get(k, []) for k in keys]
+
+
 class Loaders:
     __slots__ = (
         "cache",
         "connectors_by_station",
         "health_by_station",
+        "incident_entries",
         "invoice_by_source_key",
         "location_by_id",
         "station_by_id",
@@ -109,3 +118,4 @@ class Loaders:
         self.transaction_by_id = TransactionByIdLoader(db, principal, cache=cache)
         self.health_by_station = HealthByStationIdLoader(db, principal, cache=cache)
         self.invoice_by_source_key = InvoiceBySourceKeyLoader(db, principal, cache=cache)
+        self.incident_entries = IncidentEntriesByIncidentIdLoader(db, principal, cache=cache)

@@ -66,8 +66,11 @@ MAX_CHARGE_POINT_ID_LENGTH = 48
 MAX_FRAME_BYTES = 256 * 1024
 # Keepalive pings hold NAT mappings open between heartbeats.
 PING_INTERVAL_S = 30.0
-# Last-seen is for dashboards; liveness itself (online) follows the socket at once.
+# Last-seen feeds dashboards and offline detection (api/service/offline.py), which calls a
+# station silent after heartbeat x 2 + a grace: written at least every half heartbeat, a live
+# station's row is never stale enough to look silent. `online` follows the socket at once.
 LIVENESS_FLUSH_S = 30.0
+MIN_LIVENESS_FLUSH_S = 1.0
 MESSAGE_LOG_FLUSH_S = 0.25
 RETENTION_PURGE_S = 3600.0
 # Close code a replaced connection gets when the same station connects again.
@@ -120,6 +123,9 @@ class Gateway:
         # verdict count as the station's own (only when nothing else can reach the gateway).
         self.trust_proxy = trust_proxy
         self.heartbeat_interval_s = heartbeat_interval_s
+        # The shortest heartbeat interval of any station this gateway has held (stations may
+        # have their own): last-seen is flushed at least every half of it.
+        self.fastest_heartbeat_s = float(heartbeat_interval_s)
         self.boot_retry_interval_s = boot_retry_interval_s
         self.command_timeout_s = command_timeout_s
         self.retention_days = message_log_retention_days
@@ -165,7 +171,7 @@ class Gateway:
             ssl=self.tls,
         )
         self._tasks = [
-            asyncio.create_task(self._every(LIVENESS_FLUSH_S, self._flush_liveness)),
+            asyncio.create_task(self._liveness_loop()),
             asyncio.create_task(self._every(MESSAGE_LOG_FLUSH_S, self.message_log.flush)),
             asyncio.create_task(self._every(RETENTION_PURGE_S, self._purge_log, now=True)),
         ]
@@ -198,8 +204,23 @@ class Gateway:
                 log.exception("periodic task %s failed", getattr(fn, "__name__", fn))
             await asyncio.sleep(seconds)
 
+    @property
+    def liveness_flush_s(self) -> float:
+        return min(LIVENESS_FLUSH_S, max(MIN_LIVENESS_FLUSH_S, self.fastest_heartbeat_s / 2))
+
+    async def _liveness_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.liveness_flush_s)
+            try:
+                await self._flush_liveness()
+            except Exception:
+                log.exception("flushing last-seen times failed")
+
     async def _flush_liveness(self) -> None:
-        seen, self._seen = self._seen, {}
+        # Copied and cleared in place: each connection's loop holds a reference to this dict,
+        # so swapping in a new one would leave every open connection writing to the old one.
+        seen = dict(self._seen)
+        self._seen.clear()
         await flush_last_seen(self.writer, seen)
 
     async def _purge_log(self) -> None:
@@ -348,6 +369,7 @@ class Gateway:
             self._closing.add(closing)
             closing.add_done_callback(self._closing.discard)
         self.bus.serve_station(cpid, execute)
+        self.fastest_heartbeat_s = min(self.fastest_heartbeat_s, float(ctx.heartbeat_interval_s))
         await set_online(self.writer, ctx, True)
         seen = self._seen
         station_id = ctx.station_id

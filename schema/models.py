@@ -279,6 +279,7 @@ from schema import charge_models as _charge_models  # noqa: E402, F401
 from schema import control_models as _control_models  # noqa: E402, F401
 
 # OCPP 2.0.1 device models, registered the same way.
+from schema import detection_models as _detection_models  # noqa: E402, F401
 from schema import device_models as _device_models  # noqa: E402, F401
 from schema import document_models as _document_models  # noqa: E402, F401
 from schema import health_models as _health_models  # noqa: E402, F401

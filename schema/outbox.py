@@ -7,10 +7,13 @@ Which events are durable (money and maintenance depend on them):
 - `SessionFlagged`, `ChargingRequestFailed`, `SessionCharged` and `PaymentFailed`, which the
   worker writes itself
   (`append`) in the transaction that flags the session or fails the request.
+- `StationReported` for a 2.0.1 SecurityEventNotification, and for a NotifyEvent that raises
+  or clears an alert (`notify_event_alerts`): detection opens and resolves incidents on them.
 Everything else — meter ticks (`TransactionUpdated`), online/offline flips, fault-free status
-changes, station reports — is live only: published after commit, lost if nobody listens.
+changes, other station reports — is live only: published after commit, lost if nobody listens.
 A fault's recovery is live only as well; jobs that need the current state read it from the
-connector row, which the same transaction updated.
+connector row, which the same transaction updated (detection's reconcile job does exactly
+that, see api/service/faults.py).
 
 The gateway's writer inserts `outbox_rows(...)` inside the batch's transaction; a relay moves
 unpublished rows, in id order, to the durable channel and marks them published.
@@ -34,6 +37,7 @@ from schema.events import (
     Event,
     SessionCharged,
     SessionFlagged,
+    StationReported,
     StationStatusChanged,
     TransactionEnded,
     TransactionStarted,
@@ -60,6 +64,32 @@ def is_durable(event: Event) -> bool:
         return True
     if cls is StationStatusChanged:
         return _is_fault(event)  # type: ignore[arg-type]
+    if cls is StationReported:
+        return _is_alert(event)  # type: ignore[arg-type]
+    return False
+
+
+# NotifyEvent variables that say "something is wrong" when true (OCPP 2.0.1 Part 2 §N, the
+# standardized component variables) — their false is the all-clear.
+ALERT_VARIABLES = frozenset({"Problem", "Fault", "Tripped"})
+
+
+def notify_event_alerts(event: dict[str, Any]) -> bool:
+    """Whether one NotifyEvent entry (as the gateway records it) raises or clears an alert:
+    a monitor's Alerting trigger, a problem variable, a vendor tech code, or a clearing."""
+    return (
+        event.get("trigger") == "Alerting"
+        or event.get("variable") in ALERT_VARIABLES
+        or bool(event.get("tech_code"))
+        or bool(event.get("cleared"))
+    )
+
+
+def _is_alert(event: StationReported) -> bool:
+    if event.action == "SecurityEventNotification":
+        return True
+    if event.action == "NotifyEvent":
+        return any(notify_event_alerts(e) for e in event.detail.get("events", ()))
     return False
 
 

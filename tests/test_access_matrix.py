@@ -46,7 +46,7 @@ from schema.control_models import StationCommand, StationConfigurationKey
 from schema.db import session_factory
 from schema.document_models import BillingDocument, DocumentKind
 from schema.health_models import StationHealth
-from schema.incident_models import ExclusionReason, OutageExclusion
+from schema.incident_models import ExclusionReason, Incident, OutageExclusion
 from schema.maintenance_models import DriverReport, InspectionPlan, WorkOrder, WorkOrderChecklistItem
 from schema.models import ChargingStation, Connector, IdToken, Location, Organization, Transaction
 from schema.plan_models import MembershipPlan, PlanSubscription
@@ -80,6 +80,7 @@ NETWORK_READERS = MEMBERS | {KEY, PLATFORM}
 CLASSIFIERS = frozenset({"owner", "admin", "operator", "technician", KEY, PLATFORM})
 # workorders:manage: managers and technicians (a technician reaches the orders assigned to it).
 WORKERS = frozenset({"owner", "admin", "technician", PLATFORM})
+INCIDENT_ACTORS = frozenset({"owner", "admin", "operator", "technician"})
 PERIOD = {"from": "2026-01-01T00:00:00+00:00", "to": "2027-01-01T00:00:00+00:00"}
 MATRIX_TARIFF = {"energy_per_kwh": "39", "time_per_minute": "0", "idle_per_minute": "10", "windows": []}
 # The integration the matrix plays: reads the network and sessions, starts and stops charging.
@@ -130,6 +131,7 @@ class World:
     checklist_item: int = 0
     inspection_plan: int = 0
     problem_report: int = 0
+    incident: int = 0
     users: dict[str, int] = field(default_factory=dict)
     sessions: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
@@ -338,6 +340,17 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
         await s.flush()
         item = WorkOrderChecklistItem(work_order_id=work_order.id or 0, text="Check")
         s.add(item)
+        # an open incident on the station
+        incident = Incident(
+            organization_id=oid,
+            station_id=station.id or 0,
+            connector_id=1,
+            kind="fault",
+            severity="high",
+            dedup_key=f"fault:{station.id}:1:GroundFailure",
+            title="Connector 1: GroundFailure",
+        )
+        s.add(incident)
         await s.flush()
         world = World(
             org=oid,
@@ -373,6 +386,7 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
             checklist_item=item.id or 0,
             inspection_plan=plan_row.id or 0,
             problem_report=report.id or 0,
+            incident=incident.id or 0,
             users=users,
         )
         for who in PEOPLE:
@@ -663,6 +677,18 @@ RULES: dict[str, Rule] = {
     "Mutation.issueSponsorStatements": Rule(
         BILLERS, lambda w, _: {"organizationId": gid("Organization", w.org), "month": "2026-10"}
     ),
+    # --- incidents: network:read to read (the list is scoped: empty for others), acting takes
+    # stations:control or workorders:manage and a person (the timeline names who acted) ---
+    "Query.incidents": Rule(AUTHENTICATED),
+    "Query.incident": Rule(MEMBERS | {KEY, PLATFORM}, lambda w, _: {"id": gid("Incident", w.incident)}),
+    "Mutation.acknowledgeIncident": Rule(INCIDENT_ACTORS, lambda w, _: {"id": gid("Incident", w.incident)}),
+    "Mutation.commentOnIncident": Rule(
+        INCIDENT_ACTORS, lambda w, _: {"id": gid("Incident", w.incident), "text": "on it"}
+    ),
+    "Mutation.resolveIncident": Rule(
+        INCIDENT_ACTORS, lambda w, _: {"id": gid("Incident", w.incident), "resolution": "fixed"}
+    ),
+    "Subscription.fleetAlerts": Rule(MEMBERS | {KEY, PLATFORM}, org),
     # --- receipts and invoices: the driver's own, billing staff's organisation's; revenue is reports ---
     "Query.myReceipts": Rule(PEOPLE),
     "Query.myInvoices": Rule(PEOPLE),

@@ -62,6 +62,7 @@ OBJECTS: dict[str, Callable[[World], int]] = {
     "WorkOrder": lambda w: w.work_order,
     "InspectionPlan": lambda w: w.inspection_plan,
     "ProblemReport": lambda w: w.problem_report,
+    "Incident": lambda w: w.incident,
 }
 # Root operations that take another tenant's object: each must answer null or NOT_FOUND.
 PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
@@ -321,6 +322,22 @@ PROBES: dict[str, tuple[str, Callable[[World], dict[str, Any]]]] = {
         "mutation ($x: ID!) { revokeOutageExclusion(id: $x) { id } }",
         lambda w: {"x": gid("OutageExclusion", w.outage_exclusion)},
     ),
+    "incident": (
+        "query ($i: ID!) { incident(id: $i) { id } }",
+        lambda w: {"i": gid("Incident", w.incident)},
+    ),
+    "acknowledgeIncident": (
+        "mutation ($i: ID!) { acknowledgeIncident(id: $i) { id } }",
+        lambda w: {"i": gid("Incident", w.incident)},
+    ),
+    "commentOnIncident": (
+        'mutation ($i: ID!) { commentOnIncident(id: $i, text: "spy") { id } }',
+        lambda w: {"i": gid("Incident", w.incident)},
+    ),
+    "resolveIncident": (
+        'mutation ($i: ID!) { resolveIncident(id: $i, resolution: "spy") { id } }',
+        lambda w: {"i": gid("Incident", w.incident)},
+    ),
     "revokeAppToken": (
         "mutation ($a: ID!) { revokeAppToken(id: $a) }",
         lambda w: {"a": gid("AppToken", w.app_token)},
@@ -514,6 +531,10 @@ class TestCrossTenant:
             )
             assert gid("Sponsorship", b.sponsorship) not in {
                 e["node"]["id"] for e in sponsorships["data"]["sponsorships"]["edges"]
+            }, who
+            found = await gql(http, "{ incidents(first: 100) { edges { node { id } } } }", token=token)
+            assert gid("Incident", b.incident) not in {
+                e["node"]["id"] for e in found["data"]["incidents"]["edges"]
             }, who
             sponsors = await gql(http, "{ sponsors(first: 100) { edges { node { id } } } }", token=token)
             assert gid("Sponsor", b.sponsor) not in {

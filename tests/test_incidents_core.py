@@ -5,6 +5,7 @@ and live `IncidentChanged` events published only after the handler's transaction
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -168,3 +169,17 @@ def _message(station_id: int) -> OutboxMessage:
         stop_reason=None,
     )
     return OutboxMessage(id=1, event_type=ended.kind, payload=event_payload(ended))
+
+
+async def test_many_openings_on_one_connection_keep_finding_the_dedup_index(engine: AsyncEngine) -> None:
+    """PostgreSQL plans a statement generically after five executions on a connection: the
+    ON CONFLICT target must still match the partial index then (a bound 'resolved' would not)."""
+    sid = await make_station(engine, charge_point_id="CP-I9", connectors=1)
+    async with engine.begin() as conn:
+        for n in range(12):
+            problem = fault(sid)
+            opened = await incidents.open_or_recur(
+                conn, replace(problem, dedup_key=f"{problem.dedup_key}:{n}"), at=T0 + timedelta(minutes=n)
+            )
+            assert opened.change == "opened"
+    assert len(await fetch(engine, "SELECT id FROM incident")) == 12

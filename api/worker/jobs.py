@@ -7,6 +7,9 @@ Event-driven (run once per event by the processor, inside its transaction):
 - on SessionCharged, the session's receipt is issued (api/invoicing/receipts.py).
 - on TransactionEnded, the session's power at low SoC is kept for the health score
   (api/service/health_sessions.py).
+- serviceability detection (api/service/detection.py): fault status changes, 2.0.1 alerts and
+  security events open incidents; failed sessions and failed starts count towards "not
+  charging", a good session resets the count.
 - on TransactionStarted, the reservation the session used is marked used and linked, and the
   tariff version in force at the start is frozen on the session; then the session claims a
   sponsorship that applies (api/sponsorships), settled by the charge step on TransactionEnded.
@@ -33,10 +36,11 @@ from api.billing import service as billing
 from api.control import requests
 from api.invoicing import receipts
 from api.reservations import jobs as reservations
-from api.service import health_sessions
+from api.service import detection, health_sessions
 from api.sponsorships import service as sponsorships
 from api.worker import repository as repo
 from api.worker.processor import HandlerRegistry
+from api.worker.settings import WorkerSettings
 from schema import partitions
 from schema.events import Event, SessionCharged, TransactionEnded, TransactionStarted
 from schema.timeutil import utcnow
@@ -85,7 +89,7 @@ async def resolve_stuck_on_end(conn: AsyncConnection, event: Event) -> None:
     await repo.resolve_stuck(conn, event.transaction_id, utcnow())
 
 
-def default_registry() -> HandlerRegistry:
+def default_registry(settings: WorkerSettings | None = None) -> HandlerRegistry:
     registry = HandlerRegistry()
     registry.register(TransactionEnded, summarize_session)
     registry.register(TransactionEnded, resolve_stuck_on_end)
@@ -98,6 +102,8 @@ def default_registry() -> HandlerRegistry:
     registry.register(TransactionEnded, requests.close_ended)
     registry.register(TransactionEnded, health_sessions.check_power_on_end)
     registry.register(SessionCharged, receipts.issue_on_charged)
+    # Serviceability: faults, security events and failed sessions open incidents.
+    detection.register_handlers(registry, settings or WorkerSettings())
     return registry
 
 

@@ -27,7 +27,7 @@ from api.firmware import progress as firmware_campaigns
 from api.invoicing import receipts
 from api.localauth import jobs as local_lists
 from api.reservations import jobs as reservations
-from api.service import health_job, inspections, work_order_jobs
+from api.service import detection, health_job, inspections, work_order_jobs
 from api.service.health_settings import HealthSettings
 from api.sponsorships import reports as sponsor_reports
 from api.worker import jobs, overlong
@@ -67,6 +67,8 @@ def scheduled_jobs(
         *_firmware_campaign_job(engine, settings, bus),
         _health_job(engine, bus),
         *_work_order_jobs(engine, bus),
+        # Offline stations and recovered faults (incidents are opened without a bus too).
+        *detection.scheduled(engine, settings, bus),
         ScheduledJob(
             "stuck-sessions",
             settings.stuck_check_interval_s,
@@ -276,7 +278,7 @@ class DurableWork:
         self._own_payments = worker and payments is None
         self.payments = payments or (build_gateway(Settings()) if worker else None)
         self.processor = Processor(
-            engine, registry or jobs.default_registry(), consumer=settings.group, bus=bus
+            engine, registry or jobs.default_registry(settings), consumer=settings.group, bus=bus
         )
         self.redis: Redis | None = None
         self._own_redis = False

@@ -51,5 +51,19 @@ class WorkerSettings(BaseSettings):
     # A worker serves no port, so its liveness is a file it touches while its event loop and
     # every one of its loops run (infra/healthcheck.py `worker` checks its age); empty: off.
     alive_file: str = Field(default="/tmp/chargenet-worker.alive", alias="CHARGENET_WORKER_ALIVE_FILE")
+    # --- serviceability detection (api/service/detection.py) ---
+    # How often the detection jobs look at stations: with the offline grace this bounds how
+    # late a silent station is seen (target: within heartbeat x 2 + 10 s).
+    detection_interval_s: float = Field(default=3.0, gt=0, alias="CHARGENET_DETECTION_INTERVAL")
+    # A station silent for heartbeat x 2 plus this is offline (a late heartbeat is not an outage).
+    offline_grace_s: float = Field(default=5.0, ge=0, alias="CHARGENET_OFFLINE_GRACE")
+    # A closed socket not reopened within this is offline (a reconnect after a gateway restart
+    # or a network blip takes seconds, and is not an outage worth an incident).
+    reconnect_grace_s: float = Field(default=30.0, ge=0, alias="CHARGENET_RECONNECT_GRACE")
+    offline_severity: str = Field(
+        default="high", pattern="^(critical|high|medium|low)$", alias="CHARGENET_OFFLINE_SEVERITY"
+    )
+    # Consecutive failed sessions on one connector that make it "not charging".
+    failed_sessions_threshold: int = Field(default=3, ge=1, alias="CHARGENET_FAILED_SESSIONS_THRESHOLD")
     # Keys of the scheduled jobs' once-per-interval locks in Redis.
     lock_prefix: str = Field(default="chargenet:jobs", alias="CHARGENET_JOB_LOCK_PREFIX")

@@ -354,6 +354,10 @@ class ChargePoint201:
                 "timestamp": e["timestamp"],
                 "trigger": e["trigger"],
                 "key": address_of(e["component"], e["variable"], None).key,
+                # Detection reads these rather than parsing the key.
+                "component": e["component"]["name"],
+                "variable": e["variable"]["name"],
+                "evse_id": (e["component"].get("evse") or {}).get("id"),
                 "actual_value": e["actualValue"],
                 "notification_type": e["eventNotificationType"],
                 **{

@@ -1,7 +1,7 @@
 """work orders, driver reports, inspection plans
 
 Revision ID: 0026
-Revises: 0023
+Revises: 0024
 Create Date: 2026-11-24 07:22:28.350523
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import schema.timeutil
 
 
 revision = '0026'
-down_revision = '0023'
+down_revision = '0024'
 branch_labels = None
 depends_on = None
 

@@ -242,6 +242,14 @@ class TestFromIncidents:
             engine, "SELECT kind FROM incident_entry WHERE incident_id = :i", i=orders[0]["incident_id"]
         )
         assert "work_order" in [e["kind"] for e in entries]
+        # the incident lists its order for those who manage orders, and for nobody else
+        query = "query ($i: ID!) { incident(id: $i) { workOrders { title } } }"
+        incident_id = {"i": gid("Incident", orders[0]["incident_id"])}
+        seen = data(await gql(http, query, incident_id, token=crew.tokens["manager"]))["incident"]
+        assert seen["workOrders"] == [{"title": "Connector 1: GroundFailure"}]
+        for who in ("viewer", "tech"):  # network:read only; a technician the order is not assigned to
+            seen = data(await gql(http, query, incident_id, token=crew.tokens[who]))["incident"]
+            assert seen == {"workOrders": []}
         # and once the organisation asks for low incidents too, the low one gets its order
         settings = {
             "organizationId": gid("Organization", crew.org),

@@ -16,6 +16,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.service import incidents
+from api.service.failure_rules import START_FAILURE_PREFIXES, session_failed
 from api.service.incidents import Problem
 from api.worker.processor import publish_after_commit
 from schema.db import insert_on_conflict
@@ -25,31 +26,7 @@ from schema.incident_models import IncidentKind, IncidentSeverity
 
 STREAK = ConnectorFailureStreak.__table__  # type: ignore[attr-defined]
 
-# 0.1 kWh: less than a minute at the smallest AC power; a real session delivers more.
-MIN_ENERGY_WH = 100
-# OCPP 1.6 Reason and 2.0.1 ReasonEnumType values that mean the station, not the driver, ended it.
-ERROR_STOP_REASONS = frozenset(
-    {
-        "EmergencyStop",
-        "PowerLoss",
-        "Reboot",
-        "HardReset",
-        "SoftReset",
-        "ImmediateReset",
-        "GroundFault",
-        "OvercurrentFault",
-        "PowerQuality",
-        "Timeout",
-    }
-)
-# ChargingRequestFailed reasons (api/control) that are the connector's failure: the station
-# refused or failed the start, or accepted it and never started.
-START_FAILURE_PREFIXES = ("REJECTED", "TIMED_OUT", "FAILED", "the station did not start")
 SEVERITY = IncidentSeverity.HIGH
-
-
-def session_failed(energy_wh: int, stop_reason: str | None) -> bool:
-    return energy_wh < MIN_ENERGY_WH or (stop_reason or "") in ERROR_STOP_REASONS
 
 
 async def on_session_ended(conn: AsyncConnection, event: Event, *, threshold: int) -> None:

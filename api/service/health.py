@@ -31,6 +31,8 @@ from enum import StrEnum
 from fractions import Fraction
 from typing import Any
 
+from api.service.failure_rules import MIN_ENERGY_WH
+
 
 class FactorKind(StrEnum):
     FAULTS = "faults"
@@ -80,7 +82,7 @@ class HealthPolicy:
     underpowered_share_at_zero: float = 0.5
     min_low_soc_sessions: int = 4
     # Gathering: a session "ends failed" below this energy (0.1 kWh) or with an error reason.
-    min_session_energy_wh: int = 100
+    min_session_energy_wh: int = MIN_ENERGY_WH
     # Low power: a session averaging under this share of rated power while the SoC was low
     # (the low-SoC level applies when the session ends: api/service/health_sessions.py).
     low_power_fraction: float = 0.25

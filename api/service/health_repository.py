@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.auth.principal import Principal
 from api.auth.roles import Permission
+from api.service.failure_rules import ERROR_STOP_REASONS, OFFLINE_START_PREFIX, START_FAILURE_PREFIXES
 from api.service.health import HealthInputs, HealthPolicy, distinct_reboots
 from schema.db import insert_on_conflict
 from schema.enums import MessageDirection, TransactionState
@@ -70,22 +71,10 @@ OCPP_CALL = 2
 POWER_IMPORT = "Power.Active.Import"
 SOC = "SoC"
 KILO_UNITS = ("kW",)
-# Stop reasons that mean the station (or its supply) ended the session, in OCPP 1.6 and 2.0.1
-# words as the gateway stores them; the driver, the car or a limit ending it is no failure.
-ERROR_STOP_REASONS = (
-    "EmergencyStop",
-    "HardReset",
-    "SoftReset",
-    "Reboot",
-    "PowerLoss",
-    "PowerQuality",
-    "GroundFault",
-    "OvercurrentFault",
-    "Timeout",
-)
-# Failed start requests the station is to blame for, by the reason api/control stores: it
-# refused, did not answer, failed, was unreachable, or accepted and never started.
-STATION_FAILURE_PREFIXES = ("REJECTED", "TIMED_OUT", "FAILED", "STATION_OFFLINE", "the station did not")
+# Failed start requests the station is to blame for: the connector's failures, and here also
+# starts refused for the station being unreachable (the score weighs how often drivers were let
+# down, whatever the cause).
+STATION_FAILURE_PREFIXES = (*START_FAILURE_PREFIXES, OFFLINE_START_PREFIX)
 # Rows per upsert statement when storing scores.
 WRITE_CHUNK = 500
 
@@ -141,7 +130,7 @@ async def _fault_counts(conn: AsyncConnection, w: Window) -> dict[int, int]:
 async def _session_counts(conn: AsyncConnection, w: Window, min_energy_wh: int) -> dict[int, tuple[int, int]]:
     failed = or_(
         TRANSACTION.c.energy_wh < min_energy_wh,
-        TRANSACTION.c.stop_reason.in_(ERROR_STOP_REASONS),
+        TRANSACTION.c.stop_reason.in_(sorted(ERROR_STOP_REASONS)),
     )
     stmt = (
         select(

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry import relay
@@ -15,6 +15,10 @@ from strawberry.types import Info
 from api.network.types import StationNode, int_ids, station_node
 from api.orgs.types import user_global_id
 from api.service import incident_repository as repo
+from api.service import work_order_access
+
+if TYPE_CHECKING:
+    from api.service.work_order_types import WorkOrderNode
 from schema.events import IncidentChanged
 
 
@@ -124,6 +128,28 @@ class IncidentNode(relay.Node):
     async def entries(self, info: Info) -> list[IncidentEntry]:
         found = await info.context.loaders.incident_entries.load(self.id)
         return [IncidentEntry.from_row(r) for r in found]
+
+    @strawberry.field(
+        description="The work orders raised for it that the caller may read: all of them with "
+        "workorders:manage in the organisation, a technician's own; none without the permission."
+    )
+    async def work_orders(
+        self, info: Info
+    ) -> list[Annotated[WorkOrderNode, strawberry.lazy("api.service.work_order_types")]]:
+        from api.service.work_order_types import WorkOrderNode
+
+        async with info.context.db() as s:
+            conn = await s.connection()
+            reach = await work_order_access.reach(conn, info.context.principal)
+            order = work_order_access.WORK_ORDER
+            rows = (
+                await conn.execute(
+                    work_order_access.readable(reach)
+                    .where(order.c.incident_id == int(self.id))
+                    .order_by(order.c.id)
+                )
+            ).all()
+        return [WorkOrderNode.from_row(r) for r in rows]
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.auth.principal import Principal
 from api.auth.roles import Permission
 from api.service import uptime_repository as repo
+from api.service.failure_rules import ERROR_STOP_REASONS, MIN_ENERGY_WH
 from api.service.outage_review import overlapping
 from api.service.uptime import SECONDS_PER_MINUTE, Month, PortFigure, Window, quarter_months
 from api.service.uptime_rollups import compute_uptime, require
@@ -57,22 +58,6 @@ COLUMNS = (
     "energy_kwh",
 )
 ROWS_PER_CHUNK = 500
-# A failed session (issue 7): it stopped for one of these reasons (OCPP 1.6 Reason and 2.0.1
-# ReasonEnumType values that mean something went wrong) or delivered less than 0.1 kWh.
-ERROR_STOP_REASONS = (
-    "EmergencyStop",
-    "GroundFault",
-    "HardReset",
-    "ImmediateReset",
-    "OvercurrentFault",
-    "Other",
-    "PowerLoss",
-    "PowerQuality",
-    "Reboot",
-    "SoftReset",
-    "Timeout",
-)
-MIN_SESSION_WH = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,8 +174,8 @@ async def csv_chunks(engine: AsyncEngine, request: QuarterRequest) -> AsyncItera
             request.organization_id,
             since,
             until,
-            error_stop_reasons=ERROR_STOP_REASONS,
-            min_energy_wh=MIN_SESSION_WH,
+            error_stop_reasons=sorted(ERROR_STOP_REASONS),
+            min_energy_wh=MIN_ENERGY_WH,
         )
         events = await repo.error_codes(conn, request.organization_id, since, until)
     yearly = (

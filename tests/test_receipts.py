@@ -236,6 +236,32 @@ class TestEachPaidSessionGetsAReceipt:
         assert issued == []
         assert await scalar(engine, "SELECT count(*) FROM document_counter WHERE last_number > 0") == 0
 
+    async def test_a_partly_sponsored_receipt_states_the_tax_in_what_the_driver_pays(
+        self, engine: AsyncEngine, station: int
+    ) -> None:
+        # given a session of 11.90 at 19 % tax, of which a sponsor covers 7.14
+        _, charge = await make_charged_session(
+            engine, station_id=station, started_at=utcnow(), total=1_190, sponsor_amount=714
+        )
+        # when its receipt is issued
+        async with engine.begin() as conn:
+            [doc_id] = await receipts.issue_receipts(conn, [charge])
+        doc = (await fetch(engine, "SELECT * FROM invoice WHERE id = :i", i=doc_id))[0]
+        breakdown = (
+            doc["tax_breakdown"]
+            if isinstance(doc["tax_breakdown"], list)
+            else json.loads(doc["tax_breakdown"])
+        )
+        # then it shows the session's price, the sponsor's share and the 4.76 due, and the tax
+        # it states is the 19 % included in the 4.76 (0.76), not the whole session's 1.90: the
+        # sponsor's 7.14 is taxed on the sponsor's invoice (1.14), and the two add up to 1.90
+        assert (doc["total"], doc["sponsor_amount"], doc["amount_due"]) == (1_190, 714, 476)
+        assert (doc["net"], doc["tax"]) == (400, 76)
+        assert breakdown == [{"tax_basis_points": 1900, "net": 400, "tax": 76, "gross": 476}]
+        sponsor_line = invoices.InvoiceLine("sponsored charging", 714, tax_basis_points=1900)
+        [sponsor_tax] = invoices.tax_breakdown([sponsor_line], prices_include_tax=True)
+        assert doc["tax"] + sponsor_tax["tax"] == 190
+
     async def test_a_redelivered_event_issues_nothing_twice(self, engine: AsyncEngine, station: int) -> None:
         tx, charge = await make_charged_session(engine, station_id=station, started_at=utcnow())
         event = SessionCharged(

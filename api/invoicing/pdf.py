@@ -150,15 +150,22 @@ def _lines(pdf: FPDF, width: float, doc: Any) -> None:
 
 def _totals(pdf: FPDF, width: float, doc: Any) -> None:
     label_w, value_w = width * 0.82, width * 0.18
-    rows: list[tuple[str, int, bool]] = [("Net", doc.net, False)]
-    for t in doc.tax_breakdown:
-        rows.append(
-            (f"Tax {t['tax_basis_points'] / 100:g} % on {money(t['net'], doc.currency)}", t["tax"], False)
-        )
-    rows.append(("Total", doc.total, True))
+    taxes = [
+        (f"Tax {t['tax_basis_points'] / 100:g} % on {money(t['net'], doc.currency)}", t["tax"], False)
+        for t in doc.tax_breakdown
+    ]
+    rows: list[tuple[str, int, bool]]
     if doc.sponsor_amount:
-        rows.append(("Covered by sponsor", -doc.sponsor_amount, False))
-        rows.append(("Amount due", doc.amount_due, True))
+        # The sponsor is invoiced its share with its tax; this document states the tax in what
+        # the buyer pays (see api.invoicing.receipts.driver_tax_share).
+        rows = [
+            ("Session price", doc.total, False),
+            ("Covered by sponsor", -doc.sponsor_amount, False),
+            ("Amount due", doc.amount_due, True),
+            *[(f"included: {label}", amount, bold) for label, amount, bold in taxes],
+        ]
+    else:
+        rows = [("Net", doc.net, False), *taxes, ("Total", doc.total, True)]
     pdf.ln(2)
     for label, amount, bold in rows:
         pdf.set_font("Helvetica", "B" if bold else "", 10)

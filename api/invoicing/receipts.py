@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.billing import pricing
 from api.billing.tariffs import Component
-from api.invoicing import numbering
+from api.invoicing import invoices, numbering
 from schema.account_models import UserAccount
 from schema.charge_models import SessionCharge
 from schema.document_models import BillingDocument, DocumentKind
@@ -147,6 +147,7 @@ def _charges_with_context() -> Any:
 
 def receipt_values(c: Row[Any], *, sequence: int, year: int, now: datetime) -> dict[str, Any]:
     """The receipt of one charge, as the row to insert (everything copied, see the model)."""
+    share = driver_tax_share(c.net, c.tax, c.tax_basis_points, c.driver_amount, bool(c.sponsor_amount))
     return {
         "organization_id": c.organization_id,
         "kind": DocumentKind.RECEIPT.value,
@@ -169,9 +170,7 @@ def receipt_values(c: Row[Any], *, sequence: int, year: int, now: datetime) -> d
         },
         "buyer": _buyer(c),
         "lines": [_line(li, c.tax_basis_points) for li in c.lines],
-        "tax_breakdown": [
-            {"tax_basis_points": c.tax_basis_points, "net": c.net, "tax": c.tax, "gross": c.net + c.tax}
-        ],
+        "tax_breakdown": [share],
         "details": {
             "charge_point_id": c.charge_point_id,
             "connector_id": c.connector_id,
@@ -188,12 +187,29 @@ def receipt_values(c: Row[Any], *, sequence: int, year: int, now: datetime) -> d
             "idle_seconds": c.idle_seconds,
             "prices_include_tax": c.prices_include_tax,
         },
-        "net": c.net,
-        "tax": c.tax,
+        "net": share["net"],
+        "tax": share["tax"],
         "total": c.total,
         "sponsor_amount": c.sponsor_amount,
         "amount_due": c.driver_amount,
     }
+
+
+def driver_tax_share(
+    net: int, tax: int, tax_basis_points: int, driver_amount: int, sponsored: bool
+) -> dict[str, int]:
+    """The tax the driver's receipt states: on what the driver pays.
+
+    A sponsor's share of a session is billed to the sponsor, with its tax, on the sponsor's
+    monthly invoice; stating the whole session's tax on the driver's receipt too would declare
+    the sponsored part's tax twice. Unsponsored, this is the session's own net and tax.
+    """
+    if not sponsored:
+        return {"tax_basis_points": tax_basis_points, "net": net, "tax": tax, "gross": net + tax}
+    line = invoices.InvoiceLine(
+        description="amount due", amount=driver_amount, tax_basis_points=tax_basis_points
+    )
+    return invoices.tax_breakdown([line], prices_include_tax=True)[0]
 
 
 def _buyer(c: Row[Any]) -> dict[str, Any]:

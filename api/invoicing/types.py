@@ -108,9 +108,11 @@ class BillingDocument:
     number: str = strawberry.field(description="Gap-free per organisation, series and year: R-2026-000042.")
     issued_at: datetime
     currency: str
-    net: int
-    tax: int
-    total: int
+    net: int = strawberry.field(description="Net of what the buyer pays (amountDue).")
+    tax: int = strawberry.field(
+        description="Tax in what the buyer pays: a sponsor's share is taxed on the sponsor's invoice."
+    )
+    total: int = strawberry.field(description="The price of what is billed, a sponsor's share included.")
     total_formatted: str
     sponsor_amount: int = strawberry.field(description="What a sponsor covers of the total.")
     amount_due: int = strawberry.field(description="What the buyer pays.")

@@ -12,20 +12,16 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from api import http_exports
 from api.auth.authenticator import Authenticator
 from api.auth.roles import Permission
 from api.invoicing import exports, links, pdf
 from api.invoicing import repository as repo
-from schema.errors import InvalidInput, Unauthenticated
+from schema.errors import InvalidInput
 from schema.settings import Settings
-
-
-def _link_error(exc: links.BadLink | links.ExpiredLink) -> Response:
-    status = 410 if isinstance(exc, links.ExpiredLink) else 403
-    return PlainTextResponse(f"{exc.message}\n", status)
 
 
 def invoicing_routes(engine: AsyncEngine, settings: Settings, authenticator: Authenticator) -> list[Route]:
@@ -35,7 +31,7 @@ def invoicing_routes(engine: AsyncEngine, settings: Settings, authenticator: Aut
                 links.secret(settings), links.DOCUMENT_PURPOSE, request.path_params["token"]
             )
         except (links.BadLink, links.ExpiredLink) as exc:
-            return _link_error(exc)
+            return http_exports.link_error(exc)
         async with engine.connect() as conn:
             doc = await repo.document(conn, int(payload.get("d", 0)))
         if doc is None:
@@ -54,42 +50,28 @@ def invoicing_routes(engine: AsyncEngine, settings: Settings, authenticator: Aut
     async def revenue_csv(request: Request) -> Response:
         params = request.query_params
         try:
-            if "token" in params:
-                try:
-                    payload = links.verify(links.secret(settings), links.EXPORT_PURPOSE, params["token"])
-                except (links.BadLink, links.ExpiredLink) as exc:
-                    return _link_error(exc)
-                export = exports.ExportRequest.from_link(payload)
+            caller = await http_exports.link_or_principal(
+                request, settings, authenticator, links.EXPORT_PURPOSE
+            )
+            if isinstance(caller, dict):
+                export = exports.ExportRequest.from_link(caller)
             else:
-                try:
-                    principal = await authenticator.principal_for(request.headers.get("authorization"))
-                except Unauthenticated as exc:
-                    return PlainTextResponse(f"{exc.message}\n", 401, headers={"WWW-Authenticate": "Bearer"})
-                if not principal.is_authenticated:
-                    return PlainTextResponse(
-                        "sign in required\n", 401, headers={"WWW-Authenticate": "Bearer"}
-                    )
-                if not principal.has(Permission.REPORTS_READ):
+                if not caller.has(Permission.REPORTS_READ):
                     return PlainTextResponse("requires reports:read\n", 403)
                 since, until = exports.period(
                     _timestamp(params.get("from"), "from"), _timestamp(params.get("to"), "to")
                 )
                 export = exports.ExportRequest(
-                    organizations=principal.organizations_with(Permission.REPORTS_READ),
+                    organizations=caller.organizations_with(Permission.REPORTS_READ),
                     since=since,
                     until=until,
                     group_by=exports.parse_grouping(params.get("groupBy")),
                 )
+        except http_exports.Refused as refused:
+            return refused.response
         except InvalidInput as exc:
             return PlainTextResponse(f"{exc.message}\n", 400)
-        return StreamingResponse(
-            exports.csv_chunks(engine, export),
-            media_type="text/csv; charset=utf-8",
-            headers={
-                "Content-Disposition": f'attachment; filename="{exports.filename(export)}"',
-                "Cache-Control": "private, no-store",
-            },
-        )
+        return http_exports.csv_download(exports.csv_chunks(engine, export), exports.filename(export))
 
     return [
         Route(f"{links.DOCUMENT_PATH}/{{token}}", download, methods=["GET"]),

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from api import http_exports
 from api.auth.authenticator import Authenticator
 from api.invoicing import links
 from api.network.types import parse_global_id
 from api.service import uptime_export
-from schema.errors import Forbidden, InvalidInput, Unauthenticated
+from schema.errors import Forbidden, InvalidInput
 from schema.settings import Settings
 
 EXPORT_PURPOSE = "uptime-export"
 EXPORT_PATH = "/exports/uptime.csv"
-BEARER = {"WWW-Authenticate": "Bearer"}
 
 
 def _int(value: str | None, name: str) -> int:
@@ -36,40 +36,23 @@ def uptime_routes(engine: AsyncEngine, settings: Settings, authenticator: Authen
     async def uptime_csv(request: Request) -> Response:
         params = request.query_params
         try:
-            if "token" in params:
-                try:
-                    payload = links.verify(links.secret(settings), EXPORT_PURPOSE, params["token"])
-                except (links.BadLink, links.ExpiredLink) as exc:
-                    status = 410 if isinstance(exc, links.ExpiredLink) else 403
-                    return PlainTextResponse(f"{exc.message}\n", status)
-                export = uptime_export.QuarterRequest.from_link(payload)
+            caller = await http_exports.link_or_principal(request, settings, authenticator, EXPORT_PURPOSE)
+            if isinstance(caller, dict):
+                export = uptime_export.QuarterRequest.from_link(caller)
             else:
-                try:
-                    principal = await authenticator.principal_for(request.headers.get("authorization"))
-                except Unauthenticated as exc:
-                    return PlainTextResponse(f"{exc.message}\n", 401, headers={"WWW-Authenticate": "Bearer"})
-                if not principal.is_authenticated:
-                    return PlainTextResponse(
-                        "sign in required\n", 401, headers={"WWW-Authenticate": "Bearer"}
-                    )
                 export = uptime_export.quarter_request(
-                    principal,
+                    caller,
                     parse_global_id(params.get("organizationId", ""), "Organization"),
                     _int(params.get("year"), "year"),
                     _int(params.get("quarter"), "quarter"),
                 )
+        except http_exports.Refused as refused:
+            return refused.response
         except InvalidInput as exc:
             return PlainTextResponse(f"{exc.message}\n", 400)
         except Forbidden as exc:
             return PlainTextResponse(f"{exc.message}\n", 403)
-        return StreamingResponse(
-            uptime_export.csv_chunks(engine, export),
-            media_type="text/csv; charset=utf-8",
-            headers={
-                "Content-Disposition": f'attachment; filename="{export.filename()}"',
-                "Cache-Control": "private, no-store",
-            },
-        )
+        return http_exports.csv_download(uptime_export.csv_chunks(engine, export), export.filename())
 
     return [Route(EXPORT_PATH, uptime_csv, methods=["GET"])]
 

@@ -18,10 +18,11 @@ from api.worker.service import DurableWork
 from tests.builders import make_location, make_org, make_station
 from tests.conftest import ChargerFactory
 from tests.dbutil import fetch
+from tests.graphql_client import gql
 from tests.test_access_matrix import gid
 from tests.test_receipts import pdf_text
 from tests.test_sponsorships import _in_force_since, _session, sponsorship
-from tests.test_tariffs import ASSIGN, create, ok
+from tests.test_tariffs import ASSIGN, OPERATOR_TOKEN, create, ok
 
 CREATE_SPONSOR = """
 mutation ($o: ID!) { createSponsor(input: {organizationId: $o, name: "Mall", contactEmail: "ads@mall.example",
@@ -176,18 +177,23 @@ class TestASponsorsMonthIsInvoicedOnce:
 
     async def test_a_month_not_over_yet_is_not_invoiced(self, world: World) -> None:
         http, engine = world.http, world.engine
-        # given a sponsored session this month, its statement issued early by hand
-        org, base = await _one_sponsored_session(world)
-        month = month_containing(base)
-        # when the daily job runs within the month
-        assert await issue_last_months_statements(engine, now=base + timedelta(minutes=60)) >= 0
-        issued = await ok(http, ISSUE_STATEMENTS, o=gid("Organization", org), m=month)
-        # then the statement exists, its invoice does not yet
-        assert issued["issueSponsorStatements"] == [{"amount": 300, "invoice": None}]
-        # when the job runs after the month: the early statement is invoiced as it was issued
-        await issue_last_months_statements(engine, now=_next_month(base))
+        # given a sponsored session this month
+        org, _ = await _one_sponsored_session(world)
+        now = datetime.now(UTC)
+        month = month_containing(now)
+        # when the daily job runs within the month, and someone asks for the month's statements
+        assert await issue_last_months_statements(engine, now=now) == 0
+        refused = await gql(
+            http, ISSUE_STATEMENTS, {"o": gid("Organization", org), "m": month}, token=OPERATOR_TOKEN
+        )
+        # then the request is refused and nothing is issued or invoiced yet
+        assert refused["errors"][0]["extensions"]["code"] == "INVALID_INPUT", refused
+        assert await fetch(engine, "SELECT id FROM sponsor_statement") == []
+        assert await fetch(engine, "SELECT id FROM invoice WHERE kind = 'invoice'") == []
+        # when the job runs after the month: the whole month is issued and invoiced
+        await issue_last_months_statements(engine, now=_next_month(now))
         statements = (await ok(http, STATEMENTS, m=month))["sponsorStatements"]
-        assert [s["invoice"]["total"] for s in statements] == [300]
+        assert [(s["amount"], s["invoice"]["total"]) for s in statements] == [(300, 300)]
 
     async def test_two_job_runs_racing_issue_one_invoice(self, world: World) -> None:
         engine = world.engine

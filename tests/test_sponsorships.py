@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.billing.charges import charge_session
 from api.billing.tariffs import Prices, Tariff, Window
+from api.invoicing.months import month_bounds, month_containing
 from api.sponsorships.reports import issue_last_months_statements
 from api.sponsorships.rules import cover, energy_cap_reserve, in_window, parse_windows
 from api.sponsorships.service import claim_on_start
@@ -35,7 +36,7 @@ from tests.graphql_client import gql
 from tests.ocpp201 import T0, Charger201Factory, connect201, register, tx_event
 from tests.test_access_matrix import build_world, gid
 from tests.test_remote_control import eventually
-from tests.test_tariffs import ASSIGN, create, ok
+from tests.test_tariffs import ASSIGN, OPERATOR_TOKEN, create, ok
 
 __all__ = ["connect201"]  # the fixture, imported for pytest
 
@@ -125,6 +126,13 @@ async def _session(engine: AsyncEngine, cp: Any, *, wh: int, base: datetime) -> 
 
 async def _tariff(http: httpx.AsyncClient, engine: AsyncEngine, org: int, prices: dict[str, Any]) -> None:
     await ok(http, ASSIGN, t=await create(http, org, "Standard", prices))
+
+
+async def _tariff_and_org(http: httpx.AsyncClient, engine: AsyncEngine) -> int:
+    """A new organisation charging 40 ct/kWh."""
+    org = await make_org(engine)
+    await _tariff(http, engine, org, {"energyPerKwh": "40"})
+    return org
 
 
 class TestTheSponsorPaysUpToItsCap:
@@ -503,6 +511,15 @@ class TestSponsorsSeeTheirReach:
         assert shown["sponsorship"] is None
 
 
+async def _settled_at(engine: AsyncEngine, tx: int, at: datetime) -> None:
+    """Claims settle when the worker charges the session (now); put one back where its session
+    ended, as if charged then."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(SponsorshipClaim).where(SponsorshipClaim.transaction_id == tx).values(settled_at=at)  # type: ignore[arg-type]
+        )
+
+
 class TestReportsAndStatements:
     async def test_the_month_adds_up_in_the_report_and_the_statement_is_issued_once(
         self,
@@ -512,10 +529,12 @@ class TestReportsAndStatements:
         durable: DurableWork,
         connect_charger: ChargerFactory,
     ) -> None:
-        # given two sponsored sessions (€4.00 and €2.00 at 40 ct, the sponsor paying up to €3.00)
-        org = await make_org(engine)
-        await _tariff(http, engine, org, {"energyPerKwh": "40"})
-        base = utcnow().replace(microsecond=0) - timedelta(minutes=90)
+        # given two sponsored sessions last month (€4.00 and €2.00 at 40 ct, the sponsor paying up
+        # to €3.00), on its last day
+        org = await _tariff_and_org(http, engine)
+        this_month = month_containing(utcnow())
+        base = month_bounds(this_month)[0] - timedelta(hours=14)
+        month = month_containing(base)
         await _in_force_since(engine, base - timedelta(hours=1))
         created = await sponsorship(
             http,
@@ -526,22 +545,31 @@ class TestReportsAndStatements:
             startsAt=(base - timedelta(hours=1)).isoformat(),
         )
         cp = await connect_charger("CP-1")
-        await _session(engine, cp, wh=10_000, base=base)
-        await _session(engine, cp, wh=5_000, base=base + timedelta(minutes=30))
+        for wh, start in ((10_000, base), (5_000, base + timedelta(minutes=30))):
+            tx = await _session(engine, cp, wh=wh, base=start)
+            await _settled_at(engine, tx, start + timedelta(minutes=20))
+        # and the message shown today, this month
         await ok(http, PRICE, token=None, s=gid("Station", station), c=1)
-        # when the month's report is read and its statements issued (twice)
-        month = f"{utcnow():%Y-%m}"
+        # when last month's report is read and its statements issued (twice)
         report = (await ok(http, REPORT, id=created["id"], month=month))["sponsorshipReport"]
         first = (await ok(http, ISSUE, o=gid("Organization", org), month=month))["issueSponsorStatements"]
         again = (await ok(http, ISSUE, o=gid("Organization", org), month=month))["issueSponsorStatements"]
-        # then both say two sessions, 15 kWh, €5.00 (3.00 + 2.00) and one impression
+        # then both say two sessions, 15 kWh, €5.00 (3.00 + 2.00), on one day
         assert (report["sessions"], report["energyWh"], report["amount"], report["impressions"]) == (
             2,
             15_000,
             500,
-            1,
+            0,
         )
-        assert sum(d["amount"] for d in report["days"]) == 500
+        assert report["days"] == [
+            {
+                "day": base.date().isoformat(),
+                "sessions": 2,
+                "energyWh": 15_000,
+                "amount": 500,
+                "impressions": 0,
+            }
+        ]
         assert first == again
         assert first == [
             {
@@ -550,17 +578,45 @@ class TestReportsAndStatements:
                 "sessions": 2,
                 "energyWh": 15_000,
                 "amount": 500,
-                "impressions": 1,
+                "impressions": 0,
                 "sponsor": {"name": "Mall"},
                 "lines": [{"sessions": 2, "amount": 500}],
             }
         ]
         assert len(await fetch(engine, "SELECT id FROM sponsor_statement")) == 1
-        # a month without activity has an empty report
+        # and this month's live report has today's impression and none of last month's sessions
+        live = (await ok(http, REPORT, id=created["id"], month=this_month))["sponsorshipReport"]
+        assert (live["sessions"], live["impressions"]) == (0, 1)
+        # a month without activity has an empty report and no statement
         empty = (await ok(http, REPORT, id=created["id"], month="2020-01"))["sponsorshipReport"]
         assert (empty["sessions"], empty["days"]) == (0, [])
         quiet = await ok(http, ISSUE, o=gid("Organization", org), month="2020-01")
         assert quiet["issueSponsorStatements"] == []
+
+    async def test_a_month_not_over_yet_has_no_statement(
+        self, http: httpx.AsyncClient, engine: AsyncEngine, station: int
+    ) -> None:
+        # given a sponsorship whose message was shown today
+        org = await _tariff_and_org(http, engine)
+        created = await sponsorship(
+            http, await sponsor(http, org), stationIds=[gid("Station", station)], capAmount=300, budget=1_500
+        )
+        await ok(http, PRICE, token=None, s=gid("Station", station), c=1)
+        this_month = month_containing(utcnow())
+        following = month_containing(month_bounds(this_month)[1])
+        # when statements are asked for this month, or the next
+        for month in (this_month, following):
+            result = await gql(
+                http, ISSUE, {"o": gid("Organization", org), "month": month}, token=OPERATOR_TOKEN
+            )
+            # then they are refused: the month is not over, its figures are not final
+            (error,) = result["errors"]
+            assert error["extensions"]["code"] == "INVALID_INPUT", result
+            assert f"{month} is not over yet" in error["message"]
+        assert await fetch(engine, "SELECT id FROM sponsor_statement") == []
+        # while this month's report shows its figures so far
+        live = (await ok(http, REPORT, id=created["id"], month=this_month))["sponsorshipReport"]
+        assert live["impressions"] == 1
 
     async def test_the_worker_issues_last_months_statements_once(
         self, http: httpx.AsyncClient, engine: AsyncEngine, station: int

@@ -138,7 +138,8 @@ class SponsorshipsMutation:
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Each sponsor's statement of the month (YYYY-MM, UTC), issued once; the month's "
-        "statements of the organisation.",
+        "statements of the organisation. Only a month that is over can be issued. "
+        "Errors: FORBIDDEN, INVALID_INPUT (not a month, or not over yet).",
     )
     async def issue_sponsor_statements(
         self, info: Info, organization_id: relay.GlobalID, month: str

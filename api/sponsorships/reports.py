@@ -6,8 +6,10 @@ was charged — so a month's figures are final once the month is over, and the r
 statement of a month always agree.
 
 `issue_sponsor_statements` writes each sponsor's `sponsor_statement` once (unique per sponsor
-and month); the daily job then invoices every statement of an ended month that has no invoice
-yet, in the same transaction (api.sponsorships.invoicing).
+and month), and only for a month that is over: a statement is never rewritten, so one issued
+mid-month would freeze part of the month and its invoice would bill only that part. The daily
+job then invoices every statement of an ended month that has no invoice yet, in the same
+transaction (api.sponsorships.invoicing).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from api.invoicing.months import month_bounds, previous_month
 from api.sponsorships import invoicing
 from api.sponsorships import repository as repo
 from schema.db import insert_on_conflict
+from schema.errors import InvalidInput
 from schema.timeutil import utcnow
 
 
@@ -72,13 +75,15 @@ async def month_figures(conn: AsyncConnection, sponsorship_ids: list[int], month
 
 
 async def issue_sponsor_statements(
-    conn: AsyncConnection, month: str, *, organization_id: int | None = None
+    conn: AsyncConnection, month: str, *, organization_id: int | None = None, now: datetime | None = None
 ) -> list[Any]:
     """Write the month's statement of every sponsor (of one organisation, or all) whose
     sponsorships had sessions or impressions that month, unless it exists already, and return
     the month's statements. Idempotent: a
-    statement, once issued, is never rewritten (it may already be invoiced)."""
-    month_bounds(month)  # validates
+    statement, once issued, is never rewritten (it may already be invoiced), hence months that
+    are not over yet (UTC) are refused; `month_figures` shows them live."""
+    if month_bounds(month)[1] > (now or utcnow()):
+        raise InvalidInput(f"{month} is not over yet: statements are issued once a month has ended (UTC)")
     stmt = select(repo.SPONSORSHIP.c.id, repo.SPONSORSHIP.c.sponsor_id, repo.SPONSORSHIP.c.message).order_by(
         repo.SPONSORSHIP.c.id
     )
@@ -147,6 +152,6 @@ async def issue_last_months_statements(engine: AsyncEngine, *, now: datetime | N
     every statement of an ended month still without one; how many statements last month has."""
     now = now or utcnow()
     async with engine.begin() as conn:
-        statements = await issue_sponsor_statements(conn, previous_month(now))
+        statements = await issue_sponsor_statements(conn, previous_month(now), now=now)
         await invoicing.invoice_statements(conn, now=now)
         return len(statements)

@@ -1,0 +1,320 @@
+"""Outage backfill: port outages rebuilt from the connector status history.
+
+Detection (faults.py, offline.py) writes `port_outage` rows live, but only from the day it
+existed and only while a worker ran. The status history (`connector_status_event`) goes back
+further, so uptime can be made whole by replaying it: a Faulted or Unavailable status opens an
+interval of that cause on its connector, the next status of that connector that is not the same
+down status ends it (Faulted → Unavailable ends the faulted interval and opens an unavailable
+one, as the live reconcile job does). A Faulted station (connector 0) is down on every one of
+its connectors.
+
+Guarantees:
+- Only adds, never edits: a rebuilt interval is inserted only where no existing outage of the
+  same cause on the same connector overlaps it, so live rows (with their incidents and the
+  exclusions classified against them) stay as they are, and a second run adds nothing.
+- An interval still open when the history ends stays open only if the connector (the station,
+  for connector 0) still reports that status; otherwise the recovery went unrecorded and the
+  interval ends at the station's next event, the first moment it was heard from again
+  (falling back to the connector's `status_since`).
+- With `since`, the status each connector had at `since` counts from `since` on, so a fault
+  that began earlier is clipped rather than lost.
+- Memory is bounded per station: events are read in keyset pages of EVENT_PAGE rows and each
+  station is its own transaction, so millions of events never sit in memory at once and an
+  interrupted run keeps the stations it finished.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from schema.enums import ConnectorStatus
+from schema.incident_models import OutageCause, PortOutage
+from schema.models import ChargingStation, Connector, ConnectorStatusEvent
+from schema.outbox import NO_ERROR
+
+EVENT = ConnectorStatusEvent.__table__  # type: ignore[attr-defined]
+OUTAGE = PortOutage.__table__  # type: ignore[attr-defined]
+CONNECTOR = Connector.__table__  # type: ignore[attr-defined]
+STATION = ChargingStation.__table__  # type: ignore[attr-defined]
+
+DOWN = {
+    ConnectorStatus.FAULTED.value: OutageCause.FAULTED,
+    ConnectorStatus.UNAVAILABLE.value: OutageCause.UNAVAILABLE,
+}
+STATION_CONNECTOR = 0
+# Status events read per query: a station with years of history is paged through, holding
+# one page at a time (a few hundred kB).
+EVENT_PAGE = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    connector_id: int
+    status: str
+    error_code: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """[start, end) on one connector; `end` None: down until now."""
+
+    connector_id: int
+    cause: OutageCause
+    start: datetime
+    end: datetime | None
+    error_code: str | None
+
+    def overlaps(self, start: datetime, end: datetime | None) -> bool:
+        return (end is None or self.start < end) and (self.end is None or start < self.end)
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillResult:
+    stations: int
+    added: Mapping[OutageCause, int]
+
+
+class IntervalTracker:
+    """Turns one station's status changes, fed in connector-then-time order, into intervals.
+
+    `feed` returns the interval a change finished, if any; an interval still open when its
+    connector's changes run out comes back with `end` None (from `feed` on the next connector,
+    or from `finish`), to be settled against the connector's current status."""
+
+    def __init__(self) -> None:
+        self._open: Interval | None = None
+
+    def feed(self, change: StatusChange) -> Interval | None:
+        current = self._open
+        if current is not None and current.connector_id != change.connector_id:
+            self._open = None
+            self._start(change)
+            return current
+        cause = DOWN.get(change.status)
+        if current is not None and current.cause == cause:
+            return None
+        self._open = None
+        self._start(change)
+        return None if current is None else replace(current, end=change.at)
+
+    def finish(self) -> Interval | None:
+        current, self._open = self._open, None
+        return current
+
+    def _start(self, change: StatusChange) -> None:
+        cause = DOWN.get(change.status)
+        if cause is not None:
+            code = None if change.error_code == NO_ERROR else change.error_code
+            self._open = Interval(change.connector_id, cause, change.at, None, code)
+
+
+def expand_station_level(intervals: Iterable[Interval], connectors: Sequence[int]) -> list[Interval]:
+    """Connector intervals as they are; a Faulted station's on each of its connectors. A
+    station-level Unavailable is not expanded: OCPP stations report each connector's
+    availability on its own, which the connectors' histories already hold."""
+    out: list[Interval] = []
+    for i in intervals:
+        if i.connector_id != STATION_CONNECTOR:
+            out.append(i)
+        elif i.cause is OutageCause.FAULTED:
+            out += [replace(i, connector_id=c) for c in connectors]
+    return out
+
+
+def merge(intervals: Iterable[Interval]) -> list[Interval]:
+    """Same-cause intervals on a connector that overlap or touch become one (a station fault
+    during a connector fault is one outage), keeping the earlier one's error code."""
+    merged: list[Interval] = []
+    for i in sorted(intervals, key=lambda i: (i.connector_id, i.cause, i.start)):
+        last = merged[-1] if merged else None
+        if (
+            last is not None
+            and (last.connector_id, last.cause) == (i.connector_id, i.cause)
+            and (last.end is None or i.start <= last.end)
+        ):
+            end = None if last.end is None or i.end is None else max(last.end, i.end)
+            merged[-1] = replace(last, end=end)
+        else:
+            merged.append(i)
+    return merged
+
+
+def missing(candidates: Iterable[Interval], existing: Iterable[Interval]) -> list[Interval]:
+    """The candidates no existing outage of their cause on their connector overlaps."""
+    by_port: dict[tuple[int, OutageCause], list[Interval]] = {}
+    for e in existing:
+        by_port.setdefault((e.connector_id, e.cause), []).append(e)
+    return [
+        c
+        for c in candidates
+        if c.end != c.start
+        and not any(c.overlaps(e.start, e.end) for e in by_port.get((c.connector_id, c.cause), ()))
+    ]
+
+
+# -- reading and writing -----------------------------------------------------------------------
+
+
+async def backfill_outages(
+    engine: AsyncEngine, *, since: datetime | None = None, organization_id: int | None = None
+) -> BackfillResult:
+    """Rebuild and insert the missing faulted/unavailable outages of every station (of one
+    organisation), one station per transaction."""
+    async with engine.connect() as conn:
+        stmt = select(STATION.c.id).order_by(STATION.c.id)
+        if organization_id is not None:
+            stmt = stmt.where(STATION.c.organization_id == organization_id)
+        station_ids: list[int] = list((await conn.execute(stmt)).scalars())
+    added: Counter[OutageCause] = Counter()
+    for sid in station_ids:
+        async with engine.begin() as conn:
+            added.update(await backfill_station(conn, sid, since=since))
+    return BackfillResult(len(station_ids), {c: added[c] for c in OutageCause if c in DOWN.values()})
+
+
+async def backfill_station(
+    conn: AsyncConnection, station_id: int, *, since: datetime | None
+) -> Counter[OutageCause]:
+    connectors = {
+        r.connector_id: r
+        for r in await conn.execute(
+            select(CONNECTOR.c.connector_id, CONNECTOR.c.status, CONNECTOR.c.status_since).where(
+                CONNECTOR.c.station_id == station_id
+            )
+        )
+    }
+    station_status = (await conn.execute(select(STATION.c.status).where(STATION.c.id == station_id))).scalar()
+    tracker = IntervalTracker()
+    rebuilt: list[Interval] = []
+    async for change in _history(conn, station_id, since):
+        done = tracker.feed(change)
+        if done is not None:
+            rebuilt.append(done)
+    last = tracker.finish()
+    if last is not None:
+        rebuilt.append(last)
+    settled: list[Interval] = []
+    for i in rebuilt:
+        if i.end is None:
+            row = connectors.get(i.connector_id)
+            now = station_status if i.connector_id == STATION_CONNECTOR else getattr(row, "status", None)
+            if DOWN.get(now or "") is not i.cause:
+                end = await _next_event_after(conn, station_id, i.start) or getattr(row, "status_since", None)
+                if end is None or end <= i.start:
+                    continue  # recovered at an unknown time: nothing to place
+                i = replace(i, end=end)
+        settled.append(i)
+    candidates = merge(expand_station_level(settled, sorted(connectors)))
+    if not candidates:
+        return Counter()
+    new = missing(candidates, await _existing(conn, station_id))
+    if new:
+        await conn.execute(
+            OUTAGE.insert(),
+            [
+                {
+                    "station_id": station_id,
+                    "connector_id": i.connector_id,
+                    "cause": i.cause.value,
+                    "started_at": i.start,
+                    "ended_at": i.end,
+                    "error_code": i.error_code,
+                }
+                for i in new
+            ],
+        )
+    return Counter(i.cause for i in new)
+
+
+async def _history(
+    conn: AsyncConnection, station_id: int, since: datetime | None
+) -> AsyncIterator[StatusChange]:
+    """The station's changes in connector-then-time order; with `since`, each connector's last
+    status before it comes first, as if reported at `since`."""
+    seeds = deque([] if since is None else await _status_at(conn, station_id, since))
+    async for page in _pages(conn, station_id, since):
+        for change in page:
+            # A seed (dated `since`) goes before its connector's changes, which are all later.
+            while seeds and seeds[0].connector_id <= change.connector_id:
+                yield seeds.popleft()
+            yield change
+    while seeds:
+        yield seeds.popleft()
+
+
+async def _pages(
+    conn: AsyncConnection, station_id: int, since: datetime | None
+) -> AsyncIterator[list[StatusChange]]:
+    """Keyset pages over the (station, connector, time) index: each page starts after the last
+    row of the one before, so a page costs the same however deep into the history it is."""
+    after: tuple[int, datetime, int] | None = None
+    while True:
+        stmt = (
+            select(EVENT.c.id, EVENT.c.connector_id, EVENT.c.status, EVENT.c.error_code, EVENT.c.received_at)
+            .where(EVENT.c.station_id == station_id)
+            .order_by(EVENT.c.connector_id, EVENT.c.received_at, EVENT.c.id)
+            .limit(EVENT_PAGE)
+        )
+        if since is not None:
+            stmt = stmt.where(EVENT.c.received_at >= since)
+        if after is not None:
+            cid, at, eid = after
+            stmt = stmt.where(
+                or_(
+                    EVENT.c.connector_id > cid,
+                    and_(
+                        EVENT.c.connector_id == cid,
+                        or_(EVENT.c.received_at > at, and_(EVENT.c.received_at == at, EVENT.c.id > eid)),
+                    ),
+                )
+            )
+        rows = (await conn.execute(stmt)).all()
+        if not rows:
+            return
+        yield [StatusChange(r.connector_id, r.status, r.error_code, r.received_at) for r in rows]
+        if len(rows) < EVENT_PAGE:
+            return
+        after = (rows[-1].connector_id, rows[-1].received_at, rows[-1].id)
+
+
+async def _status_at(conn: AsyncConnection, station_id: int, since: datetime) -> list[StatusChange]:
+    """Each connector's last reported status before `since`, dated `since`."""
+    last = (
+        select(EVENT.c.connector_id, func.max(EVENT.c.received_at).label("at"))
+        .where(EVENT.c.station_id == station_id, EVENT.c.received_at < since)
+        .group_by(EVENT.c.connector_id)
+        .subquery()
+    )
+    rows = await conn.execute(
+        select(EVENT.c.connector_id, EVENT.c.status, EVENT.c.error_code)
+        .join(last, and_(EVENT.c.connector_id == last.c.connector_id, EVENT.c.received_at == last.c.at))
+        .where(EVENT.c.station_id == station_id)
+        .order_by(EVENT.c.connector_id, EVENT.c.id)
+    )
+    # Two events at the same instant: the later id is the later report.
+    latest = {r.connector_id: StatusChange(r.connector_id, r.status, r.error_code, since) for r in rows}
+    return [latest[c] for c in sorted(latest)]
+
+
+async def _next_event_after(conn: AsyncConnection, station_id: int, at: datetime) -> datetime | None:
+    stmt = select(func.min(EVENT.c.received_at)).where(
+        EVENT.c.station_id == station_id, EVENT.c.received_at > at
+    )
+    value: datetime | None = (await conn.execute(stmt)).scalar()
+    return value
+
+
+async def _existing(conn: AsyncConnection, station_id: int) -> list[Interval]:
+    rows = await conn.execute(
+        select(OUTAGE.c.connector_id, OUTAGE.c.cause, OUTAGE.c.started_at, OUTAGE.c.ended_at).where(
+            OUTAGE.c.station_id == station_id, OUTAGE.c.cause.in_([c.value for c in DOWN.values()])
+        )
+    )
+    return [Interval(r.connector_id, OutageCause(r.cause), r.started_at, r.ended_at, None) for r in rows]

@@ -163,7 +163,11 @@ def missing(candidates: Iterable[Interval], existing: Iterable[Interval]) -> lis
 
 
 async def backfill_outages(
-    engine: AsyncEngine, *, since: datetime | None = None, organization_id: int | None = None
+    engine: AsyncEngine,
+    *,
+    since: datetime | None = None,
+    organization_id: int | None = None,
+    page: int = EVENT_PAGE,
 ) -> BackfillResult:
     """Rebuild and insert the missing faulted/unavailable outages of every station (of one
     organisation), one station per transaction."""
@@ -175,12 +179,12 @@ async def backfill_outages(
     added: Counter[OutageCause] = Counter()
     for sid in station_ids:
         async with engine.begin() as conn:
-            added.update(await backfill_station(conn, sid, since=since))
+            added.update(await backfill_station(conn, sid, since=since, page=page))
     return BackfillResult(len(station_ids), {c: added[c] for c in OutageCause if c in DOWN.values()})
 
 
 async def backfill_station(
-    conn: AsyncConnection, station_id: int, *, since: datetime | None
+    conn: AsyncConnection, station_id: int, *, since: datetime | None, page: int = EVENT_PAGE
 ) -> Counter[OutageCause]:
     connectors = {
         r.connector_id: r
@@ -193,7 +197,7 @@ async def backfill_station(
     station_status = (await conn.execute(select(STATION.c.status).where(STATION.c.id == station_id))).scalar()
     tracker = IntervalTracker()
     rebuilt: list[Interval] = []
-    async for change in _history(conn, station_id, since):
+    async for change in _history(conn, station_id, since, page):
         done = tracker.feed(change)
         if done is not None:
             rebuilt.append(done)
@@ -234,13 +238,13 @@ async def backfill_station(
 
 
 async def _history(
-    conn: AsyncConnection, station_id: int, since: datetime | None
+    conn: AsyncConnection, station_id: int, since: datetime | None, page: int
 ) -> AsyncIterator[StatusChange]:
     """The station's changes in connector-then-time order; with `since`, each connector's last
     status before it comes first, as if reported at `since`."""
     seeds = deque([] if since is None else await _status_at(conn, station_id, since))
-    async for page in _pages(conn, station_id, since):
-        for change in page:
+    async for rows in _pages(conn, station_id, since, page):
+        for change in rows:
             # A seed (dated `since`) goes before its connector's changes, which are all later.
             while seeds and seeds[0].connector_id <= change.connector_id:
                 yield seeds.popleft()
@@ -250,7 +254,7 @@ async def _history(
 
 
 async def _pages(
-    conn: AsyncConnection, station_id: int, since: datetime | None
+    conn: AsyncConnection, station_id: int, since: datetime | None, page: int
 ) -> AsyncIterator[list[StatusChange]]:
     """Keyset pages over the (station, connector, time) index: each page starts after the last
     row of the one before, so a page costs the same however deep into the history it is."""
@@ -260,7 +264,7 @@ async def _pages(
             select(EVENT.c.id, EVENT.c.connector_id, EVENT.c.status, EVENT.c.error_code, EVENT.c.received_at)
             .where(EVENT.c.station_id == station_id)
             .order_by(EVENT.c.connector_id, EVENT.c.received_at, EVENT.c.id)
-            .limit(EVENT_PAGE)
+            .limit(page)
         )
         if since is not None:
             stmt = stmt.where(EVENT.c.received_at >= since)
@@ -279,7 +283,7 @@ async def _pages(
         if not rows:
             return
         yield [StatusChange(r.connector_id, r.status, r.error_code, r.received_at) for r in rows]
-        if len(rows) < EVENT_PAGE:
+        if len(rows) < page:
             return
         after = (rows[-1].connector_id, rows[-1].received_at, rows[-1].id)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -115,8 +116,8 @@ async def make_site(
     return Site(engine, station, t0 or datetime(2025, 3, 3, tzinfo=UTC))
 
 
-def added(result_added: object) -> dict[str, int]:
-    return {cause.value: n for cause, n in result_added.items()}  # type: ignore[attr-defined]
+def added(counts: Mapping[OutageCause, int]) -> dict[str, int]:
+    return {cause.value: n for cause, n in counts.items()}
 
 
 class TestRebuildingIntervals:
@@ -240,6 +241,7 @@ class TestCommand:
             (1, "Available", 6 * H),
             (2, "Faulted", 0 * H),  # over before --since
             (2, "Available", 30 * timedelta(minutes=1)),
+            (2, "Available", 2 * H + 30 * timedelta(minutes=1)),  # connector 2 speaks meanwhile
         )
         theirs = await make_site(engine, cp="OTHER-1")
         async with session_factory(engine)() as s:

@@ -151,10 +151,12 @@ class TestRebuildingIntervals:
         self, engine: AsyncEngine
     ) -> None:
         # given: detection recorded part of the first fault, and an offline outage over the second
-        site = await make_site(engine)
+        site = await make_site(engine, connectors=3)
         await site.outage(1, FAULTED, 2 * H, 2 * H + timedelta(minutes=30))
         await site.outage(1, OFFLINE, 5 * H, 7 * H)
         await site.outage(2, UNAVAILABLE, 0 * H, 1 * H)  # ends as the fault begins: no overlap
+        await site.outage(3, FAULTED, 0 * H, 10 * H)  # a long one, and a short one inside it
+        await site.outage(3, FAULTED, 1 * H, 1 * H + 30 * timedelta(minutes=1))
         await site.history(
             (1, "Faulted", 1 * H),
             (1, "Available", 3 * H),
@@ -162,6 +164,8 @@ class TestRebuildingIntervals:
             (1, "Available", 6 * H),
             (2, "Faulted", 1 * H),
             (2, "Available", 2 * H),
+            (3, "Faulted", 5 * H),  # inside the long one
+            (3, "Available", 6 * H),
         )
         # when
         result = await backfill_outages(engine)
@@ -172,6 +176,8 @@ class TestRebuildingIntervals:
             (1, "offline", 5 * H, 7 * H, None),
             (2, "faulted", 1 * H, 2 * H, None),
             (2, "unavailable", 0 * H, 1 * H, None),
+            (3, "faulted", 0 * H, 10 * H, None),
+            (3, "faulted", 1 * H, 1 * H + 30 * timedelta(minutes=1), None),
         ]
         assert added(result.added) == {"faulted": 2, "unavailable": 0}
 

@@ -18,19 +18,20 @@ Guarantees:
   (falling back to the connector's `status_since`).
 - With `since`, the status each connector had at `since` counts from `since` on, so a fault
   that began earlier is clipped rather than lost.
-- Memory is bounded per station: events are read in keyset pages of EVENT_PAGE rows and each
-  station is its own transaction, so millions of events never sit in memory at once and an
-  interrupted run keeps the stations it finished.
+- Memory is bounded by one connector's outages, not by the history: events are read in keyset
+  pages of EVENT_PAGE rows, a connector's intervals are written when its events end, and each
+  station is its own transaction, so an interrupted run keeps the stations it finished.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from itertools import accumulate
+from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -82,23 +83,17 @@ class BackfillResult:
 
 
 class IntervalTracker:
-    """Turns one station's status changes, fed in connector-then-time order, into intervals.
+    """Turns one connector's status changes, fed in time order, into intervals.
 
-    `feed` returns the interval a change finished, if any; an interval still open when its
-    connector's changes run out comes back with `end` None (from `feed` on the next connector,
-    or from `finish`), to be settled against the connector's current status."""
+    `feed` returns the interval a change finished, if any; `finish` the one still open when
+    the changes ran out (`end` None), to be settled against the connector's current status."""
 
     def __init__(self) -> None:
         self._open: Interval | None = None
 
     def feed(self, change: StatusChange) -> Interval | None:
         current = self._open
-        if current is not None and current.connector_id != change.connector_id:
-            self._open = None
-            self._start(change)
-            return current
-        cause = DOWN.get(change.status)
-        if current is not None and current.cause == cause:
+        if current is not None and current.cause == DOWN.get(change.status):
             return None
         self._open = None
         self._start(change)
@@ -113,19 +108,6 @@ class IntervalTracker:
         if cause is not None:
             code = None if change.error_code == NO_ERROR else change.error_code
             self._open = Interval(change.connector_id, cause, change.at, None, code)
-
-
-def expand_station_level(intervals: Iterable[Interval], connectors: Sequence[int]) -> list[Interval]:
-    """Connector intervals as they are; a Faulted station's on each of its connectors. A
-    station-level Unavailable is not expanded: OCPP stations report each connector's
-    availability on its own, which the connectors' histories already hold."""
-    out: list[Interval] = []
-    for i in intervals:
-        if i.connector_id != STATION_CONNECTOR:
-            out.append(i)
-        elif i.cause is OutageCause.FAULTED:
-            out += [replace(i, connector_id=c) for c in connectors]
-    return out
 
 
 def merge(intervals: Iterable[Interval]) -> list[Interval]:
@@ -203,55 +185,93 @@ async def backfill_outages(
 async def backfill_station(
     conn: AsyncConnection, station_id: int, *, since: datetime | None, page: int = EVENT_PAGE
 ) -> Counter[OutageCause]:
-    connectors = {
-        r.connector_id: r
-        for r in await conn.execute(
+    """One connector at a time (connector 0, the station, first, so its faults are known when
+    its connectors' turn comes): memory holds one connector's intervals, not the station's."""
+    station = _Station(conn, station_id)
+    await station.load()
+    tracker, cid, intervals = IntervalTracker(), None, list[Interval]()
+    async for change in _history(conn, station_id, since, page):
+        if change.connector_id != cid:
+            if cid is not None:
+                await station.connector_done(cid, [*intervals, *_some(tracker.finish())])
+            tracker, cid, intervals = IntervalTracker(), change.connector_id, []
+        intervals += _some(tracker.feed(change))
+    if cid is not None:
+        await station.connector_done(cid, [*intervals, *_some(tracker.finish())])
+    for quiet in sorted(set(station.connectors) - station.done):  # no history: station faults only
+        await station.connector_done(quiet, [])
+    return station.added
+
+
+def _some(interval: Interval | None) -> list[Interval]:
+    return [] if interval is None else [interval]
+
+
+class _Station:
+    def __init__(self, conn: AsyncConnection, station_id: int) -> None:
+        self.conn, self.station_id = conn, station_id
+        self.connectors: dict[int, Any] = {}
+        self.status: str | None = None
+        self.faults: list[Interval] = []  # the station's own (connector 0)
+        self.done: set[int] = set()
+        self.added: Counter[OutageCause] = Counter()
+
+    async def load(self) -> None:
+        rows = await self.conn.execute(
             select(CONNECTOR.c.connector_id, CONNECTOR.c.status, CONNECTOR.c.status_since).where(
-                CONNECTOR.c.station_id == station_id
+                CONNECTOR.c.station_id == self.station_id
             )
         )
-    }
-    station_status = (await conn.execute(select(STATION.c.status).where(STATION.c.id == station_id))).scalar()
-    tracker = IntervalTracker()
-    rebuilt: list[Interval] = []
-    async for change in _history(conn, station_id, since, page):
-        done = tracker.feed(change)
-        if done is not None:
-            rebuilt.append(done)
-    last = tracker.finish()
-    if last is not None:
-        rebuilt.append(last)
-    settled: list[Interval] = []
-    for i in rebuilt:
-        if i.end is None:
-            row = connectors.get(i.connector_id)
-            now = station_status if i.connector_id == STATION_CONNECTOR else getattr(row, "status", None)
-            if DOWN.get(now or "") is not i.cause:
-                end = await _next_event_after(conn, station_id, i.start) or getattr(row, "status_since", None)
-                if end is None or end <= i.start:
-                    continue  # recovered at an unknown time: nothing to place
-                i = replace(i, end=end)
-        settled.append(i)
-    candidates = merge(expand_station_level(settled, sorted(connectors)))
-    if not candidates:
-        return Counter()
-    new = missing(candidates, await _existing(conn, station_id))
-    if new:
-        await conn.execute(
-            OUTAGE.insert(),
-            [
-                {
-                    "station_id": station_id,
-                    "connector_id": i.connector_id,
-                    "cause": i.cause.value,
-                    "started_at": i.start,
-                    "ended_at": i.end,
-                    "error_code": i.error_code,
-                }
-                for i in new
-            ],
+        self.connectors = {r.connector_id: r for r in rows}
+        stmt = select(STATION.c.status).where(STATION.c.id == self.station_id)
+        self.status = (await self.conn.execute(stmt)).scalar()
+
+    async def connector_done(self, cid: int, intervals: list[Interval]) -> None:
+        settled = [s for s in [await self._settle(i) for i in intervals] if s is not None]
+        if cid == STATION_CONNECTOR:
+            # A station-level Unavailable is not spread: OCPP stations report each connector's
+            # availability on its own, which the connectors' histories already hold.
+            self.faults = [i for i in settled if i.cause is OutageCause.FAULTED]
+            return
+        self.done.add(cid)
+        if cid not in self.connectors:  # a connector number the station no longer has
+            return
+        candidates = merge(settled + [replace(i, connector_id=cid) for i in self.faults])
+        if not candidates:
+            return
+        new = missing(candidates, await _existing(self.conn, self.station_id, cid))
+        if new:
+            await self.conn.execute(
+                OUTAGE.insert(),
+                [
+                    {
+                        "station_id": self.station_id,
+                        "connector_id": i.connector_id,
+                        "cause": i.cause.value,
+                        "started_at": i.start,
+                        "ended_at": i.end,
+                        "error_code": i.error_code,
+                    }
+                    for i in new
+                ],
+            )
+        self.added.update(i.cause for i in new)
+
+    async def _settle(self, i: Interval) -> Interval | None:
+        """An interval open at the end of the history: open while its status still holds, else
+        ended by the station's next word (or the connector's `status_since`)."""
+        if i.end is not None:
+            return i
+        row = self.connectors.get(i.connector_id)
+        now = self.status if i.connector_id == STATION_CONNECTOR else getattr(row, "status", None)
+        if DOWN.get(now or "") is i.cause:
+            return i
+        end = await _next_event_after(self.conn, self.station_id, i.start) or getattr(
+            row, "status_since", None
         )
-    return Counter(i.cause for i in new)
+        if end is None or end <= i.start:
+            return None  # recovered at an unknown time: nothing to place
+        return replace(i, end=end)
 
 
 async def _history(
@@ -332,10 +352,12 @@ async def _next_event_after(conn: AsyncConnection, station_id: int, at: datetime
     return value
 
 
-async def _existing(conn: AsyncConnection, station_id: int) -> list[Interval]:
+async def _existing(conn: AsyncConnection, station_id: int, connector_id: int) -> list[Interval]:
     rows = await conn.execute(
         select(OUTAGE.c.connector_id, OUTAGE.c.cause, OUTAGE.c.started_at, OUTAGE.c.ended_at).where(
-            OUTAGE.c.station_id == station_id, OUTAGE.c.cause.in_([c.value for c in DOWN.values()])
+            OUTAGE.c.station_id == station_id,
+            OUTAGE.c.connector_id == connector_id,
+            OUTAGE.c.cause.in_([c.value for c in DOWN.values()]),
         )
     )
     return [Interval(r.connector_id, OutageCause(r.cause), r.started_at, r.ended_at, None) for r in rows]

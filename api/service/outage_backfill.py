@@ -208,6 +208,8 @@ def _some(interval: Interval | None) -> list[Interval]:
 
 
 class _Station:
+    """What one station's backfill needs to remember between its connectors."""
+
     def __init__(self, conn: AsyncConnection, station_id: int) -> None:
         self.conn, self.station_id = conn, station_id
         self.connectors: dict[int, Any] = {}

@@ -1,4 +1,5 @@
-"""`chargenet`: serve (all in one), api, gateway, worker, migrate, simulate, export-schema."""
+"""`chargenet`: serve (all in one), api, gateway, worker, migrate, simulate, backfill-outages,
+export-schema."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,25 @@ def _add_common(p: argparse.ArgumentParser, *, api: bool, gateway: bool) -> None
             default=None,
             help="accept unknown charge point ids and register them",
         )
+
+
+def _aware(value: str) -> datetime:
+    """An ISO 8601 instant; without an offset it is read as UTC, the database's zone."""
+    at = datetime.fromisoformat(value)
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+async def _backfill_outages(args: argparse.Namespace, settings: Settings) -> None:
+    from api.service.outage_backfill import backfill_outages
+    from schema.db import create_engine
+
+    engine = create_engine(settings.database_url)
+    try:
+        result = await backfill_outages(engine, since=args.since, organization_id=args.organization)
+    finally:
+        await engine.dispose()
+    added = ", ".join(f"{cause.value} +{n}" for cause, n in result.added.items())
+    print(f"backfilled outages over {result.stations} stations: {added}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,6 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
         default="InstallationFailed",
         help="the step those chargers fail at",
     )
+
+    bf = sub.add_parser(
+        "backfill-outages",
+        help="rebuild faulted/unavailable port outages from the connector status history",
+        description="Adds only intervals no existing outage of the same cause overlaps, so it "
+        "is safe to run again (a second run adds nothing).",
+    )
+    bf.add_argument("--database-url")
+    bf.add_argument("--since", type=_aware, metavar="ISO", help="replay history from this instant on")
+    bf.add_argument("--organization", type=int, metavar="ID", help="only this organisation's stations")
 
     exp = sub.add_parser("export-schema", help="write the GraphQL SDL")
     exp.add_argument("--output", default=None, help="file (default schema/schema.graphql)")
@@ -156,6 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         upgrade(settings.database_url)
         print("database is at the latest revision")
+        return 0
+    if args.command == "backfill-outages":
+        asyncio.run(_backfill_outages(args, settings))
         return 0
     if args.command == "export-schema":
         from api.graphql_schema import SCHEMA_PATH, export_sdl

@@ -282,6 +282,7 @@ from schema import control_models as _control_models  # noqa: E402, F401
 from schema import detection_models as _detection_models  # noqa: E402, F401
 from schema import device_models as _device_models  # noqa: E402, F401
 from schema import document_models as _document_models  # noqa: E402, F401
+from schema import fault_rule_models as _fault_rule_models  # noqa: E402, F401
 from schema import health_models as _health_models  # noqa: E402, F401
 from schema import incident_models as _incident_models  # noqa: E402, F401
 from schema import local_auth_models as _local_auth_models  # noqa: E402, F401

@@ -8,23 +8,28 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col, select
 
 from api.service.fault_rules import RULE
 from api.service.incidents import ENTRY, INCIDENT
 from api.service.offline import OUTAGE
 from api.worker.service import DurableWork
 from gateway.simulator import SimConfig
-from schema.models import ConnectorStatusEvent, Organization
+from schema.account_models import AuditEntry
+from schema.db import session_factory
+from schema.models import ConnectorStatusEvent
 from schema.timeutil import utcnow
-from tests.conftest import ChargerFactory
+from tests.builders import make_org
+from tests.conftest import ApiServer, ChargerFactory
 from tests.detection_world import FAST_DETECTION, detector, gateway, make_watched_station, rows, wait_for
+from tests.orgs_world import World, build_world, code, make_second_org
 
 __all__ = ["detector", "gateway"]  # fixtures, imported for pytest
 
 SIM_VENDOR = SimConfig.vendor
-ORG = Organization.__table__  # type: ignore[attr-defined]
 STATUS_EVENT = ConnectorStatusEvent.__table__  # type: ignore[attr-defined]
 
 
@@ -32,28 +37,18 @@ def one(found: list[dict[str, Any]]) -> bool:
     return len(found) == 1
 
 
-async def org_id_of(conn: AsyncConnection, slug: str) -> int:
-    """The station builders' organisation, or a bare second one (no tags: theirs clash)."""
-    found = (await conn.execute(select(ORG.c.id).where(ORG.c.slug == slug))).scalar()
-    if found is None:
-        found = (
-            await conn.execute(ORG.insert().values(name=slug.title(), slug=slug, created_at=utcnow()))
-        ).inserted_primary_key[0]
-    return int(found)
-
-
 async def add_rule(
     engine: AsyncEngine,
     *,
-    org_slug: str = "acme",
+    org_id: int | None = None,
     source: str = "error_code",
     code: str,
     severity: str,
     auto_resolve: bool = True,
     vendor: str = "",
 ) -> None:
+    org_id = org_id or await make_org(engine)
     async with engine.begin() as conn:
-        org_id = await org_id_of(conn, org_slug)
         await conn.execute(
             RULE.insert().values(
                 organization_id=org_id,
@@ -109,8 +104,9 @@ class TestOverrides:
         self, engine: AsyncEngine, detector: DurableWork, connect_charger: ChargerFactory
     ) -> None:
         await make_watched_station(engine, charge_point_id="CP-R3", heartbeat_s=300)
-        await add_rule(engine, org_slug="rival", code="WeakSignal", severity="critical", auto_resolve=False)
-        await add_rule(engine, org_slug="rival", source="vendor_error_code", code="W1", severity="critical")
+        rival = await make_second_org(engine, slug="rival")
+        await add_rule(engine, org_id=rival, code="WeakSignal", severity="critical", auto_resolve=False)
+        await add_rule(engine, org_id=rival, source="vendor_error_code", code="W1", severity="critical")
         cp = await connect_charger("CP-R3")
         await cp.status(1, "Available", "WeakSignal", vendorErrorCode="W1")
         [incident] = await wait_for(engine, INCIDENT, one)
@@ -163,3 +159,124 @@ class TestStationWideFaults:
         assert incident["connector_id"] is None
         await asyncio.sleep(3 * FAST_DETECTION["CHARGENET_DETECTION_INTERVAL"])
         assert await rows(engine, OUTAGE) == []
+
+
+RULES = """
+query ($o: ID!) {
+  faultCodeRules(organizationId: $o) { id source code vendor severity autoResolve isOverride } }"""
+SET = """
+mutation ($i: FaultCodeRuleInput!) {
+  setFaultCodeRule(input: $i) { id source code vendor severity autoResolve isOverride updatedAt } }"""
+REMOVE = """mutation ($id: ID!) { removeFaultCodeRule(id: $id) { id code } }"""
+
+
+@pytest.fixture
+async def world(engine: AsyncEngine, api_server: ApiServer, http: httpx.AsyncClient) -> World:
+    return await build_world(engine, api_server.app.state.auth.keys, http)
+
+
+def rule(table: list[dict[str, Any]], source: str, code_: str, vendor: str | None = None) -> dict[str, Any]:
+    [found] = [r for r in table if (r["source"], r["code"], r["vendor"]) == (source, code_, vendor)]
+    return found
+
+
+class TestRulesApi:
+    async def test_an_admin_overrides_a_default_and_adds_a_vendor_rule_and_a_viewer_sees_the_table(
+        self, world: World, engine: AsyncEngine
+    ) -> None:
+        o = world.acme_id
+        changed = await world.run(
+            "admin",
+            SET,
+            {
+                "i": {
+                    "organizationId": o,
+                    "source": "ERROR_CODE",
+                    "code": "HighTemperature",
+                    "severity": "CRITICAL",
+                    "autoResolve": False,
+                }
+            },
+        )
+        assert not changed.get("errors"), changed
+        vendor = await world.run(
+            "owner",
+            SET,
+            {
+                "i": {
+                    "organizationId": o,
+                    "source": "VENDOR_ERROR_CODE",
+                    "code": "E-12",
+                    "vendor": "Voltix",
+                    "severity": "LOW",
+                }
+            },
+        )
+        assert vendor["data"]["setFaultCodeRule"]["isOverride"] is True
+        table = (await world.run("viewer", RULES, {"o": o}))["data"]["faultCodeRules"]
+        # the override replaces the default in place, the vendor rule joins, the rest are defaults
+        assert rule(table, "ERROR_CODE", "HighTemperature") | {"id": None} == {
+            "id": None,
+            "source": "ERROR_CODE",
+            "code": "HighTemperature",
+            "vendor": None,
+            "severity": "CRITICAL",
+            "autoResolve": False,
+            "isOverride": True,
+        }
+        assert rule(table, "VENDOR_ERROR_CODE", "E-12", "Voltix")["severity"] == "LOW"
+        assert rule(table, "ERROR_CODE", "GroundFailure") == {
+            "id": None,
+            "source": "ERROR_CODE",
+            "code": "GroundFailure",
+            "vendor": None,
+            "severity": "CRITICAL",
+            "autoResolve": False,
+            "isOverride": False,
+        }
+        assert rule(table, "SECURITY_EVENT", "TamperDetectionActivated")["autoResolve"] is False
+        assert len([r for r in table if r["code"] == "HighTemperature"]) == 1
+        # setting the same code again replaces the rule, it adds none
+        again = await world.run(
+            "admin",
+            SET,
+            {
+                "i": {
+                    "organizationId": o,
+                    "source": "ERROR_CODE",
+                    "code": "HighTemperature",
+                    "severity": "LOW",
+                }
+            },
+        )
+        assert again["data"]["setFaultCodeRule"]["id"] == changed["data"]["setFaultCodeRule"]["id"]
+        # and removing it brings the built-in default back; every change is audited
+        removed = await world.run("admin", REMOVE, {"id": again["data"]["setFaultCodeRule"]["id"]})
+        assert not removed.get("errors"), removed
+        table = (await world.run("viewer", RULES, {"o": o}))["data"]["faultCodeRules"]
+        assert rule(table, "ERROR_CODE", "HighTemperature")["severity"] == "HIGH"
+        async with session_factory(engine)() as s:
+            actions = (
+                await s.exec(
+                    select(AuditEntry.action).where(col(AuditEntry.target_type) == "fault_code_rule")
+                )
+            ).all()
+        assert sorted(actions) == ["fault_rule.remove", "fault_rule.set", "fault_rule.set", "fault_rule.set"]
+
+    async def test_only_network_managers_of_the_organisation_change_rules_and_only_its_members_read_them(
+        self, world: World
+    ) -> None:
+        o = world.acme_id
+        attempt = {
+            "i": {"organizationId": o, "source": "ERROR_CODE", "code": "WeakSignal", "severity": "HIGH"}
+        }
+        for who in ("operator", "technician", "viewer", "globex-owner"):
+            assert code(await world.run(who, SET, attempt)) == "FORBIDDEN", who
+        assert code(await world.run("globex-owner", RULES, {"o": o})) == "FORBIDDEN"
+        assert code(await world.run("outsider", RULES, {"o": o})) == "FORBIDDEN"
+        made = await world.run("owner", SET, attempt)
+        rule_id = made["data"]["setFaultCodeRule"]["id"]
+        assert code(await world.run("globex-owner", REMOVE, {"id": rule_id})) == "NOT_FOUND"
+        assert code(await world.run("operator", REMOVE, {"id": rule_id})) == "FORBIDDEN"
+        bad = {"i": {**attempt["i"], "source": "ERROR_CODE", "vendor": "Voltix"}}
+        assert code(await world.run("owner", SET, bad)) == "INVALID_INPUT"

@@ -17,8 +17,11 @@ from api.service.fault_rules import RULE
 from api.service.incidents import ENTRY, INCIDENT
 from api.service.offline import OUTAGE
 from api.worker.service import DurableWork
+from api.worker.settings import WorkerSettings
+from gateway.server import Gateway
 from gateway.simulator import SimConfig
 from schema.account_models import AuditEntry
+from schema.bus import InProcessBus
 from schema.db import session_factory
 from schema.models import ConnectorStatusEvent
 from schema.timeutil import utcnow
@@ -148,6 +151,31 @@ class TestStationWideFaults:
         assert [o["ended_at"] for o in outages] == [recovered_at] * 3
         await asyncio.sleep(3 * FAST_DETECTION["CHARGENET_DETECTION_INTERVAL"])
         assert len(await rows(engine, OUTAGE)) == 3
+
+    async def test_a_station_fault_and_recovery_while_no_worker_ran_are_outages_of_that_interval(
+        self, engine: AsyncEngine, gateway: Gateway, bus: InProcessBus, connect_charger: ChargerFactory
+    ) -> None:
+        # given a two-port station Faulted and back while the worker is down
+        await make_watched_station(engine, charge_point_id="CP-R6", heartbeat_s=300)
+        cp = await connect_charger("CP-R6")
+        await cp.status(0, "Faulted")
+        await cp.status(0, "Available")
+        # when the worker starts
+        work = DurableWork(
+            engine, WorkerSettings(**FAST_DETECTION), bus_url="memory", gateway=True, worker=True, bus=bus
+        )
+        await work.start()
+        try:
+            outages = await wait_for(
+                engine, OUTAGE, lambda r: len(r) == 2 and all(o["ended_at"] is not None for o in r)
+            )
+        finally:
+            await work.stop()
+        # then each port was out exactly while the station was Faulted
+        station_changes = await rows(engine, STATUS_EVENT, STATUS_EVENT.c.connector_id == 0)
+        faulted_at, recovered_at = (r["received_at"] for r in station_changes[-2:])
+        assert sorted(o["connector_id"] for o in outages) == [1, 2]
+        assert {(o["started_at"], o["ended_at"]) for o in outages} == {(faulted_at, recovered_at)}
 
     async def test_an_error_code_on_a_station_that_is_not_faulted_is_no_outage(
         self, engine: AsyncEngine, detector: DurableWork, connect_charger: ChargerFactory

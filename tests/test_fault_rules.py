@@ -28,9 +28,10 @@ from schema.timeutil import utcnow
 from tests.builders import make_org
 from tests.conftest import ApiServer, ChargerFactory
 from tests.detection_world import FAST_DETECTION, detector, gateway, make_watched_station, rows, wait_for
+from tests.ocpp201 import Charger201Factory, connect201, ts
 from tests.orgs_world import World, build_world, code, make_second_org
 
-__all__ = ["detector", "gateway"]  # fixtures, imported for pytest
+__all__ = ["connect201", "detector", "gateway"]  # fixtures, imported for pytest
 
 SIM_VENDOR = SimConfig.vendor
 STATUS_EVENT = ConnectorStatusEvent.__table__  # type: ignore[attr-defined]
@@ -101,6 +102,37 @@ class TestOverrides:
         assert {i["connector_id"]: (i["vendor_error_code"], i["severity"]) for i in found} == {
             1: ("E-7", "low"),
             2: ("E-9", "critical"),
+        }
+
+    async def test_a_vendor_code_rule_sets_the_severity_of_a_201_alert_with_that_tech_code(
+        self, engine: AsyncEngine, detector: DurableWork, connect201: Charger201Factory
+    ) -> None:
+        # given an alert whose component defaults to medium, and a rule for its tech code
+        await make_watched_station(engine, charge_point_id="CP-R7", heartbeat_s=300)
+        await add_rule(engine, source="vendor_error_code", code="E-42", severity="critical")
+        cp = await connect201("CP-R7")
+        alert = {
+            "eventId": 1,
+            "timestamp": ts(),
+            "trigger": "Delta",
+            "actualValue": "true",
+            "techCode": "E-42",
+            "component": {"name": "Connector", "evse": {"id": 1, "connectorId": 1}},
+            "variable": {"name": "Problem"},
+            "eventNotificationType": "HardWiredNotification",
+        }
+        await cp.call("NotifyEvent", {"generatedAt": ts(), "seqNo": 0, "eventData": [alert]})
+        other = {
+            **alert,
+            "eventId": 2,
+            "techCode": "E-43",
+            "component": {"name": "Connector", "evse": {"id": 2}},
+        }
+        await cp.call("NotifyEvent", {"generatedAt": ts(), "seqNo": 1, "eventData": [other]})
+        found = await wait_for(engine, INCIDENT, lambda r: len(r) == 2)
+        assert {i["vendor_error_code"]: i["severity"] for i in found} == {
+            "E-42": "critical",
+            "E-43": "medium",
         }
 
     async def test_another_organisations_override_does_not_apply(

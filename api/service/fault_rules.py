@@ -10,8 +10,6 @@ an operator's change applies to the very next fault.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -26,12 +24,6 @@ STATION = ChargingStation.__table__  # type: ignore[attr-defined]
 ANY_VENDOR = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Resolved:
-    rule: CodeRule
-    source: str  # "default" or the FaultRuleSource of the override that decided
-
-
 def _rank(source: str, vendor: str) -> int:
     if source == FaultRuleSource.VENDOR_ERROR_CODE.value:
         return 0 if vendor != ANY_VENDOR else 1
@@ -40,15 +32,29 @@ def _rank(source: str, vendor: str) -> int:
 
 async def rule_for(
     conn: AsyncConnection, station_id: int, error_code: str, vendor_error_code: str | None
-) -> Resolved:
+) -> CodeRule:
     """The rule for a connector or station fault at the station's organisation."""
-    wanted = [
-        and_(
-            RULE.c.source == FaultRuleSource.ERROR_CODE.value,
-            RULE.c.code == error_code,
-            RULE.c.vendor == ANY_VENDOR,
+    found = await _override(conn, station_id, error_code, vendor_error_code)
+    return fault_codes.error_rule(error_code) if found is None else found
+
+
+async def vendor_rule(conn: AsyncConnection, station_id: int, vendor_error_code: str) -> CodeRule | None:
+    """The organisation's rule for a vendor code alone (a 2.0.1 NotifyEvent techCode)."""
+    return await _override(conn, station_id, None, vendor_error_code)
+
+
+async def _override(
+    conn: AsyncConnection, station_id: int, error_code: str | None, vendor_error_code: str | None
+) -> CodeRule | None:
+    wanted = []
+    if error_code:
+        wanted.append(
+            and_(
+                RULE.c.source == FaultRuleSource.ERROR_CODE.value,
+                RULE.c.code == error_code,
+                RULE.c.vendor == ANY_VENDOR,
+            )
         )
-    ]
     if vendor_error_code:
         wanted.append(
             and_(
@@ -57,6 +63,8 @@ async def rule_for(
                 or_(RULE.c.vendor == ANY_VENDOR, RULE.c.vendor == STATION.c.vendor),
             )
         )
+    if not wanted:
+        return None
     found = (
         await conn.execute(
             select(RULE.c.source, RULE.c.vendor, RULE.c.severity, RULE.c.auto_resolve)
@@ -65,9 +73,9 @@ async def rule_for(
         )
     ).all()
     if not found:
-        return Resolved(fault_codes.error_rule(error_code), "default")
+        return None
     best = min(found, key=lambda r: _rank(r.source, r.vendor))
-    return Resolved(CodeRule(IncidentSeverity(best.severity), best.auto_resolve), best.source)
+    return CodeRule(IncidentSeverity(best.severity), best.auto_resolve)
 
 
 async def security_severity(

@@ -93,7 +93,7 @@ async def open_on_fault(conn: AsyncConnection, event: Event) -> None:
                 )
             )
         ).scalar()
-    rule = (await fault_rules.rule_for(conn, event.station_id, name, vendor)).rule
+    rule = await fault_rules.rule_for(conn, event.station_id, name, vendor)
     where = f"connector {cid}" if cid else "station"
     change = await incidents.open_or_recur(
         conn,
@@ -201,17 +201,21 @@ async def _notify_event(
         )
     component = str(e.get("component", key.split(".", 1)[0]))
     tech_code = e.get("tech_code")
+    vendor = None if tech_code is None else str(tech_code)[:50]
+    # The organisation's rule for the station's own code, if it has one, says more than the
+    # component; only the severity: these incidents close when the station clears them.
+    override = None if vendor is None else await fault_rules.vendor_rule(conn, event.station_id, vendor)
     return await incidents.open_or_recur(
         conn,
         Problem(
             station_id=event.station_id,
             connector_id=evse_id,
             kind=IncidentKind.FAULT,
-            severity=fault_codes.event_severity(component),
+            severity=fault_codes.event_severity(component) if override is None else override.severity,
             dedup_key=dedup,
             title=f"{event.charge_point_id}: {key} = {e.get('actual_value')}"[:200],
             error_code=str(e.get("variable") or key)[:50],
-            vendor_error_code=None if tech_code is None else str(tech_code)[:50],
+            vendor_error_code=vendor,
             evidence=e,
         ),
         at=event.at,

@@ -30,6 +30,7 @@ from tests.conftest import ApiServer, ChargerFactory
 from tests.detection_world import FAST_DETECTION, detector, gateway, make_watched_station, rows, wait_for
 from tests.ocpp201 import Charger201Factory, connect201, ts
 from tests.orgs_world import World, build_world, code, make_second_org
+from tests.test_detection_faults import NOTIFY_PROBLEM
 
 __all__ = ["connect201", "detector", "gateway"]  # fixtures, imported for pytest
 
@@ -111,16 +112,7 @@ class TestOverrides:
         await make_watched_station(engine, charge_point_id="CP-R7", heartbeat_s=300)
         await add_rule(engine, source="vendor_error_code", code="E-42", severity="critical")
         cp = await connect201("CP-R7")
-        alert = {
-            "eventId": 1,
-            "timestamp": ts(),
-            "trigger": "Delta",
-            "actualValue": "true",
-            "techCode": "E-42",
-            "component": {"name": "Connector", "evse": {"id": 1, "connectorId": 1}},
-            "variable": {"name": "Problem"},
-            "eventNotificationType": "HardWiredNotification",
-        }
+        alert = {**NOTIFY_PROBLEM, "timestamp": ts()}
         await cp.call("NotifyEvent", {"generatedAt": ts(), "seqNo": 0, "eventData": [alert]})
         other = {
             **alert,

@@ -201,6 +201,27 @@ class TestStationWideFaults:
         assert sorted(o["connector_id"] for o in outages) == [1, 2]
         assert {(o["started_at"], o["ended_at"]) for o in outages} == {(faulted_at, recovered_at)}
 
+    async def test_a_port_fault_overlapping_a_station_fault_lasts_until_both_are_over(
+        self, engine: AsyncEngine, detector: DurableWork, connect_charger: ChargerFactory
+    ) -> None:
+        # given port 1 Faulted, then the whole station, then port 1 mended while the station is not
+        await make_watched_station(engine, charge_point_id="CP-R8", heartbeat_s=300)
+        cp = await connect_charger("CP-R8")
+        await cp.status(1, "Faulted", "HighTemperature")
+        await wait_for(engine, OUTAGE, one)
+        await cp.status(0, "Faulted")
+        await wait_for(engine, OUTAGE, lambda r: len(r) == 2)
+        await cp.status(1, "Available")
+        await asyncio.sleep(3 * FAST_DETECTION["CHARGENET_DETECTION_INTERVAL"])
+        # then port 1 is still out: its station cannot charge
+        assert [o["ended_at"] for o in await rows(engine, OUTAGE)] == [None, None]
+        # when the station recovers, both ports' outages end then
+        await cp.status(0, "Available")
+        outages = await wait_for(engine, OUTAGE, lambda r: all(o["ended_at"] is not None for o in r))
+        station_changes = await rows(engine, STATUS_EVENT, STATUS_EVENT.c.connector_id == 0)
+        assert [o["ended_at"] for o in outages] == [station_changes[-1]["received_at"]] * 2
+        assert [o["connector_id"] for o in outages] == [1, 2]
+
     async def test_an_error_code_on_a_station_that_is_not_faulted_is_no_outage(
         self, engine: AsyncEngine, detector: DurableWork, connect_charger: ChargerFactory
     ) -> None:

@@ -24,7 +24,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, not_, or_, select, update
+from sqlalchemy import and_, case, exists, func, not_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.service import fault_codes, fault_rules, incidents
@@ -388,12 +388,24 @@ def _outage_row(
 async def _station_changed_at(conn: AsyncConnection, station_ids: set[int]) -> dict[int, datetime]:
     """When connector 0 last changed, per station: the station row keeps no `status_since`,
     but the history records only changes, so its newest connector-0 row is that moment."""
+    return {sid: changed for sid, (changed, _) in (await _station_changes(conn, station_ids)).items()}
+
+
+async def _station_changes(
+    conn: AsyncConnection, station_ids: set[int]
+) -> dict[int, tuple[datetime, datetime | None]]:
+    """Per station: when connector 0 last changed, and when it last became Faulted."""
     if not station_ids:
         return {}
+    faulted = case((STATUS_EVENT.c.status == ConnectorStatus.FAULTED.value, STATUS_EVENT.c.received_at))
     return {
-        r.station_id: r.at
+        r.station_id: (r.changed, r.faulted)
         for r in await conn.execute(
-            select(STATUS_EVENT.c.station_id, func.max(STATUS_EVENT.c.received_at).label("at"))
+            select(
+                STATUS_EVENT.c.station_id,
+                func.max(STATUS_EVENT.c.received_at).label("changed"),
+                func.max(faulted).label("faulted"),
+            )
             .where(STATUS_EVENT.c.station_id.in_(station_ids), STATUS_EVENT.c.connector_id == 0)
             .group_by(STATUS_EVENT.c.station_id)
         )
@@ -412,6 +424,7 @@ async def _end_outages(conn: AsyncConnection) -> int:
                 OUTAGE.c.id,
                 OUTAGE.c.station_id,
                 OUTAGE.c.started_at,
+                OUTAGE.c.cause,
                 CONNECTOR.c.status_since,
                 INCIDENT.c.id.is_not(None).label("station_wide"),
             )
@@ -435,9 +448,24 @@ async def _end_outages(conn: AsyncConnection) -> int:
             .limit(MAX_PER_RUN)
         )
     ).all()
-    station_since = await _station_changed_at(conn, {r.station_id for r in rows if r.station_wide})
+    station = await _station_changes(
+        conn, {r.station_id for r in rows if r.cause == OutageCause.FAULTED.value}
+    )
     for r in rows:
-        moment = station_since.get(r.station_id) if r.station_wide else r.status_since
-        ended = max(moment or r.started_at, r.started_at)
+        ended = max(_ended(r, station.get(r.station_id)) or r.started_at, r.started_at)
         await conn.execute(update(OUTAGE).where(OUTAGE.c.id == r.id).values(ended_at=ended))
     return len(rows)
+
+
+def _ended(r: Any, station: tuple[datetime, datetime | None] | None) -> datetime | None:
+    """A faulted outage lasts until both the port and its station are up again: the port's
+    recovery, or the station's when the station was Faulted during the outage (or caused it)."""
+    port = None if r.station_wide else r.status_since
+    if station is None:
+        return port
+    changed, faulted = station
+    # A station already Faulted when a port's own outage began had opened one on it already.
+    station_faulted_meanwhile = r.station_wide or (faulted is not None and faulted >= r.started_at)
+    if not station_faulted_meanwhile:
+        return port
+    return changed if port is None else max(changed, port)

@@ -50,6 +50,15 @@ class Location(SQLModel, table=True):
 
 class ChargingStation(SQLModel, table=True):
     __tablename__ = "charging_station"
+    __table_args__ = (
+        # Fault reconciliation reads the (few) Faulted stations every few seconds.
+        Index(
+            "ix_charging_station_faulted",
+            "status",
+            postgresql_where=text("status = 'Faulted'"),
+            sqlite_where=text("status = 'Faulted'"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     organization_id: int | None = Field(default=None, foreign_key="organization.id", index=True)

@@ -51,6 +51,7 @@ from api.orgs.queries import OrgsQuery
 from api.query_cost import QueryCostRule
 from api.reservations.mutations import ReservationsMutation
 from api.reservations.queries import ReservationsQuery
+from api.service.fault_rule_api import FaultRulesMutation, FaultRulesQuery
 from api.service.health_queries import HealthQuery
 from api.service.incident_mutations import IncidentsMutation
 from api.service.incident_queries import IncidentsQuery
@@ -99,6 +100,7 @@ class Query(
     WorkOrderQuery,
     MaintenanceQuery,
     IncidentsQuery,
+    FaultRulesQuery,
 ):
     # Each node type's resolve_nodes reads through the caller-scoped loaders.
     node: relay.Node | None = relay.node(
@@ -128,6 +130,7 @@ class Mutation(
     WorkOrderMutation,
     MaintenanceMutation,
     IncidentsMutation,
+    FaultRulesMutation,
 ):
     pass
 

@@ -50,6 +50,15 @@ class Location(SQLModel, table=True):
 
 class ChargingStation(SQLModel, table=True):
     __tablename__ = "charging_station"
+    __table_args__ = (
+        # Fault reconciliation reads the (few) Faulted stations every few seconds.
+        Index(
+            "ix_charging_station_faulted",
+            "status",
+            postgresql_where=text("status = 'Faulted'"),
+            sqlite_where=text("status = 'Faulted'"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     organization_id: int | None = Field(default=None, foreign_key="organization.id", index=True)
@@ -282,6 +291,7 @@ from schema import control_models as _control_models  # noqa: E402, F401
 from schema import detection_models as _detection_models  # noqa: E402, F401
 from schema import device_models as _device_models  # noqa: E402, F401
 from schema import document_models as _document_models  # noqa: E402, F401
+from schema import fault_rule_models as _fault_rule_models  # noqa: E402, F401
 from schema import health_models as _health_models  # noqa: E402, F401
 from schema import incident_models as _incident_models  # noqa: E402, F401
 from schema import local_auth_models as _local_auth_models  # noqa: E402, F401

@@ -45,6 +45,7 @@ from schema.campaign_models import FirmwareCampaign, FirmwareCampaignStation
 from schema.control_models import StationCommand, StationConfigurationKey
 from schema.db import session_factory
 from schema.document_models import BillingDocument, DocumentKind
+from schema.fault_rule_models import FaultCodeRule
 from schema.health_models import StationHealth
 from schema.incident_models import ExclusionReason, Incident, OutageExclusion
 from schema.maintenance_models import DriverReport, InspectionPlan, WorkOrder, WorkOrderChecklistItem
@@ -132,6 +133,7 @@ class World:
     inspection_plan: int = 0
     problem_report: int = 0
     incident: int = 0
+    fault_rule: int = 0
     users: dict[str, int] = field(default_factory=dict)
     sessions: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
@@ -315,6 +317,11 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
             reason=ExclusionReason.UTILITY_INTERRUPTION.value,
         )
         s.add(exclusion)
+        # the organisation's own verdict on a fault code
+        fault_rule = FaultCodeRule(
+            organization_id=oid, source="error_code", code="WeakSignal", severity="high", updated_at=utcnow()
+        )
+        s.add(fault_rule)
         # a work order of the station in the technician's hands, a plan, and the driver's report
         work_order = WorkOrder(
             organization_id=oid,
@@ -387,6 +394,7 @@ async def build_world(engine: AsyncEngine, keys: KeyRing) -> World:
             inspection_plan=plan_row.id or 0,
             problem_report=report.id or 0,
             incident=incident.id or 0,
+            fault_rule=fault_rule.id or 0,
             users=users,
         )
         for who in PEOPLE:
@@ -716,6 +724,15 @@ RULES: dict[str, Rule] = {
     "Mutation.revokeOutageExclusion": Rule(
         CLASSIFIERS, lambda w, _: {"id": gid("OutageExclusion", w.outage_exclusion)}
     ),
+    # --- fault code rules: network:read reads the table, network:manage changes it ---
+    "Query.faultCodeRules": Rule(NETWORK_READERS, org),
+    "Mutation.setFaultCodeRule": Rule(
+        MANAGERS,
+        lambda w, _: {
+            "input": org(w, _) | {"source": "ERROR_CODE", "code": "ReaderFailure", "severity": "LOW"}
+        },
+    ),
+    "Mutation.removeFaultCodeRule": Rule(MANAGERS, lambda w, _: {"id": gid("FaultCodeRule", w.fault_rule)}),
     "Mutation.updateBillingDetails": Rule(
         BILLERS, lambda w, _: org(w, _) | {"input": {"vatId": "DE123456789"}}
     ),

@@ -24,10 +24,10 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, not_, or_, select, update
+from sqlalchemy import and_, case, exists, func, not_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from api.service import fault_codes, incidents
+from api.service import fault_codes, fault_rules, incidents
 from api.service.incidents import ENTRY, INCIDENT, STATION, IncidentChange, Problem
 from api.service.offline import CONNECTOR, OUTAGE, publish, run_alone
 from api.worker.processor import publish_after_commit
@@ -35,10 +35,13 @@ from schema.bus import Bus
 from schema.enums import ConnectorStatus
 from schema.events import Event, StationReported, StationStatusChanged
 from schema.incident_models import IncidentKind, IncidentState, OutageCause
+from schema.models import ConnectorStatusEvent
 from schema.outbox import ALERT_VARIABLES, NO_ERROR, notify_event_alerts
 from schema.timeutil import utcnow
 
 log = logging.getLogger(__name__)
+
+STATUS_EVENT = ConnectorStatusEvent.__table__  # type: ignore[attr-defined]
 
 # pg_try_advisory_xact_lock key of the reconcile job ("faults" in ASCII).
 FAULT_RECONCILE_LOCK_KEY = 0x6661756C7473
@@ -90,7 +93,7 @@ async def open_on_fault(conn: AsyncConnection, event: Event) -> None:
                 )
             )
         ).scalar()
-    rule = fault_codes.error_rule(name)
+    rule = await fault_rules.rule_for(conn, event.station_id, name, vendor)
     where = f"connector {cid}" if cid else "station"
     change = await incidents.open_or_recur(
         conn,
@@ -108,8 +111,11 @@ async def open_on_fault(conn: AsyncConnection, event: Event) -> None:
         ),
         at=event.at,
     )
-    if cid > 0 and status == ConnectorStatus.FAULTED.value:
-        await _open_fault_outage(conn, event, cid, name, change.incident_id)
+    if status == ConnectorStatus.FAULTED.value:
+        # A Faulted station (connector 0) cannot charge on any of its ports.
+        ports = [cid] if cid > 0 else [c.connector_id for c in event.connectors if c.connector_id > 0]
+        for port in ports:
+            await _open_fault_outage(conn, event, port, name, change.incident_id)
     publish_after_commit([change.event])
 
 
@@ -161,7 +167,7 @@ async def open_on_report(conn: AsyncConnection, event: Event) -> None:
 
 async def _security(conn: AsyncConnection, event: StationReported) -> IncidentChange | None:
     kind = str(event.detail.get("type", ""))
-    severity = fault_codes.security_severity(kind)
+    severity = await fault_rules.security_severity(conn, event.station_id, kind)
     if severity is None:
         return None
     return await incidents.open_or_recur(
@@ -195,17 +201,21 @@ async def _notify_event(
         )
     component = str(e.get("component", key.split(".", 1)[0]))
     tech_code = e.get("tech_code")
+    vendor = None if tech_code is None else str(tech_code)[:50]
+    # The organisation's rule for the station's own code, if it has one, says more than the
+    # component; only the severity: these incidents close when the station clears them.
+    override = None if vendor is None else await fault_rules.vendor_rule(conn, event.station_id, vendor)
     return await incidents.open_or_recur(
         conn,
         Problem(
             station_id=event.station_id,
             connector_id=evse_id,
             kind=IncidentKind.FAULT,
-            severity=fault_codes.event_severity(component),
+            severity=fault_codes.event_severity(component) if override is None else override.severity,
             dedup_key=dedup,
             title=f"{event.charge_point_id}: {key} = {e.get('actual_value')}"[:200],
             error_code=str(e.get("variable") or key)[:50],
-            vendor_error_code=None if tech_code is None else str(tech_code)[:50],
+            vendor_error_code=vendor,
             evidence=e,
         ),
         at=event.at,
@@ -291,22 +301,33 @@ async def _recover(conn: AsyncConnection, row: Any, now: datetime) -> IncidentCh
 
 
 async def _open_outages(conn: AsyncConnection, now: datetime) -> int:
-    """Faulted/Unavailable connectors without an open outage of that cause get one.
+    """Faulted/Unavailable connectors, and every connector of a Faulted station, without an
+    open outage of that cause get one.
 
     Two plain reads compared here rather than one anti-join: both sides are small (connectors
     that are down now, outages open now) and index-served, where a correlated NOT EXISTS let
     PostgreSQL pick a nested loop over a freshly grown outage table (seconds per run)."""
-    down = (
-        await conn.execute(
-            select(
-                CONNECTOR.c.station_id,
-                CONNECTOR.c.connector_id,
-                CONNECTOR.c.status,
-                CONNECTOR.c.error_code,
-                CONNECTOR.c.status_since,
-            ).where(CONNECTOR.c.status.in_(tuple(OUTAGE_CAUSES)))
+    station_faulted = STATION.c.status == ConnectorStatus.FAULTED.value
+    columns = (
+        CONNECTOR.c.station_id,
+        CONNECTOR.c.connector_id,
+        CONNECTOR.c.status,
+        CONNECTOR.c.error_code,
+        CONNECTOR.c.status_since,
+        station_faulted.label("station_faulted"),
+        STATION.c.error_code.label("station_error_code"),
+    )
+    joined = select(*columns).join(STATION, STATION.c.id == CONNECTOR.c.station_id)
+    # Two reads, each on its own index (connector status; Faulted stations), not one OR that
+    # would scan every connector of the fleet on each run.
+    down = {
+        (r.station_id, r.connector_id): r
+        for stmt in (
+            joined.where(CONNECTOR.c.status.in_(tuple(OUTAGE_CAUSES))),
+            joined.where(station_faulted),
         )
-    ).all()
+        for r in await conn.execute(stmt)
+    }.values()
     if not down:
         return 0
     causes = [c.value for c in OUTAGE_CAUSES.values()]
@@ -318,47 +339,100 @@ async def _open_outages(conn: AsyncConnection, now: datetime) -> int:
             )
         )
     }
-    missing = [
-        r for r in down if (r.station_id, r.connector_id, OUTAGE_CAUSES[r.status].value) not in already
-    ][:MAX_PER_RUN]
+    missing = [r for r in down if (r.station_id, r.connector_id, _cause(r).value) not in already][
+        :MAX_PER_RUN
+    ]
     if not missing:
         return 0
-    faults_open = {
-        (r.station_id, r.connector_id): r.id
-        for r in await conn.execute(
-            select(INCIDENT.c.station_id, INCIDENT.c.connector_id, INCIDENT.c.id)
-            .where(
-                INCIDENT.c.kind == IncidentKind.FAULT.value,
-                INCIDENT.c.state != IncidentState.RESOLVED.value,
-                INCIDENT.c.station_id.in_({r.station_id for r in missing}),
-            )
-            .order_by(INCIDENT.c.id)
+    faults_open: dict[tuple[int, int | None], int] = {}
+    for r in await conn.execute(
+        select(INCIDENT.c.station_id, INCIDENT.c.connector_id, INCIDENT.c.id)
+        .where(
+            INCIDENT.c.kind == IncidentKind.FAULT.value,
+            INCIDENT.c.state != IncidentState.RESOLVED.value,
+            INCIDENT.c.station_id.in_({r.station_id for r in missing}),
         )
-    }
+        .order_by(INCIDENT.c.id)
+    ):
+        faults_open.setdefault((r.station_id, r.connector_id), r.id)
+    station_since = await _station_changed_at(conn, {r.station_id for r in missing if r.station_faulted})
     await conn.execute(
         OUTAGE.insert(),
-        [
-            {
-                "station_id": r.station_id,
-                "connector_id": r.connector_id,
-                "cause": OUTAGE_CAUSES[r.status].value,
-                "started_at": r.status_since or now,
-                "incident_id": faults_open.get((r.station_id, r.connector_id))
-                if r.status == ConnectorStatus.FAULTED.value
-                else None,
-                "error_code": None if r.error_code == NO_ERROR else r.error_code,
-            }
-            for r in missing
-        ],
+        [_outage_row(r, faults_open, station_since, now) for r in missing],
     )
     return len(missing)
 
 
+def _cause(r: Any) -> OutageCause:
+    return OutageCause.FAULTED if r.station_faulted else OUTAGE_CAUSES[r.status]
+
+
+def _outage_row(
+    r: Any, faults_open: dict[tuple[int, int | None], int], station_since: dict[int, datetime], now: datetime
+) -> dict[str, Any]:
+    """A station-wide fault's outage starts when connector 0 changed and links the station's
+    incident; a port's own, when the port changed, linking the port's."""
+    if r.station_faulted and r.status != ConnectorStatus.FAULTED.value:
+        started, incident, code = (
+            station_since.get(r.station_id, now),
+            (r.station_id, None),
+            r.station_error_code,
+        )
+    else:
+        started, incident, code = r.status_since or now, (r.station_id, r.connector_id), r.error_code
+    return {
+        "station_id": r.station_id,
+        "connector_id": r.connector_id,
+        "cause": _cause(r).value,
+        "started_at": started,
+        "incident_id": faults_open.get(incident) if _cause(r) == OutageCause.FAULTED else None,
+        "error_code": None if code == NO_ERROR else code,
+    }
+
+
+async def _station_changed_at(conn: AsyncConnection, station_ids: set[int]) -> dict[int, datetime]:
+    """When connector 0 last changed, per station: the station row keeps no `status_since`,
+    but the history records only changes, so its newest connector-0 row is that moment."""
+    return {sid: changed for sid, (changed, _) in (await _station_changes(conn, station_ids)).items()}
+
+
+async def _station_changes(
+    conn: AsyncConnection, station_ids: set[int]
+) -> dict[int, tuple[datetime, datetime | None]]:
+    """Per station: when connector 0 last changed, and when it last became Faulted."""
+    if not station_ids:
+        return {}
+    faulted = case((STATUS_EVENT.c.status == ConnectorStatus.FAULTED.value, STATUS_EVENT.c.received_at))
+    return {
+        r.station_id: (r.changed, r.faulted)
+        for r in await conn.execute(
+            select(
+                STATUS_EVENT.c.station_id,
+                func.max(STATUS_EVENT.c.received_at).label("changed"),
+                func.max(faulted).label("faulted"),
+            )
+            .where(STATUS_EVENT.c.station_id.in_(station_ids), STATUS_EVENT.c.connector_id == 0)
+            .group_by(STATUS_EVENT.c.station_id)
+        )
+    }
+
+
 async def _end_outages(conn: AsyncConnection) -> int:
+    """End outages whose cause is over: the port left that status and, for faulted ones, its
+    station is not Faulted either. A station-wide outage (linked to the station's incident)
+    ends when connector 0 recovered."""
     causes = [c.value for c in OUTAGE_CAUSES.values()]
+    faulted = OutageCause.FAULTED.value
     rows = (
         await conn.execute(
-            select(OUTAGE.c.id, OUTAGE.c.started_at, CONNECTOR.c.status_since)
+            select(
+                OUTAGE.c.id,
+                OUTAGE.c.station_id,
+                OUTAGE.c.started_at,
+                OUTAGE.c.cause,
+                CONNECTOR.c.status_since,
+                INCIDENT.c.id.is_not(None).label("station_wide"),
+            )
             .join(
                 CONNECTOR,
                 and_(
@@ -366,15 +440,37 @@ async def _end_outages(conn: AsyncConnection) -> int:
                     CONNECTOR.c.connector_id == OUTAGE.c.connector_id,
                 ),
             )
+            .join(STATION, STATION.c.id == OUTAGE.c.station_id)
+            .outerjoin(
+                INCIDENT, and_(INCIDENT.c.id == OUTAGE.c.incident_id, INCIDENT.c.connector_id.is_(None))
+            )
             .where(
                 OUTAGE.c.ended_at.is_(None),
                 OUTAGE.c.cause.in_(causes),
                 OUTAGE.c.cause != func.lower(CONNECTOR.c.status),
+                not_(and_(OUTAGE.c.cause == faulted, STATION.c.status == ConnectorStatus.FAULTED.value)),
             )
             .limit(MAX_PER_RUN)
         )
     ).all()
+    station = await _station_changes(
+        conn, {r.station_id for r in rows if r.cause == OutageCause.FAULTED.value}
+    )
     for r in rows:
-        ended = max(r.status_since or r.started_at, r.started_at)
+        ended = max(_ended(r, station.get(r.station_id)) or r.started_at, r.started_at)
         await conn.execute(update(OUTAGE).where(OUTAGE.c.id == r.id).values(ended_at=ended))
     return len(rows)
+
+
+def _ended(r: Any, station: tuple[datetime, datetime | None] | None) -> datetime | None:
+    """A faulted outage lasts until both the port and its station are up again: the port's
+    recovery, or the station's when the station was Faulted during the outage (or caused it)."""
+    port = None if r.station_wide else r.status_since
+    if station is None:
+        return port
+    changed, faulted = station
+    # A station already Faulted when a port's own outage began had opened one on it already.
+    station_faulted_meanwhile = r.station_wide or (faulted is not None and faulted >= r.started_at)
+    if not station_faulted_meanwhile:
+        return port
+    return changed if port is None else max(changed, port)

@@ -24,13 +24,11 @@ it, because on a shared two-core machine the slowest run says more about the nei
 from __future__ import annotations
 
 import argparse
-import asyncio
 import math
 import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -361,15 +359,7 @@ def main() -> None:
     p.add_argument("--write", action="store_true", help="append the results to bench/RESULTS.md")
     args = p.parse_args()
     report = bl.Report(f"NEVI uptime: {args.stations * args.connectors:,} ports over 12 months, PostgreSQL")
-    with tempfile.TemporaryDirectory() as tmp:
-        db = bl.fresh_database(args.database_url, Path(tmp), args.pg_name)
-        if db.kind != "postgresql":
-            sys.exit("this benchmark measures PostgreSQL (COPY seeding); give a postgresql URL")
-        try:
-            asyncio.run(_run(db.url, args, report))
-        finally:
-            db.drop()
-    report.emit(args.write)
+    bl.run_on_fresh_postgres(args, report, lambda url: _run(url, args, report))
 
 
 if __name__ == "__main__":

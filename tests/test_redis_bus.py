@@ -519,7 +519,14 @@ class TestGatewayAndApiOnTwoProcesses:
         trigger = TriggerMessage(message="StatusNotification", connector_id=1)
         assert (await bus.request("CP-1", trigger, timeout=5)).accepted
         # and a remote start through API B runs a session on gateway A
-        start = {"stationId": gid("Station", station), "idTag": ACCEPTED_TAGS[0], "connectorId": 1}
+        # (the charger is still rebooting from the reset: under a loaded test run its session
+        # may take longer than the fixture's 5 s start wait)
+        start = {
+            "stationId": gid("Station", station),
+            "idTag": ACCEPTED_TAGS[0],
+            "connectorId": 1,
+            "waitSeconds": 20,
+        }
         started = data(await gql(http, START, {"input": start}, token=OPERATOR_TOKEN))["startCharging"]
         assert started["outcome"] == "ACCEPTED" and started["message"] == "session started", started
         assert started["transaction"]["state"] == "ACTIVE"

@@ -15,7 +15,6 @@ from strawberry.types import Info
 from api.network.types import StationNode, int_ids, station_node
 from api.orgs.types import user_global_id
 from api.service import incident_repository as repo
-from api.service import work_order_access
 
 if TYPE_CHECKING:
     from api.service.work_order_types import WorkOrderNode
@@ -136,19 +135,10 @@ class IncidentNode(relay.Node):
     async def work_orders(
         self, info: Info
     ) -> list[Annotated[WorkOrderNode, strawberry.lazy("api.service.work_order_types")]]:
+        from api.service.work_order_loaders import loaders
         from api.service.work_order_types import WorkOrderNode
 
-        async with info.context.db() as s:
-            conn = await s.connection()
-            reach = await work_order_access.reach(conn, info.context.principal)
-            order = work_order_access.WORK_ORDER
-            rows = (
-                await conn.execute(
-                    work_order_access.readable(reach)
-                    .where(order.c.incident_id == int(self.id))
-                    .order_by(order.c.id)
-                )
-            ).all()
+        rows = await loaders(info).by_incident.load(int(self.id))
         return [WorkOrderNode.from_row(r) for r in rows]
 
     @classmethod

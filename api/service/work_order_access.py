@@ -8,6 +8,7 @@ organisation. Scoping is a property of the statement (`readable`), never of each
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,3 +111,14 @@ async def is_technician(conn: AsyncConnection, organization_id: int, user_id: in
         and role in Role._value2member_map_
         and Permission.WORK_ORDERS in ROLE_PERMISSIONS[Role(role)]
     )
+
+
+async def readable_by_incident(
+    conn: AsyncConnection, principal: Principal, incident_ids: Sequence[int]
+) -> dict[int, list[Any]]:
+    """The orders raised for each incident that the caller may read, oldest first."""
+    stmt = readable(await reach(conn, principal)).where(WORK_ORDER.c.incident_id.in_(list(incident_ids)))
+    found: dict[int, list[Any]] = {}
+    for row in await conn.execute(stmt.order_by(WORK_ORDER.c.id)):
+        found.setdefault(row.incident_id, []).append(row)
+    return found

@@ -1,5 +1,5 @@
 """Request-scoped DataLoaders for the fields of work orders that fan out (checklist, parts,
-timeline, attachments): a page of orders reads each kind once, not once per order.
+timeline, attachments, an incident's orders): a page reads each kind once, not once per row.
 
 Kept next to the work order types rather than in `api.loaders`, on the request's own state,
 so nothing else has to know about them. Only orders the caller could already read reach these loaders.
@@ -15,6 +15,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
+from api.auth.principal import Principal
+from api.service import work_order_access as access
 from api.service import work_order_details as details
 
 Batch = Callable[[AsyncConnection, Sequence[int]], Awaitable[dict[int, list[Any]]]]
@@ -33,17 +35,23 @@ class _RowsByWorkOrderLoader(DataLoader[int, list[Any]]):
 
 
 class WorkOrderLoaders:
-    __slots__ = ("attachments", "checklist", "parts", "timeline")
+    __slots__ = ("attachments", "by_incident", "checklist", "parts", "timeline")
 
-    def __init__(self, db: async_sessionmaker[AsyncSession], *, cache: bool) -> None:
+    def __init__(self, db: async_sessionmaker[AsyncSession], principal: Principal, *, cache: bool) -> None:
         self.checklist = _RowsByWorkOrderLoader(db, details.checklists_of, cache=cache)
         self.parts = _RowsByWorkOrderLoader(db, details.parts_of, cache=cache)
         self.timeline = _RowsByWorkOrderLoader(db, details.timelines_of, cache=cache)
         self.attachments = _RowsByWorkOrderLoader(db, details.attachments_of, cache=cache)
 
+        async def readable_by_incident(conn: AsyncConnection, ids: Sequence[int]) -> dict[int, list[Any]]:
+            return await access.readable_by_incident(conn, principal, ids)
+
+        # Keyed by incident id; scoped by the caller's reach like every other work order read.
+        self.by_incident = _RowsByWorkOrderLoader(db, readable_by_incident, cache=cache)
+
     def forget(self) -> None:
         """A mutation changed an order: what this request read before may be stale."""
-        for loader in (self.checklist, self.parts, self.timeline, self.attachments):
+        for loader in (self.checklist, self.parts, self.timeline, self.attachments, self.by_incident):
             loader.clear_all()
 
 
@@ -54,6 +62,6 @@ def loaders(info: Info) -> WorkOrderLoaders:
     state = info.context.request.state
     found: WorkOrderLoaders | None = getattr(state, "work_order_loaders", None)
     if found is None:
-        found = WorkOrderLoaders(info.context.db, cache=info.context.loaders.cache)
+        found = WorkOrderLoaders(info.context.db, info.context.principal, cache=info.context.loaders.cache)
         state.work_order_loaders = found
     return found
